@@ -1,0 +1,146 @@
+"""Built-in model factories: small copies of architectures that break checkpoints.
+
+Each function builds a new, built Keras 3 model on every call.  They are
+small enough for fast tests (a few thousand weights) yet keep the structure
+that matters: a ResNet-style base with BatchNormalization nested inside a
+``Sequential``, the same network written flat with the functional API,
+deeper nesting, a shared layer, recurrent and attention layers.
+
+Register them like your own: ``ckpt_models = pytest_ckpt.models:classic_nested``.
+"""
+
+from __future__ import annotations
+
+INPUT_SHAPE = (16, 16, 3)
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def _residual_block(x, filters: int, name: str):
+    layers = _keras().layers
+    shortcut = x
+    y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_1_conv")(x)
+    y = layers.BatchNormalization(name=f"{name}_1_bn")(y)
+    y = layers.Activation("relu", name=f"{name}_1_relu")(y)
+    y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(y)
+    y = layers.BatchNormalization(name=f"{name}_2_bn")(y)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _resnet_stem_and_blocks(inputs, filters: int = 8, blocks: int = 2):
+    layers = _keras().layers
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", name="conv1_conv")(inputs)
+    x = layers.BatchNormalization(name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    for b in range(blocks):
+        x = _residual_block(x, filters, f"conv2_block{b + 1}")
+    return x
+
+
+def resnet_base():
+    """A small ResNet-style functional model (convolutions, BatchNorm, residual adds)."""
+    keras = _keras()
+    inputs = keras.Input(INPUT_SHAPE)
+    return keras.Model(inputs, _resnet_stem_and_blocks(inputs), name="resnet_small")
+
+
+def classic_nested():
+    """The classic: a ResNet-style base inside ``Sequential([base, Flatten(), Dense])``."""
+    keras = _keras()
+    return keras.Sequential(
+        [keras.Input(INPUT_SHAPE), resnet_base(), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+
+
+def classic_functional():
+    """The functional rewrite of :func:`classic_nested`: same layers, no nested model."""
+    keras = _keras()
+    inputs = keras.Input(INPUT_SHAPE)
+    x = _resnet_stem_and_blocks(inputs)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def swap_prone_nested():
+    """Two same-shaped Dense layers in a nested model: legacy HDF5 swaps them silently."""
+    keras = _keras()
+    base = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(4)], name="twin_dense"
+    )
+    return keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)])
+
+
+def deep_nested():
+    """A model nested three levels deep, with BatchNorm at the bottom."""
+    keras = _keras()
+    layers = keras.layers
+    inner = keras.Sequential(
+        [keras.Input((8,)), layers.Dense(8), layers.BatchNormalization()], name="level3"
+    )
+    middle = keras.Sequential([keras.Input((8,)), inner, layers.Dense(8)], name="level2")
+    outer = keras.Sequential([keras.Input((8,)), layers.Dense(8), middle], name="level1")
+    return keras.Sequential([keras.Input((8,)), outer, layers.Dense(3)])
+
+
+def shared_layer():
+    """A functional model applying one Dense layer twice, inside a nested model."""
+    keras = _keras()
+    layers = keras.layers
+    shared = layers.Dense(6, name="shared_dense")
+    a = keras.Input((6,))
+    b = keras.Input((6,))
+    merged = layers.Concatenate()([shared(a), shared(b)])
+    siamese = keras.Model([a, b], layers.Dense(6)(merged), name="siamese")
+    x1 = keras.Input((6,))
+    x2 = keras.Input((6,))
+    out = layers.Dense(1)(siamese([x1, x2]))
+    return keras.Model([x1, x2], out)
+
+
+def lstm_model():
+    """An embedding and an LSTM (whose weights live on its cell) under a dense head."""
+    keras = _keras()
+    layers = keras.layers
+    return keras.Sequential(
+        [keras.Input((7,), dtype="int32"), layers.Embedding(20, 6), layers.LSTM(5), layers.Dense(3)]
+    )
+
+
+def attention_model():
+    """A small transformer block: MultiHeadAttention, LayerNormalization, feed-forward."""
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input((5, 8))
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=4)(inputs, inputs)
+    x = layers.LayerNormalization()(layers.Add()([inputs, attended]))
+    x = layers.Dense(8)(x)
+    block = keras.Model(inputs, x, name="encoder_block")
+    return keras.Sequential([keras.Input((5, 8)), block, layers.GlobalAveragePooling1D(), layers.Dense(2)])
+
+
+def resnet50_nested():
+    """The full-size classic: ``keras.applications.ResNet50(weights=None)`` nested in a Sequential.
+
+    About 31.6M parameters; used by the end-to-end test and the benchmarks.
+    """
+    keras = _keras()
+    base = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(224, 224, 3))
+    return keras.Sequential(
+        [keras.Input((224, 224, 3)), base, keras.layers.Flatten(), keras.layers.Dense(80)]
+    )
+
+
+BUILTIN = (
+    classic_nested,
+    classic_functional,
+    swap_prone_nested,
+    deep_nested,
+    shared_layer,
+    lstm_model,
+    attention_model,
+)
