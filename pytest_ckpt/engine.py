@@ -8,9 +8,12 @@ flags and the loader's values are reset between examples.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
+import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,7 @@ import numpy as np
 from pytest_ckpt import values
 from pytest_ckpt.comparison import compare
 from pytest_ckpt.errors import FactoryError, UnknownFormatError
-from pytest_ckpt.factories import build, factory_name, framework_of
+from pytest_ckpt.factories import build, factory_name, framework_of, resolve
 from pytest_ckpt.formats import Format, get_format
 from pytest_ckpt.masks import FreezeMask, masked
 from pytest_ckpt.result import RoundTripResult
@@ -86,12 +89,16 @@ class PairCache:
         self.size = size
         self._pairs: OrderedDict[object, ModelPair | FactoryError] = OrderedDict()
 
-    def get(self, factory: Callable, name: str | None = None) -> ModelPair:
-        key = name or factory
+    def get(self, factory: Callable | str) -> ModelPair:
+        """The pair for ``factory`` (a callable or a "module:callable" spec)."""
+        key = factory
         hit = self._pairs.get(key)
         if hit is None:
             try:
-                hit = ModelPair(factory, name)
+                if isinstance(factory, str):
+                    hit = ModelPair(resolve(factory), factory.strip())
+                else:
+                    hit = ModelPair(factory)
             except FactoryError as exc:
                 hit = exc
             self._pairs[key] = hit
@@ -134,14 +141,14 @@ class RoundTrip:
             tree=self.pair.saver,
         )
         try:
-            with masked(self.pair.saver, save_mask):
+            with _quiet(), masked(self.pair.saver, save_mask):
                 try:
                     self.format.save(self.pair.saver.model, path)
                 except Exception as exc:
                     result.save_error = _describe(exc)
                     return result
             self.pair.reset_loader()
-            with masked(self.pair.loader, load_mask):
+            with _quiet(), masked(self.pair.loader, load_mask):
                 try:
                     self.format.load(self.pair.loader.model, path)
                 except Exception as exc:
@@ -150,6 +157,21 @@ class RoundTrip:
             return result
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _quiet():
+    """Silence Keras's per-save chatter (the legacy-HDF5 notice, NumPy 2
+    deprecations inside Keras): thousands of copies would bury the report."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        absl.setLevel(level)
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:

@@ -1,0 +1,93 @@
+"""The property: every variable survives save/load under any pair of freeze masks.
+
+Hypothesis draws a save mask and a load mask, shrinks a failure to the
+minimal pair, and the check hands back that pair's result.  Plain Python:
+pytest is not needed, Hypothesis is.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from pytest_ckpt.engine import ModelPair, RoundTrip
+from pytest_ckpt.errors import RoundTripFailure
+from pytest_ckpt.formats import Format
+from pytest_ckpt.result import RoundTripResult
+from pytest_ckpt.strategies import freeze_masks
+
+
+@dataclass
+class PropertyOutcome:
+    """How a check ended: ``failure`` is the minimal failing round trip, if any."""
+
+    format: str
+    seed: int | None
+    examples_run: int
+    failure: RoundTripResult | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+
+def choose_seed(forced=None) -> int | None:
+    """The seed a check runs with: ``--hypothesis-seed`` if given, else a fresh one.
+
+    Choosing it here rather than letting Hypothesis do so lets every report
+    print the seed that reproduces it.  A derandomized profile needs none.
+    """
+    if settings.default.derandomize:
+        return None
+    if forced is not None:
+        return forced
+    return random.SystemRandom().getrandbits(32)
+
+
+def check_format(
+    pair: ModelPair,
+    fmt: Format,
+    *,
+    examples: int,
+    seed: int | None = None,
+    tmp_root: str | Path | None = None,
+) -> PropertyOutcome:
+    """Run the property for one model pair and format; never raises on a failing round trip."""
+    workdir = Path(tempfile.mkdtemp(prefix="pytest-ckpt-", dir=tmp_root))
+    try:
+        engine = RoundTrip(pair, fmt, workdir)
+        masks = freeze_masks(pair.saver)
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            # Reproduce by seed; a database would write outside the temp dir.
+            database=None,
+            report_multiple_bugs=False,
+            # The explain phase re-runs the failure for every boolean of both
+            # masks (hundreds of saves) to say what our report already says.
+            phases=[p for p in settings.default.phases if p is not Phase.explain],
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                   HealthCheck.large_base_example],
+        )
+        @given(save_mask=masks, load_mask=masks)
+        def every_variable_survives(save_mask, load_mask):
+            result = engine.run(save_mask, load_mask)
+            if not result.ok:
+                raise RoundTripFailure(result)
+
+        if seed is not None:
+            every_variable_survives = hypothesis_seed(seed)(every_variable_survives)
+        try:
+            every_variable_survives()
+        except RoundTripFailure as failure:
+            return PropertyOutcome(fmt.name, seed, engine.examples_run, failure.result)
+        return PropertyOutcome(fmt.name, seed, engine.examples_run)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
