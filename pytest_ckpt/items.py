@@ -22,7 +22,12 @@ class ReportedFailure(Exception):
 
 class _CkptNode:
     def reportinfo(self):
-        return self.path, None, self.nodeid
+        # The third element heads failure sections.  It must not be a suffix
+        # of the node id, or -v output rewrites its dots as "::".
+        return self.path, None, self.headline()
+
+    def headline(self) -> str:
+        return f"ckpt: {self.name}"
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, (ReportedFailure, CkptError)):
@@ -35,6 +40,9 @@ class RoundTripItem(_CkptNode, pytest.Item):
         super().__init__(**kwargs)
         self.spec = spec
         self.format_name = format_name
+
+    def headline(self) -> str:
+        return f"round trip {self.spec} [{self.format_name}]"
 
     def runtest(self) -> None:
         # Heavy imports happen here, on the first item that runs.
@@ -110,10 +118,8 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
 def generate_items(session, settings: CkptSettings) -> list[pytest.Item]:
     suite = RoundTripSuite.from_parent(session, name=SUITE_NAME, nodeid=SUITE_NAME,
                                        settings=settings)
-    items: list[pytest.Item] = []
-    for child in suite.collect():
-        items.extend([child] if isinstance(child, pytest.Item) else child.collect())
-    return items
+    # genitems emits collect reports, so counts and "-k ... deselected" add up.
+    return list(session.genitems(suite))
 
 
 def _forced_seed(config):
