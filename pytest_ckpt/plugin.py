@@ -21,13 +21,17 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.stash[STATE_KEY] = SessionState(options.read_settings(config))
+    if config.stash[STATE_KEY].settings.roundtrip and config.pluginmanager.hasplugin("xdist"):
+        from pytest_ckpt.xdist_scheduling import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(), "ckpt-xdist")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config):
     # A factory's items should share one worker (its models are built once
-    # per process).  Only the default distribution mode is changed; an
-    # explicit --dist is left alone.
+    # per process): see xdist_scheduling.  Only the default distribution
+    # mode is changed; an explicit --dist is left alone.
     if (
         getattr(config.option, "numprocesses", None)
         and getattr(config.option, "dist", None) == "no"

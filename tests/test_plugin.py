@@ -39,6 +39,8 @@ def test_known_cases(pytester):
     check_known_bad_cases_fail_and_known_good_pass(result)
     check_classic_bug_report_names_cause_remedy_and_seed(result)
     check_silent_swap_is_reported_as_swapped_naming_both(result)
+    # Failing Hypothesis runs leave no example database behind.
+    assert not (pytester.path / ".hypothesis").exists()
 
 
 def check_known_bad_cases_fail_and_known_good_pass(known_cases):
