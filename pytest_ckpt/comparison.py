@@ -35,28 +35,23 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
 
 
-def compare(
+def classify(
     saved: list[VariableEntry],
     loaded: list[VariableEntry],
     sentinels: list,
+    survived: list[bool],
 ) -> list[VariableOutcome]:
-    """Every variable of ``loaded`` against its namesake in ``saved``.
+    """What each variable that did not survive holds instead.
 
     ``saved`` and ``loaded`` come from two models of one factory and have
-    the same keys in the same order (the engine checks that once).
-    ``sentinels[i]`` is the scalar the i-th loaded variable held before the
-    load.  Values are read one variable at a time so that memory stays flat.
+    the same keys in the same order (the engine checks that once);
+    ``survived[i]`` says whether the i-th variable came back exactly and
+    ``sentinels[i]`` is the scalar it held before the load.  Values are read
+    one variable at a time, and only for failures, so memory stays flat.
     """
-    failures: list[tuple[int, np.ndarray]] = []
-    for i, (s, l) in enumerate(zip(saved, loaded)):
-        got = _read(l.variable)
-        if not _same(got, _read(s.variable)):
-            failures.append((i, got))
-    if not failures:
-        return []
-
     outcomes = []
-    for i, got in failures:
+    for i in (i for i, ok in enumerate(survived) if not ok):
+        got = _read(loaded[i].variable)
         entry = saved[i]  # keys agree; the saver's names match the masks
         if got.size and np.all(got == sentinels[i]):
             outcomes.append(_outcome(entry, NOT_LOADED))

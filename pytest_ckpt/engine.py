@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pytest_ckpt import values
-from pytest_ckpt.comparison import compare
+from pytest_ckpt.bulk import BulkOps
+from pytest_ckpt.comparison import classify
 from pytest_ckpt.errors import FactoryError, UnknownFormatError
 from pytest_ckpt.factories import build, factory_name, framework_of, resolve
 from pytest_ckpt.formats import Format, get_format
@@ -53,10 +54,14 @@ class ModelPair:
         rng = np.random.default_rng(20260101)
         for entry, dtype in zip(self.saved, self._dtypes):
             entry.variable.assign(values.saved_values(entry.shape, dtype, rng))
+        self._bulk = BulkOps(self.saved, self.loaded, self.sentinels, self._dtypes)
 
     def reset_loader(self) -> None:
-        for i, (entry, dtype) in enumerate(zip(self.loaded, self._dtypes)):
-            entry.variable.assign(values.sentinel_values(entry.shape, dtype, i))
+        self._bulk.reset()
+
+    def compare(self):
+        """The variables that did not survive the last load, classified."""
+        return classify(self.saved, self.loaded, self.sentinels, self._bulk.survived())
 
     @property
     def parameter_bytes(self) -> int:
@@ -153,7 +158,7 @@ class RoundTrip:
                     self.format.load(self.pair.loader.model, path)
                 except Exception as exc:
                     result.load_error = _describe(exc)
-            result.outcomes = compare(self.pair.saved, self.pair.loaded, self.pair.sentinels)
+            result.outcomes = self.pair.compare()
             return result
         finally:
             shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,172 @@
+"""Side-by-side benchmarks of pytest-ckpt against bare Keras, measured in one run.
+
+    python benchmarks/bench_roundtrip.py            # everything (about 10 minutes on 2 cores)
+    python benchmarks/bench_roundtrip.py example    # one section: example, memory, idle, xdist
+
+Prints ratios, never asserts: the machines are noisy, so the two sides of
+every ratio are measured alternately in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+PY = sys.executable
+FACTORY = "pytest_ckpt.models:resnet50_nested"
+
+
+def _median_pair(run_a, run_b, repeats):
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, sink in ((run_a, a), (run_b, b)):
+            t = time.perf_counter()
+            fn()
+            sink.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
+def per_example(repeats: int = 7) -> None:
+    """Engine's per-example cost vs bare save + load_weights of the same models."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    from pytest_ckpt.engine import PairCache, RoundTrip
+    from pytest_ckpt.formats import get_format
+    from pytest_ckpt.masks import FreezeMask
+
+    pair = PairCache().get(FACTORY)
+    mb = pair.parameter_bytes / 2**20
+    print(f"model: {FACTORY}, {len(pair.saved)} variables, {mb:.0f} MiB of weights")
+    tmp = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
+    for name in ("keras-weights", "h5"):
+        fmt = get_format(name)
+        engine = RoundTrip(pair, fmt, tmp)
+        bare_path = fmt.path_in(tmp)
+
+        def bare():
+            fmt.save(pair.saver.model, bare_path)
+            fmt.load(pair.loader.model, bare_path)
+            bare_path.unlink()
+
+        def ours():
+            assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
+
+        ours()  # warm-up both paths once
+        bare()
+        t_ours, t_bare = _median_pair(ours, bare, repeats)
+        print(f"per-example [{name}]: engine {t_ours:.3f}s vs bare save+load {t_bare:.3f}s "
+              f"-> {t_ours / t_bare:.3f}x (target <= 1.15x)")
+
+
+MEMORY_OURS = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+sys.exit(__import__("pytest").main(["-q", "-p", "no:cacheprovider", "--ckpt-roundtrip",
+    "--ckpt-models", "{factory}", "--ckpt-formats", "{fmt}", "--ckpt-examples", "1",
+    "-o", "ckpt_tmpdir={tmp}"]))
+"""
+
+MEMORY_BARE = """
+import os, tempfile
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+from pytest_ckpt import models
+from pytest_ckpt.formats import get_format
+fmt = get_format("{fmt}")
+saver, loader = models.resnet50_nested(), models.resnet50_nested()
+path = fmt.path_in(tempfile.mkdtemp(dir="{tmp}"))
+fmt.save(saver, path)
+fmt.load(loader, path)
+"""
+
+
+def _max_rss_mib(code: str, cwd: str) -> float:
+    out = subprocess.run(
+        [PY, "-c", "import resource, subprocess, sys; "
+                   "subprocess.run([sys.executable, '-c', sys.argv[1]], cwd=sys.argv[2], "
+                   "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+                   "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+         code, cwd],
+        capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def memory(repeats: int = 2) -> None:
+    """Max RSS of a process running one round-trip item vs a bare save + load script."""
+    weights_mib = 31_615_952 * 4 / 2**20
+    for fmt in ("keras-weights", "h5"):
+        with tempfile.TemporaryDirectory() as tmp:
+            ours, bare = [], []
+            for _ in range(repeats):
+                ours.append(_max_rss_mib(MEMORY_OURS.format(factory=FACTORY, fmt=fmt, tmp=tmp), tmp))
+                bare.append(_max_rss_mib(MEMORY_BARE.format(fmt=fmt, tmp=tmp), tmp))
+            o, b = min(ours), min(bare)
+            print(f"peak memory [{fmt}]: one round-trip item {o:.0f} MiB vs bare {b:.0f} MiB -> "
+                  f"{o / b:.3f}x (target <= 1.2x); {o / weights_mib:.1f}x vs {b / weights_mib:.1f}x "
+                  f"the weights' {weights_mib:.0f} MiB")
+
+
+def idle(repeats: int = 15) -> None:
+    """pytest collection of a plain suite with the plugin installed vs -p no:ckpt."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")
+        for m in range(40):
+            body = "".join(f"def test_{i}():\n    assert {i} == {i}\n\n" for i in range(25))
+            (root / f"test_plain_{m}.py").write_text(body)
+        probe = textwrap.dedent("""
+            import sys, pytest_ckpt.plugin
+            heavy = ("tensorflow", "keras", "tf_keras", "hypothesis", "h5py", "numpy")
+            print(",".join(m for m in heavy if m in sys.modules) or "none")
+        """)
+        imported = subprocess.run([PY, "-c", probe], capture_output=True, text=True, cwd=tmp).stdout.strip()
+        print(f"idle: importing pytest_ckpt.plugin pulls in: {imported}")
+
+        def collect(*extra):
+            return lambda: subprocess.run([PY, "-m", "pytest", "--collect-only", "-q",
+                                           "-p", "no:cacheprovider", *extra],
+                                          cwd=tmp, stdout=subprocess.DEVNULL, check=True)
+
+        with_plugin, without = _median_pair(collect(), collect("-p", "no:ckpt"), repeats)
+        print(f"idle: collecting 1000 plain tests: plugin installed {with_plugin:.3f}s vs "
+              f"-p no:ckpt {without:.3f}s -> +{(with_plugin / without - 1) * 100:.1f}% (target < 5%)")
+
+
+def xdist() -> None:
+    """Wall time of --ckpt-roundtrip -n 2 vs -n 0 on 4 factories x 2 formats."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "pytest.ini").write_text(textwrap.dedent("""
+            [pytest]
+            ckpt_models =
+                pytest_ckpt.models:classic_nested
+                pytest_ckpt.models:classic_functional
+                pytest_ckpt.models:attention_model
+                pytest_ckpt.models:lstm_model
+            ckpt_formats = keras-weights, keras
+            ckpt_examples = 30
+        """))
+
+        def run(n):
+            return lambda: subprocess.run([PY, "-m", "pytest", "--ckpt-roundtrip", "-q", "-n", n,
+                                           "-p", "no:cacheprovider", "--hypothesis-seed=1"],
+                                          cwd=tmp, stdout=subprocess.DEVNULL)
+
+        serial, parallel = _median_pair(run("0"), run("2"), 3)
+        print(f"xdist: 8 items, -n 0 {serial:.1f}s vs -n 2 {parallel:.1f}s -> "
+              f"speed-up {serial / parallel:.2f}x on {os.cpu_count()} cores")
+
+
+SECTIONS = {"example": per_example, "memory": memory, "idle": idle, "xdist": xdist}
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(SECTIONS):
+        SECTIONS[name]()
