@@ -9,6 +9,7 @@ flags and the loader's values are reset between examples.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -29,6 +30,12 @@ from pytest_ckpt.formats import Format, get_format
 from pytest_ckpt.masks import FreezeMask, masked
 from pytest_ckpt.result import RoundTripResult
 from pytest_ckpt.tree import LayerTree
+
+
+# TensorFlow's C++ start-up banner lands in every failure's captured stderr;
+# the engine is imported before any factory module, so before TensorFlow.
+# A user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class ModelPair:

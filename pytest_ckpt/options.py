@@ -43,10 +43,6 @@ OPTIONS = (
            f"(default {DEFAULT_EXAMPLES})", default=str(DEFAULT_EXAMPLES), metavar="N"),
     Option("tmpdir", "directory for temporary checkpoint files (default: the system temp dir)",
            default="", metavar="DIR"),
-    Option("update", "write or overwrite golden checkpoints for ckpt_regression",
-           kind="bool", default=False),
-    Option("golden_dir", "folder name, beside each test module, that holds golden checkpoints",
-           default="ckpt_golden", metavar="NAME"),
 )
 
 
@@ -80,8 +76,6 @@ class CkptSettings:
     formats: list[str] = field(default_factory=list)
     examples: int = DEFAULT_EXAMPLES
     tmpdir: str | None = None
-    update: bool = False
-    golden_dir: str = "ckpt_golden"
     # Problems found while reading; reported by a failing item, not an abort,
     # so that every other test still runs.
     errors: list[str] = field(default_factory=list)
@@ -98,8 +92,6 @@ def read_settings(config) -> CkptSettings:
         models=[m.strip() for m in raw["models"] if m.strip() and not m.strip().startswith("#")],
         formats=parse_format_list(raw["formats"]) or format_names(),
         tmpdir=raw["tmpdir"] or None,
-        update=bool(raw["update"]),
-        golden_dir=raw["golden_dir"] or "ckpt_golden",
     )
     try:
         s.examples = parse_examples(raw["examples"])
