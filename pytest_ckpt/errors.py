@@ -19,10 +19,6 @@ class ConfigError(CkptError):
     """An option or ini value that makes no sense."""
 
 
-class CheckpointFileError(CkptError):
-    """A checkpoint file that is missing, truncated, corrupt or of no known format."""
-
-
 class RoundTripFailure(AssertionError):
     """Some variable did not survive save/load; carries the result for the report."""
 

@@ -7,6 +7,7 @@ terminal.
 from __future__ import annotations
 
 from pytest_ckpt.comparison import CHANGED, NOT_LOADED, SWAPPED
+from pytest_ckpt.formats import FORMATS
 from pytest_ckpt.result import RoundTripResult
 
 MAX_ROWS = 40
@@ -54,8 +55,6 @@ def diagnose(result: RoundTripResult) -> tuple[str, str]:
 
 
 def _matching(format_name: str) -> str:
-    from pytest_ckpt.formats import FORMATS
-
     fmt = FORMATS.get(format_name)
     return fmt.matches_by if fmt is not None else "path"
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from pytest_ckpt import models
 from pytest_ckpt.comparison import NOT_LOADED, SWAPPED
-from pytest_ckpt.engine import ModelPair, PairCache, RoundTrip
+from pytest_ckpt.engine import ModelPair, PairCache, RoundTrip, roundtrip
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.formats import FORMATS, get_format
 from pytest_ckpt.masks import FreezeMask, apply_mask, masked, snapshot_flags
@@ -173,3 +173,10 @@ def test_factory_building_different_models_is_refused():
 def test_factory_returning_one_object_twice_is_refused():
     with pytest.raises(FactoryError, match="same model object"):
         ModelPair(helpers.same_object)
+
+
+def test_one_round_trip_without_pytest_or_hypothesis():
+    assert roundtrip(models.swap_prone_nested, "keras-weights", FreezeMask.nothing(),
+                     FreezeMask.nothing()).ok
+    assert not roundtrip(helpers.two_dense_auto_named, "h5-by-name", FreezeMask.nothing(),
+                         FreezeMask.nothing()).ok
