@@ -41,12 +41,15 @@ def choose_seed(forced=None) -> int | None:
     """The seed a check runs with: ``--hypothesis-seed`` if given, else a fresh one.
 
     Choosing it here rather than letting Hypothesis do so lets every report
-    print the seed that reproduces it.  A derandomized profile needs none.
+    print the seed that reproduces it.  An explicit seed wins even over a
+    derandomized profile (as ``@seed`` does in Hypothesis); without one, a
+    derandomized profile (Hypothesis loads its "ci" profile when ``CI`` is
+    set) is already reproducible and needs none.
     """
-    if settings.default.derandomize:
-        return None
     if forced is not None:
         return forced
+    if settings.default.derandomize:
+        return None
     return random.SystemRandom().getrandbits(32)
 
 
