@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_ckpt.errors import CkptError
+from pytest_ckpt.options import hypothesis_seed
 from pytest_ckpt.state import STATE_KEY
 
 
@@ -34,9 +35,7 @@ class RoundTripChecker:
             pair = self._state.pairs.get(factory)
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
-        if seed is None:
-            seed = self._config.getoption("hypothesis_seed", None)
-        seed = choose_seed(seed)
+        seed = choose_seed(seed if seed is not None else hypothesis_seed(self._config))
         outcomes = [
             check_format(pair, fmt, examples=examples, seed=seed, tmp_root=settings.tmpdir)
             for fmt in fmts

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_ckpt.errors import CkptError
-from pytest_ckpt.options import CkptSettings
+from pytest_ckpt.options import CkptSettings, hypothesis_seed
 from pytest_ckpt.state import STATE_KEY
 
 SUITE_NAME = "ckpt-roundtrip"
@@ -52,7 +52,7 @@ class RoundTripItem(_CkptNode, pytest.Item):
 
         state = self.config.stash[STATE_KEY]
         pair = state.pairs.get(self.spec)
-        seed = choose_seed(_forced_seed(self.config))
+        seed = choose_seed(hypothesis_seed(self.config))
         outcome = check_format(pair, get_format(self.format_name),
                                examples=state.settings.examples, seed=seed,
                                tmp_root=state.settings.tmpdir)
@@ -120,13 +120,3 @@ def generate_items(session, settings: CkptSettings) -> list[pytest.Item]:
                                        settings=settings)
     # genitems emits collect reports, so counts and "-k ... deselected" add up.
     return list(session.genitems(suite))
-
-
-def _forced_seed(config):
-    seed = config.getoption("hypothesis_seed", None)
-    if seed is None:
-        return None
-    try:
-        return int(seed)
-    except ValueError:
-        return seed

@@ -115,3 +115,19 @@ def parse_examples(value) -> int:
             f"--ckpt-examples / ckpt_examples must be a whole number of at least 1, got {value!r}"
         )
     return n
+
+
+def roundtrip_requested(config) -> bool:
+    """``--ckpt-roundtrip`` or ``ckpt_roundtrip = true``, read without the rest."""
+    return bool(_raw(config, next(o for o in OPTIONS if o.name == "roundtrip")))
+
+
+def hypothesis_seed(config):
+    """``--hypothesis-seed`` as Hypothesis would take it (an int where possible)."""
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        return None
+    try:
+        return int(seed)
+    except ValueError:
+        return seed

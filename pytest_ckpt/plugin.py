@@ -35,7 +35,7 @@ def pytest_cmdline_main(config):
     if (
         getattr(config.option, "numprocesses", None)
         and getattr(config.option, "dist", None) == "no"
-        and options.read_settings(config).roundtrip
+        and options.roundtrip_requested(config)
     ):
         config.option.dist = "loadgroup"
     return (yield)
