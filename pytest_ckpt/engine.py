@@ -151,6 +151,7 @@ class RoundTrip:
             save_mask=save_mask,
             load_mask=load_mask,
             tree=self.pair.saver,
+            variable_count=len(self.pair.saved),
         )
         try:
             with _quiet(), masked(self.pair.saver, save_mask):

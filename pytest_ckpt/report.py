@@ -84,7 +84,7 @@ def _table(result: RoundTripResult) -> list[str]:
 def render(result: RoundTripResult, *, seed=None, reproduce: str | None = None) -> str:
     if result.ok:
         return result.summary()
-    total = len(result.tree.variables()) if result.tree is not None else None
+    total = result.variable_count
     counts = result.counts()
     lines = [
         f"checkpoint round trip failed: {result.factory}",

@@ -18,6 +18,7 @@ class RoundTripResult:
     save_mask: FreezeMask
     load_mask: FreezeMask
     tree: LayerTree | None = field(default=None, repr=False)
+    variable_count: int | None = None
     outcomes: list[VariableOutcome] = field(default_factory=list)
     save_error: tuple[str, str] | None = None
     load_error: tuple[str, str] | None = None
