@@ -50,7 +50,7 @@ def per_example(repeats: int = 7) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
     for name in ("keras-weights", "h5"):
         fmt = get_format(name)
-        engine = RoundTrip(pair, fmt, tmp)
+        engine = RoundTrip(pair, name, tmp)
         bare_path = fmt.path_in(tmp)
 
         def bare():

@@ -26,9 +26,15 @@ def resolve(spec: str) -> Callable:
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:
+        missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+        hint = {
+            "tf_keras": "; this factory needs tf-keras: pip install tf-keras",
+            "keras": "; this factory needs Keras 3: pip install tensorflow (or tensorflow-cpu)",
+            "tensorflow": "; this factory needs TensorFlow: pip install tensorflow (or tensorflow-cpu)",
+        }.get(missing or "", "")
         raise FactoryError(
             f"model factory {spec!r}: cannot import module {module_name!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}{hint}"
         ) from exc
     for part in attr_path.split("."):
         try:
@@ -44,6 +50,35 @@ def resolve(spec: str) -> Callable:
     if not callable(obj):
         raise FactoryError(f"model factory {spec!r} is a {type(obj).__name__}, not a callable")
     return obj
+
+
+def declared_framework(spec: str) -> str | None:
+    """The framework a factory builds for, known without building it.
+
+    A factory may say so (``factory.ckpt_framework = "tf-keras"``, as the
+    built-ins do); otherwise the Keras modules its own module imported tell.
+    None when it cannot be told (then every format is collected and the ones
+    that do not apply skip when the model is built).  Never raises: a bad
+    spec is reported when its items run.
+    """
+    import inspect
+
+    try:
+        factory = resolve(spec)
+    except FactoryError:
+        return None
+    declared = getattr(factory, "ckpt_framework", None)
+    if declared in (KERAS3, TF_KERAS):
+        return declared
+    module = inspect.getmodule(factory)
+    seen = set()
+    for value in vars(module).values() if module else ():
+        name = getattr(value, "__name__", "") if inspect.ismodule(value) else ""
+        if name == "tf_keras" or name.startswith("tf_keras."):
+            seen.add(TF_KERAS)
+        elif name == "keras" or name.startswith("keras."):
+            seen.add(KERAS3)
+    return seen.pop() if len(seen) == 1 else None
 
 
 def framework_of(model) -> str | None:

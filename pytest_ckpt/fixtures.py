@@ -15,30 +15,42 @@ from pytest_ckpt.state import STATE_KEY
 
 
 class RoundTripChecker:
-    """``ckpt_roundtrip(factory, formats=..., examples=...)``: fails the test with the report."""
+    """``check(factory, formats=..., examples=...)``: fails the test with the report.
+
+    With ``load_factory`` it is a migration check: save with ``factory``,
+    load into ``load_factory``.  Formats left out default to the configured
+    ones that apply to both models' frameworks.
+    """
 
     def __init__(self, config):
         self._config = config
         self._state = config.stash[STATE_KEY]
 
-    def __call__(self, factory, formats=None, examples: int | None = None, seed=None):
-        from pytest_ckpt.formats import get_format, parse_format_list
+    def check(self, factory, load_factory=None, formats=None, examples=None, seed=None):
+        from pytest_ckpt.formats import MIGRATION_FORMATS, format_names, get_format, parse_format_list
         from pytest_ckpt.options import parse_examples
         from pytest_ckpt.property import check_format, choose_seed
         from pytest_ckpt.report import render
 
         settings = self._state.settings
         try:
-            names = parse_format_list(formats) if formats is not None else settings.formats
-            fmts = [get_format(n) for n in names]
             examples = parse_examples(examples) if examples is not None else settings.examples
-            pair = self._state.pairs.get(factory)
+            pair = self._state.pairs.get(factory, load_factory)
+            frameworks = {pair.save_framework, pair.load_framework}
+            if formats is not None:
+                names = parse_format_list(formats)
+                for name, fw in ((n, fw) for n in names for fw in frameworks):
+                    get_format(name, fw)  # raises, naming the formats that do apply
+            else:
+                names = [n for n in settings.formats
+                         if all(n in format_names(fw) for fw in frameworks)
+                         and (load_factory is None or n in MIGRATION_FORMATS)]
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
         seed = choose_seed(seed if seed is not None else hypothesis_seed(self._config))
         outcomes = [
-            check_format(pair, fmt, examples=examples, seed=seed, tmp_root=settings.tmpdir)
-            for fmt in fmts
+            check_format(pair, name, examples=examples, seed=seed, tmp_root=settings.tmpdir)
+            for name in names
         ]
         failed = [o for o in outcomes if not o.passed]
         if failed:
@@ -58,7 +70,25 @@ def ckpt_roundtrip(request) -> RoundTripChecker:
     zero-argument callable (or a "module:callable" string) returning a new,
     built model.  Each check works in a fresh temporary directory.
     """
-    return RoundTripChecker(request.config)
+    return RoundTripChecker(request.config).check
+
+
+@pytest.fixture
+def ckpt_migration(request):
+    """Check that checkpoints of an old model load into its port, every variable in place.
+
+    ``ckpt_migration(old_factory, new_factory, formats=None, examples=None)``:
+    saves with the old model (say tf-keras) under random freeze masks, loads
+    into the new one (say Keras 3) under others, and compares every variable
+    by architecture position.  Formats default to those both frameworks read
+    (legacy ``h5``, ``h5-by-name``) among the configured ones.
+    """
+    checker = RoundTripChecker(request.config)
+
+    def ckpt_migration(old_factory, new_factory, formats=None, examples=None, seed=None):
+        return checker.check(old_factory, new_factory, formats=formats, examples=examples, seed=seed)
+
+    return ckpt_migration
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +97,11 @@ def ckpt_models():
     from pytest_ckpt import models
 
     return {f.__name__: f for f in (*models.BUILTIN, models.resnet50_nested)}
+
+
+@pytest.fixture(scope="session")
+def ckpt_tf_keras_models():
+    """The tf-keras builds of the built-in models by name (needs tf-keras installed)."""
+    from pytest_ckpt import tf_keras_models
+
+    return {f.__name__: f for f in tf_keras_models.BUILTIN}

@@ -1,8 +1,10 @@
 """Checkpoint formats: one small object per way of saving and loading.
 
 Each format saves through the framework's public API to a real file and
-loads it back the way users do.  Adding a format means adding one class
-here and one line to ``_ALL``; nothing else in the project lists formats.
+loads it back the way users do.  Formats that mean the same thing in Keras 3
+and tf-keras share a name ("h5"), one object per framework.  Adding a format
+means adding one class here and one line to ``_ALL``; nothing else in the
+project lists formats.
 """
 
 from __future__ import annotations
@@ -99,6 +101,58 @@ class LegacyH5ByName(LegacyH5):
         model.load_weights(str(path), by_name=True)
 
 
+class TfCheckpoint(Format):
+    name = "tf-checkpoint"
+    suffix = ""  # a prefix: TF writes prefix.index and prefix.data-*
+    description = "tf.train.Checkpoint(model=...).write / read, every saved value must be consumed"
+
+    def save(self, model, path):
+        import tensorflow as tf
+
+        tf.train.Checkpoint(model=model).write(str(path))
+
+    def load(self, model, path):
+        import tensorflow as tf
+
+        tf.train.Checkpoint(model=model).read(str(path)).assert_consumed()
+
+
+class TfKerasH5(Format):
+    name = "h5"
+    suffix = ".h5"
+    frameworks = frozenset({TF_KERAS})
+    description = "tf-keras save_weights('x.h5') / load_weights('x.h5'), matched by position"
+    matches_by = "position"
+
+    def save(self, model, path):
+        model.save_weights(str(path))
+
+    def load(self, model, path):
+        model.load_weights(str(path))
+
+
+class TfKerasH5ByName(TfKerasH5):
+    name = "h5-by-name"
+    description = "tf-keras legacy HDF5 loaded with load_weights(..., by_name=True)"
+    matches_by = "name"
+
+    def load(self, model, path):
+        model.load_weights(str(path), by_name=True)
+
+
+class TfKerasCheckpoint(Format):
+    name = "tf-checkpoint"
+    suffix = ""
+    frameworks = frozenset({TF_KERAS})
+    description = "tf-keras save_weights('x') in TF checkpoint format, matched by object graph"
+
+    def save(self, model, path):
+        model.save_weights(str(path), save_format="tf")
+
+    def load(self, model, path):
+        model.load_weights(str(path)).assert_consumed()
+
+
 def _itemsize(variable) -> int:
     from pytest_ckpt.values import numpy_dtype
 
@@ -111,21 +165,42 @@ _ALL: tuple[Format, ...] = (
     KerasArchive(),
     LegacyH5(),
     LegacyH5ByName(),
+    TfCheckpoint(),
+    TfKerasH5(),
+    TfKerasH5ByName(),
+    TfKerasCheckpoint(),
 )
-FORMATS: dict[str, Format] = {f.name: f for f in _ALL}
+FRAMEWORKS = (KERAS3, TF_KERAS)
+# Formats both frameworks read: a tf-keras file loads into a Keras 3 model.
+MIGRATION_FORMATS = ("h5", "h5-by-name")
 
 
-def format_names() -> list[str]:
-    return list(FORMATS)
+def format_names(framework: str | None = None) -> list[str]:
+    """Format names in a stable order, for one framework or for any."""
+    names: list[str] = []
+    for f in _ALL:
+        if (framework is None or framework in f.frameworks) and f.name not in names:
+            names.append(f.name)
+    return names
 
 
-def get_format(name: str) -> Format:
-    try:
-        return FORMATS[name]
-    except KeyError:
+def get_format(name: str, framework: str = KERAS3) -> Format:
+    for f in _ALL:
+        if f.name == name and framework in f.frameworks:
+            return f
+    if name in format_names():
         raise UnknownFormatError(
-            f"unknown checkpoint format {name!r}; valid formats: {', '.join(FORMATS)}"
-        ) from None
+            f"format {name!r} does not apply to {framework} models; formats for {framework}: "
+            f"{', '.join(format_names(framework))}"
+        )
+    raise UnknownFormatError(
+        f"unknown checkpoint format {name!r}; valid formats: {', '.join(format_names())}"
+    )
+
+
+def matching(name: str) -> str:
+    """How format ``name`` pairs stored values with variables (same in every framework)."""
+    return next((f.matches_by for f in _ALL if f.name == name), "path")
 
 
 def parse_format_list(text) -> list[str]:

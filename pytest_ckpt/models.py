@@ -7,6 +7,8 @@ that matters: a ResNet-style base with BatchNormalization nested inside a
 deeper nesting, a shared layer, recurrent and attention layers.
 
 Register them like your own: ``ckpt_models = pytest_ckpt.models:classic_nested``.
+Each takes an optional ``keras`` module, so :mod:`pytest_ckpt.tf_keras_models`
+builds the very same architectures with tf-keras.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from __future__ import annotations
 INPUT_SHAPE = (16, 16, 3)
 
 
-def _keras():
+def _keras(module=None):
+    """The Keras to build with: Keras 3 unless a tf-keras module is passed."""
+    if module is not None:
+        return module
     import keras
 
     return keras
 
 
-def _residual_block(x, filters: int, name: str):
-    layers = _keras().layers
+def _residual_block(keras, x, filters: int, name: str):
+    layers = keras.layers
     shortcut = x
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_1_conv")(x)
     y = layers.BatchNormalization(name=f"{name}_1_bn")(y)
@@ -32,52 +37,52 @@ def _residual_block(x, filters: int, name: str):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def _resnet_stem_and_blocks(inputs, filters: int = 8, blocks: int = 2):
-    layers = _keras().layers
+def _resnet_stem_and_blocks(keras, inputs, filters: int = 8, blocks: int = 2):
+    layers = keras.layers
     x = layers.Conv2D(filters, 3, strides=2, padding="same", name="conv1_conv")(inputs)
     x = layers.BatchNormalization(name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     for b in range(blocks):
-        x = _residual_block(x, filters, f"conv2_block{b + 1}")
+        x = _residual_block(keras, x, filters, f"conv2_block{b + 1}")
     return x
 
 
-def resnet_base():
+def resnet_base(keras=None):
     """A small ResNet-style functional model (convolutions, BatchNorm, residual adds)."""
-    keras = _keras()
+    keras = _keras(keras)
     inputs = keras.Input(INPUT_SHAPE)
-    return keras.Model(inputs, _resnet_stem_and_blocks(inputs), name="resnet_small")
+    return keras.Model(inputs, _resnet_stem_and_blocks(keras, inputs), name="resnet_small")
 
 
-def classic_nested():
+def classic_nested(keras=None):
     """The classic: a ResNet-style base inside ``Sequential([base, Flatten(), Dense])``."""
-    keras = _keras()
+    keras = _keras(keras)
     return keras.Sequential(
-        [keras.Input(INPUT_SHAPE), resnet_base(), keras.layers.Flatten(), keras.layers.Dense(10)]
+        [keras.Input(INPUT_SHAPE), resnet_base(keras), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
 
 
-def classic_functional():
+def classic_functional(keras=None):
     """The functional rewrite of :func:`classic_nested`: same layers, no nested model."""
-    keras = _keras()
+    keras = _keras(keras)
     inputs = keras.Input(INPUT_SHAPE)
-    x = _resnet_stem_and_blocks(inputs)
+    x = _resnet_stem_and_blocks(keras, inputs)
     x = keras.layers.Flatten()(x)
     return keras.Model(inputs, keras.layers.Dense(10)(x))
 
 
-def swap_prone_nested():
+def swap_prone_nested(keras=None):
     """Two same-shaped Dense layers in a nested model: legacy HDF5 swaps them silently."""
-    keras = _keras()
+    keras = _keras(keras)
     base = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(4)], name="twin_dense"
     )
     return keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)])
 
 
-def deep_nested():
+def deep_nested(keras=None):
     """A model nested three levels deep, with BatchNorm at the bottom."""
-    keras = _keras()
+    keras = _keras(keras)
     layers = keras.layers
     inner = keras.Sequential(
         [keras.Input((8,)), layers.Dense(8), layers.BatchNormalization()], name="level3"
@@ -87,9 +92,9 @@ def deep_nested():
     return keras.Sequential([keras.Input((8,)), outer, layers.Dense(3)])
 
 
-def shared_layer():
+def shared_layer(keras=None):
     """A functional model applying one Dense layer twice, inside a nested model."""
-    keras = _keras()
+    keras = _keras(keras)
     layers = keras.layers
     shared = layers.Dense(6, name="shared_dense")
     a = keras.Input((6,))
@@ -102,18 +107,18 @@ def shared_layer():
     return keras.Model([x1, x2], out)
 
 
-def lstm_model():
+def lstm_model(keras=None):
     """An embedding and an LSTM (whose weights live on its cell) under a dense head."""
-    keras = _keras()
+    keras = _keras(keras)
     layers = keras.layers
     return keras.Sequential(
         [keras.Input((7,), dtype="int32"), layers.Embedding(20, 6), layers.LSTM(5), layers.Dense(3)]
     )
 
 
-def attention_model():
+def attention_model(keras=None):
     """A small transformer block: MultiHeadAttention, LayerNormalization, feed-forward."""
-    keras = _keras()
+    keras = _keras(keras)
     layers = keras.layers
     inputs = keras.Input((5, 8))
     attended = layers.MultiHeadAttention(num_heads=2, key_dim=4)(inputs, inputs)
@@ -123,17 +128,22 @@ def attention_model():
     return keras.Sequential([keras.Input((5, 8)), block, layers.GlobalAveragePooling1D(), layers.Dense(2)])
 
 
-def resnet50_nested():
+def resnet50_nested(keras=None):
     """The full-size classic: ``keras.applications.ResNet50(weights=None)`` nested in a Sequential.
 
     About 31.6M parameters; used by the end-to-end test and the benchmarks.
     """
-    keras = _keras()
+    keras = _keras(keras)
     base = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(224, 224, 3))
     return keras.Sequential(
         [keras.Input((224, 224, 3)), base, keras.layers.Flatten(), keras.layers.Dense(80)]
     )
 
+
+for _factory in (resnet_base, classic_nested, classic_functional, swap_prone_nested, deep_nested,
+                 shared_layer, lstm_model, attention_model, resnet50_nested):
+    # Lets the plugin collect only the formats that apply, without building.
+    _factory.ckpt_framework = "keras3"
 
 BUILTIN = (
     classic_nested,

@@ -37,6 +37,9 @@ OPTIONS = (
     Option("models", "model factories, 'package.module:callable' (ini: one per line; "
            "flag: comma-separated); the flag replaces the ini list",
            kind="linelist", default=[], metavar="SPECS"),
+    Option("migrations", "migration checks, 'old.module:factory -> new.module:factory' (ini: one "
+           "per line; flag: comma-separated): save with the old model, load into the new one",
+           kind="linelist", default=[], metavar="PAIRS"),
     Option("formats", f"checkpoint formats to test, comma-separated (default: all: "
            f"{', '.join(format_names())})", default="", metavar="NAMES"),
     Option("examples", f"Hypothesis examples (freeze-mask pairs) per round-trip check "
@@ -73,7 +76,9 @@ def _raw(config, opt: Option):
 class CkptSettings:
     roundtrip: bool = False
     models: list[str] = field(default_factory=list)
+    migrations: list[tuple[str, str]] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
+    formats_explicit: bool = False
     examples: int = DEFAULT_EXAMPLES
     tmpdir: str | None = None
     # Problems found while reading; reported by a failing item, not an abort,
@@ -89,10 +94,18 @@ def read_settings(config) -> CkptSettings:
     raw = {opt.name: _raw(config, opt) for opt in OPTIONS}
     s = CkptSettings(
         roundtrip=bool(raw["roundtrip"]),
-        models=[m.strip() for m in raw["models"] if m.strip() and not m.strip().startswith("#")],
+        models=_entries(raw["models"]),
         formats=parse_format_list(raw["formats"]) or format_names(),
+        formats_explicit=bool(parse_format_list(raw["formats"])),
         tmpdir=raw["tmpdir"] or None,
     )
+    for line in _entries(raw["migrations"]):
+        old, sep, new = line.partition("->")
+        if not sep or not old.strip() or not new.strip():
+            s.errors.append(f"--ckpt-migrations / ckpt_migrations: {line!r} is not "
+                            "'old.module:factory -> new.module:factory'")
+        else:
+            s.migrations.append((old.strip(), new.strip()))
     try:
         s.examples = parse_examples(raw["examples"])
     except ConfigError as exc:
@@ -103,6 +116,10 @@ def read_settings(config) -> CkptSettings:
             f"valid formats: {', '.join(format_names())}"
         )
     return s
+
+
+def _entries(lines) -> list[str]:
+    return [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]
 
 
 def parse_examples(value) -> int:

@@ -55,5 +55,5 @@ def pytest_report_header(config):
     s = config.stash[STATE_KEY].settings
     if not s.roundtrip:
         return None
-    return (f"ckpt: round trips on: {len(s.models)} model factories x {len(s.formats)} formats, "
-            f"{s.examples} examples each")
+    return (f"ckpt: round trips on: {len(s.models)} model factories and {len(s.migrations)} "
+            f"migrations x {len(s.formats)} formats, {s.examples} examples each")

@@ -7,7 +7,7 @@ terminal.
 from __future__ import annotations
 
 from pytest_ckpt.comparison import CHANGED, NOT_LOADED, SWAPPED
-from pytest_ckpt.formats import FORMATS
+from pytest_ckpt.formats import matching
 from pytest_ckpt.result import RoundTripResult
 
 MAX_ROWS = 40
@@ -30,7 +30,7 @@ def diagnose(result: RoundTripResult) -> tuple[str, str]:
             "make the model savable in this format (custom layers need get_config) "
             "or drop the format with --ckpt-formats",
         )
-    matches_by = _matching(result.format)
+    matches_by = matching(result.format)
     if matches_by == "name" and counts.get(NOT_LOADED):
         return (
             "load_weights(by_name=True) matches layers by name; the loading model's "
@@ -52,11 +52,6 @@ def diagnose(result: RoundTripResult) -> tuple[str, str]:
         "load with the same freeze state as at save time, or use format keras-weights; "
         "if this format should be order-independent, this is a bug worth reporting upstream",
     )
-
-
-def _matching(format_name: str) -> str:
-    fmt = FORMATS.get(format_name)
-    return fmt.matches_by if fmt is not None else "path"
 
 
 def _table(result: RoundTripResult) -> list[str]:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 
-from pytest_ckpt.items import SUITE_NAME
+from pytest_ckpt.items import MIGRATION_SUITE_NAME, SUITE_NAME
 
 
 class FactoryGroupScheduling(LoadGroupScheduling):
-    """loadgroup, plus: items ``ckpt-roundtrip::<factory>::<format>`` group by factory."""
+    """loadgroup, plus: items ``ckpt-roundtrip::<factory>::<format>`` group by factory
+    (and ``ckpt-migration::<old>::<new>::<format>`` by pair)."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if "@" not in nodeid and nodeid.startswith(SUITE_NAME + "::"):
+        if "@" not in nodeid and nodeid.startswith((SUITE_NAME + "::", MIGRATION_SUITE_NAME + "::")):
             return nodeid.rsplit("::", 1)[0]
         return super()._split_scope(nodeid)
 
