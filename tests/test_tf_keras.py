@@ -1,0 +1,146 @@
+"""tf-keras (Keras 2) models, TF checkpoints and tf-keras -> Keras 3 migrations, end to end."""
+
+import pytest
+
+from pytest_ckpt import models, tf_keras_models
+from pytest_ckpt.comparison import SWAPPED
+from pytest_ckpt.engine import PairCache, RoundTrip
+from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.factories import declared_framework
+from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.tree import LayerTree
+
+pytest.importorskip("tf_keras", reason="the tf-keras tests need tf-keras (pip install tf-keras)")
+
+SEED = "--hypothesis-seed=20261128"
+TFK = "pytest_ckpt.tf_keras_models"
+K3 = "pytest_ckpt.models"
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return PairCache(size=8)
+
+
+def test_tf_keras_keys_are_stable_and_match_keras3_positions():
+    a, b = LayerTree(tf_keras_models.classic_nested()), LayerTree(tf_keras_models.classic_nested())
+    assert [e.key for e in a.variables()] == [e.key for e in b.variables()]
+    k3 = LayerTree(models.classic_nested())
+    assert [e.shape for e in a.variables()] == [e.shape for e in k3.variables()]
+
+
+def test_framework_is_known_before_building():
+    assert declared_framework(f"{TFK}:classic_nested") == "tf-keras"
+    assert declared_framework(f"{K3}:classic_nested") == "keras3"
+    assert declared_framework("no.such.module:f") is None
+
+
+def test_tf_keras_h5_silent_swap_and_tf_checkpoint_survives(pairs, tmp_path):
+    pair = pairs.get(tf_keras_models.swap_prone_nested)
+    assert pair.framework == "tf-keras"
+    first = FreezeMask.from_paths(pair.saver, [(1, 1)])
+    swapped = RoundTrip(pair, "h5", tmp_path).run(first, FreezeMask.nothing())
+    assert swapped.load_error is None
+    assert {o.verdict for o in swapped.outcomes} == {SWAPPED} and len(swapped.outcomes) == 4
+    assert RoundTrip(pair, "tf-checkpoint", tmp_path).run(first, FreezeMask.nothing()).ok
+
+
+def test_keras3_tf_checkpoint_survives_any_freeze_state(pairs, tmp_path):
+    pair = pairs.get(models.classic_nested)
+    everything = FreezeMask.everything(pair.saver)
+    assert RoundTrip(pair, "tf-checkpoint", tmp_path).run(everything, FreezeMask.nothing()).ok
+
+
+def test_migration_with_different_architectures_lists_first_differences():
+    with pytest.raises(FactoryError, match=r"do not build the same architecture; first differences: "
+                                           r"\d+ variables vs \d+; #0: "):
+        PairCache().get(tf_keras_models.classic_functional, models.swap_prone_nested)
+
+
+def run_ids(result):
+    out = {}
+    for line in result.outlines:
+        if line.startswith("ckpt-") and (" PASSED" in line or " FAILED" in line or " SKIPPED" in line):
+            out[line.split(" ")[0]] = line.split(" ")[1]
+    return out
+
+
+def test_tf_keras_and_migrations_end_to_end(pytester):
+    pytester.makeini(f"""
+        [pytest]
+        ckpt_models =
+            {TFK}:classic_nested
+            {TFK}:swap_prone_nested
+            {TFK}:classic_functional
+        ckpt_migrations =
+            {TFK}:classic_functional -> {K3}:classic_functional
+        ckpt_formats = h5, tf-checkpoint, keras-weights
+        ckpt_examples = 40
+    """)
+    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-v", "-p", "no:cacheprovider", SEED)
+    got = run_ids(result)
+    mig = f"ckpt-migration::{TFK}:classic_functional::{K3}:classic_functional::h5"
+    assert got == {
+        f"ckpt-roundtrip::{TFK}:classic_nested::h5": "FAILED",
+        f"ckpt-roundtrip::{TFK}:classic_nested::tf-checkpoint": "PASSED",
+        f"ckpt-roundtrip::{TFK}:swap_prone_nested::h5": "FAILED",
+        f"ckpt-roundtrip::{TFK}:swap_prone_nested::tf-checkpoint": "PASSED",
+        f"ckpt-roundtrip::{TFK}:classic_functional::h5": "PASSED",
+        f"ckpt-roundtrip::{TFK}:classic_functional::tf-checkpoint": "PASSED",
+        mig: "PASSED",  # tf-checkpoint and keras-weights are not read by both frameworks
+    }
+    # keras-weights is not collected for tf-keras factories, and the run says so.
+    result.stdout.fnmatch_lines(["*--ckpt-formats: keras-weights do(es) not apply to tf-keras model "
+                                 f"factory {TFK}:classic_nested; formats for tf-keras: h5, "
+                                 "h5-by-name, tf-checkpoint*"])
+    result.stdout.fnmatch_lines([
+        "*format:    h5 (tf-keras)*",
+        "*4 of 6 variables did not survive (4 swapped)*",
+    ])
+    selected = pytester.runpytest_subprocess("--ckpt-roundtrip", "--collect-only", "-q",
+                                             "-k", "ckpt-migration and h5")
+    selected.stdout.fnmatch_lines([mig, "1/7 tests collected (6 deselected)*"])
+
+
+def test_migration_fixture_reports_like_the_round_trip(pytester):
+    pytester.makepyfile(test_port=f"""
+        from pytest_ckpt import models, tf_keras_models
+
+        def test_functional_port_is_clean(ckpt_migration):
+            ckpt_migration(tf_keras_models.classic_functional, models.classic_functional, examples=10)
+
+        def test_nested_port_under_h5(ckpt_migration):
+            ckpt_migration(tf_keras_models.swap_prone_nested, models.swap_prone_nested,
+                           formats="h5", examples=40)
+
+        def test_port_to_other_architecture(ckpt_migration):
+            ckpt_migration(tf_keras_models.classic_functional, models.lstm_model)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", SEED)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random([
+        f"checkpoint round trip failed: {TFK}:swap_prone_nested -> {K3}:swap_prone_nested",
+        "*format:    h5 (tf-keras -> keras3)*",
+        "*(4 swapped)*",
+        f"*{TFK}:classic_functional and {K3}:lstm_model do not build the same architecture; "
+        "first differences: 32 variables vs 6*",
+    ])
+
+
+def test_factory_whose_framework_is_not_installed(pytester):
+    # Shadow the installed tf-keras with one that cannot be imported, as on a
+    # machine without it.
+    pytester.mkpydir("tf_keras").joinpath("__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'tf_keras'\", name='tf_keras')\n")
+    pytester.makepyfile(old_models="""
+        import tf_keras
+
+        def build():
+            return tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(2)])
+    """)
+    pytester.makeini("[pytest]\nckpt_models = old_models:build\nckpt_formats = h5\n")
+    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*model factory 'old_models:build': cannot import module "
+                                 "'old_models': ModuleNotFoundError: No module named 'tf_keras'; "
+                                 "this factory needs tf-keras: pip install tf-keras*"])
