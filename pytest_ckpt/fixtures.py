@@ -105,3 +105,53 @@ def ckpt_tf_keras_models():
     from pytest_ckpt import tf_keras_models
 
     return {f.__name__: f for f in tf_keras_models.BUILTIN}
+
+
+class RegressionChecker:
+    """``ckpt_regression.check(model, format=None, examples=None, rtol=1e-6, atol=1e-6)``."""
+
+    def __init__(self, request):
+        self._request = request
+        self._state = request.config.stash[STATE_KEY]
+        self._count = 0
+
+    def check(self, model, format=None, examples=None, rtol: float = 1e-6, atol: float = 1e-6):
+        from pytest_ckpt.factories import framework_of
+        from pytest_ckpt.formats import TF_KERAS
+        from pytest_ckpt.golden import GoldenFolder, golden_path
+        from pytest_ckpt.options import parse_examples
+        from pytest_ckpt.property import choose_seed
+        from pytest_ckpt.regression import check_golden, write_golden
+
+        settings = self._state.settings
+        self._count += 1
+        node = self._request.node
+        folder = GoldenFolder(golden_path(node.path, settings.golden_dir, node.name, self._count))
+        try:
+            if settings.update:
+                fmt = format or ("h5" if framework_of(model) == TF_KERAS else "keras-weights")
+                write_golden(model, folder, fmt)
+                return
+            if not folder.exists():
+                pytest.fail(f"no golden checkpoint at {folder.path} for this check; create it with "
+                            "pytest --ckpt-update (a run without it never writes goldens)",
+                            pytrace=False)
+            examples = parse_examples(examples) if examples is not None else settings.examples
+            seed = choose_seed(hypothesis_seed(self._request.config))
+            mismatch = check_golden(model, folder, examples=examples, seed=seed, rtol=rtol, atol=atol)
+        except CkptError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if mismatch is not None:
+            pytest.fail(mismatch.render(seed=seed), pytrace=False)
+
+
+@pytest.fixture
+def ckpt_regression(request) -> RegressionChecker:
+    """Regression test against a stored, known-good checkpoint ("golden").
+
+    ``ckpt_regression.check(model)``: with ``--ckpt-update`` it writes the
+    golden beside the test module (``<golden_dir>/<module>/<test>[-N]/``);
+    later runs load it into ``model`` under random freeze masks and compare
+    every variable exactly and the outputs on a fixed probe within tolerance.
+    """
+    return RegressionChecker(request)

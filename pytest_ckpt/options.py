@@ -44,6 +44,10 @@ OPTIONS = (
            f"{', '.join(format_names())})", default="", metavar="NAMES"),
     Option("examples", f"Hypothesis examples (freeze-mask pairs) per round-trip check "
            f"(default {DEFAULT_EXAMPLES})", default=str(DEFAULT_EXAMPLES), metavar="N"),
+    Option("update", "write or overwrite the golden checkpoints of ckpt_regression checks "
+           "(without it a missing golden fails and nothing is written)", kind="bool", default=False),
+    Option("golden_dir", "name of the folder, beside each test module, that holds golden "
+           "checkpoints (default ckpt_golden)", default="ckpt_golden", metavar="NAME"),
     Option("tmpdir", "directory for temporary checkpoint files (default: the system temp dir)",
            default="", metavar="DIR"),
 )
@@ -81,6 +85,8 @@ class CkptSettings:
     formats_explicit: bool = False
     examples: int = DEFAULT_EXAMPLES
     tmpdir: str | None = None
+    update: bool = False
+    golden_dir: str = "ckpt_golden"
     # Problems found while reading; reported by a failing item, not an abort,
     # so that every other test still runs.
     errors: list[str] = field(default_factory=list)
@@ -98,6 +104,8 @@ def read_settings(config) -> CkptSettings:
         formats=parse_format_list(raw["formats"]) or format_names(),
         formats_explicit=bool(parse_format_list(raw["formats"])),
         tmpdir=raw["tmpdir"] or None,
+        update=bool(raw["update"]),
+        golden_dir=raw["golden_dir"] or "ckpt_golden",
     )
     for line in _entries(raw["migrations"]):
         old, sep, new = line.partition("->")
