@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,7 +147,7 @@ def check_once(model, folder: GoldenFolder, load_mask: FreezeMask, *, rtol: floa
     level = absl.level
     absl.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), masked(tree, load_mask):
+        with warnings.catch_warnings(), masked(tree, load_mask), _safe_mode(manifest.format):
             warnings.simplefilter("ignore")
             try:
                 fmt.load(model, checkpoint)
@@ -178,6 +179,28 @@ def check_once(model, folder: GoldenFolder, load_mask: FreezeMask, *, rtol: floa
                 mismatch.outputs = (f"{name} differs from the golden outputs: max |diff| = "
                                     f"{np.max(np.abs(value - expected)):.6g} (rtol={rtol}, atol={atol})")
     return mismatch
+
+
+@contextmanager
+def _safe_mode(format_name: str):
+    """Keras's safe mode on while a ``.keras`` golden loads.
+
+    ``load_weights`` reads only the weights, never the config whose lambdas
+    safe mode guards against; the scope keeps it so should Keras change.
+    """
+    scope = None
+    if format_name == "keras":
+        try:
+            from keras.src.saving.serialization_lib import SafeModeScope
+
+            scope = SafeModeScope(True)
+        except ImportError:
+            scope = None
+    if scope is None:
+        yield
+        return
+    with scope:
+        yield
 
 
 def check_golden(model, folder: GoldenFolder, *, examples: int, seed=None,
