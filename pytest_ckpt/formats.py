@@ -117,27 +117,19 @@ class TfCheckpoint(Format):
         tf.train.Checkpoint(model=model).read(str(path)).assert_consumed()
 
 
-class TfKerasH5(Format):
-    name = "h5"
-    suffix = ".h5"
+class TfKerasH5(LegacyH5):
     frameworks = frozenset({TF_KERAS})
     description = "tf-keras save_weights('x.h5') / load_weights('x.h5'), matched by position"
-    matches_by = "position"
 
     def save(self, model, path):
         model.save_weights(str(path))
 
-    def load(self, model, path):
-        model.load_weights(str(path))
-
 
 class TfKerasH5ByName(TfKerasH5):
-    name = "h5-by-name"
+    name = LegacyH5ByName.name
     description = "tf-keras legacy HDF5 loaded with load_weights(..., by_name=True)"
-    matches_by = "name"
-
-    def load(self, model, path):
-        model.load_weights(str(path), by_name=True)
+    matches_by = LegacyH5ByName.matches_by
+    load = LegacyH5ByName.load
 
 
 class TfKerasCheckpoint(Format):

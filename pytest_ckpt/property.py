@@ -52,6 +52,38 @@ def choose_seed(forced=None) -> int | None:
     return random.SystemRandom().getrandbits(32)
 
 
+def find_failure(check, strategies: dict, *, examples: int, seed, failure: type[Exception]):
+    """Run ``check(**drawn)`` for Hypothesis-drawn arguments; the minimal ``failure`` raised, or None.
+
+    Every check of the project runs under these settings on top of the user's
+    profile: reproduce by seed (an example database would write outside the
+    temp dir), no deadline (saves are slow), and no explain phase, which
+    re-runs a failure for every boolean of the masks (hundreds of saves) to
+    say what the reports already say.
+    """
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        report_multiple_bugs=False,
+        phases=[p for p in settings.default.phases if p is not Phase.explain],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                               HealthCheck.large_base_example],
+    )
+    @given(**strategies)
+    def run(**drawn):
+        check(**drawn)
+
+    if seed is not None:
+        run = hypothesis_seed(seed)(run)
+    try:
+        run()
+    except failure as exc:
+        return exc
+    return None
+
+
 def check_format(
     pair: ModelPair,
     format_name: str,
@@ -68,30 +100,15 @@ def check_format(
         save_masks = freeze_masks(pair.saver)
         load_masks = save_masks if not pair.is_migration else freeze_masks(pair.loader)
 
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            # Reproduce by seed; a database would write outside the temp dir.
-            database=None,
-            report_multiple_bugs=False,
-            # The explain phase re-runs the failure for every boolean of both
-            # masks (hundreds of saves) to say what our report already says.
-            phases=[p for p in settings.default.phases if p is not Phase.explain],
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                   HealthCheck.large_base_example],
-        )
-        @given(save_mask=save_masks, load_mask=load_masks)
         def every_variable_survives(save_mask, load_mask):
             result = engine.run(save_mask, load_mask)
             if not result.ok:
                 raise RoundTripFailure(result)
 
-        if seed is not None:
-            every_variable_survives = hypothesis_seed(seed)(every_variable_survives)
-        try:
-            every_variable_survives()
-        except RoundTripFailure as failure:
-            return PropertyOutcome(format_name, seed, engine.examples_run, failure.result)
-        return PropertyOutcome(format_name, seed, engine.examples_run)
+        failure = find_failure(every_variable_survives,
+                               {"save_mask": save_masks, "load_mask": load_masks},
+                               examples=examples, seed=seed, failure=RoundTripFailure)
+        return PropertyOutcome(format_name, seed, engine.examples_run,
+                               failure.result if failure else None)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

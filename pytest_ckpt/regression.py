@@ -206,9 +206,7 @@ def _safe_mode(format_name: str):
 def check_golden(model, folder: GoldenFolder, *, examples: int, seed=None,
                  rtol: float = 1e-6, atol: float = 1e-6) -> GoldenMismatch | None:
     """Hypothesis draws load masks; returns the minimal mismatch, or None."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-
+    from pytest_ckpt.property import find_failure
     from pytest_ckpt.strategies import freeze_masks
 
     loaded = folder.read()  # read and verify the files once, not per example
@@ -217,19 +215,11 @@ def check_golden(model, folder: GoldenFolder, *, examples: int, seed=None,
     if first.missing or first.new or first.reshaped:
         return first  # structural: no mask changes that
 
-    @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
-              phases=[p for p in settings.default.phases if p is not Phase.explain],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(load_mask=freeze_masks(tree))
     def golden_loads(load_mask):
         mismatch = check_once(model, folder, load_mask, rtol=rtol, atol=atol, loaded=loaded)
         if mismatch.failed:
             raise GoldenMismatchError(mismatch)
 
-    if seed is not None:
-        golden_loads = hypothesis_seed(seed)(golden_loads)
-    try:
-        golden_loads()
-    except GoldenMismatchError as exc:
-        return exc.mismatch
-    return None
+    error = find_failure(golden_loads, {"load_mask": freeze_masks(tree)}, examples=examples,
+                         seed=seed, failure=GoldenMismatchError)
+    return error.mismatch if error else None
