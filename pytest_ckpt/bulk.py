@@ -1,56 +1,61 @@
-"""Whole-model operations done in one compiled TensorFlow call.
+"""Whole-model operations done in one compiled call where the backend allows.
 
 Resetting the loading model and checking every variable are the engine's
 only per-example costs beyond the save and load themselves.  Done variable
 by variable from Python they cost as much as a legacy HDF5 round trip of
 ResNet50 (each read or assign copies through NumPy); as one ``tf.function``
-they cost a few percent of it.  Models on other backends take the NumPy path.
+they cost a few percent of it.  Other backends take the NumPy path.
 """
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
+
 import numpy as np
 
-from pytest_ckpt import values
-from pytest_ckpt.tree import VariableEntry
+from pytest_ckpt import compat, values
 
 
-def _tf_variable(variable):
-    """The tf.Variable behind a Keras 3 variable (or the tf-keras variable itself)."""
-    import tensorflow as tf
+def read(variable) -> np.ndarray:
+    """A variable's value as a NumPy array, on any backend."""
+    try:
+        return np.asarray(variable.numpy())
+    except AttributeError:
+        import keras
 
-    if isinstance(variable, tf.Variable):
-        return variable
-    inner = getattr(variable, "_value", None)
-    return inner if isinstance(inner, tf.Variable) else None
+        return np.asarray(keras.ops.convert_to_numpy(variable))
 
 
 class BulkOps:
-    """``reset()`` puts each loader variable at its sentinel; ``survived()`` says,
-    per variable, whether the loader holds exactly the saver's value."""
+    """``reset()`` puts each loading variable at its pre-load value (see
+    :mod:`pytest_ckpt.values`); ``survived()`` says, per variable, whether the
+    loading variable holds exactly the saving variable's value."""
 
-    def __init__(self, saved: list[VariableEntry], loaded: list[VariableEntry], sentinels, dtypes):
-        self._saved, self._loaded = saved, loaded
-        self._sentinels, self._dtypes = sentinels, dtypes
-        self._tf = None
-        try:
-            self._tf = self._compile()
-        except ImportError:
-            pass
+    def __init__(self, saved: list, loaded: list, dtypes: list[np.dtype]):
+        self._saved, self._loaded, self._dtypes = saved, loaded, dtypes
+        self._tf = self._compile()
 
     def _compile(self):
+        svars = [compat.tf_variable(v) for v in self._saved]
+        lvars = [compat.tf_variable(v) for v in self._loaded]
+        if not svars or any(v is None for v in svars + lvars):
+            return None
         import tensorflow as tf
 
-        svars = [_tf_variable(e.variable) for e in self._saved]
-        lvars = [_tf_variable(e.variable) for e in self._loaded]
-        if any(v is None for v in svars + lvars):
-            return None
-        fills = [tf.constant(s, dtype=v.dtype) for s, v in zip(self._sentinels, lvars)]
+        kinds = [values.preload_kind(d) for d in self._dtypes]
+
+        def preload(v, kind):
+            if kind == values.INVERT:
+                return tf.logical_not(v)
+            if kind == values.ZERO:
+                return tf.zeros_like(v)
+            return tf.negative(v)
 
         @tf.function(autograph=False)
         def reset():
-            for v, s in zip(lvars, fills):
-                v.assign(tf.fill(tf.shape(v), s))
+            for s, l, kind in zip(svars, lvars, kinds):
+                l.assign(preload(s, kind))
 
         @tf.function(autograph=False)
         def survived():
@@ -60,15 +65,31 @@ class BulkOps:
 
     def reset(self) -> None:
         if self._tf is not None:
-            self._tf[0]()
+            with _quiet_tracing():
+                self._tf[0]()
             return
-        for i, (entry, dtype) in enumerate(zip(self._loaded, self._dtypes)):
-            entry.variable.assign(values.sentinel_values(entry.shape, dtype, i))
+        for s, l in zip(self._saved, self._loaded):
+            l.assign(values.preload_values(read(s)))
 
     def survived(self) -> list[bool]:
         if self._tf is not None:
-            return [bool(x) for x in self._tf[1]().numpy()]
-        return [
-            np.array_equal(np.asarray(s.variable.numpy()), np.asarray(l.variable.numpy()))
-            for s, l in zip(self._saved, self._loaded)
-        ]
+            with _quiet_tracing():
+                return [bool(x) for x in self._tf[1]().numpy()]
+        return [_same(read(s), read(l)) for s, l in zip(self._saved, self._loaded)]
+
+
+@contextmanager
+def _quiet_tracing():
+    """Every check compiles its own two functions, so TensorFlow's warning about
+    "tf.function retracing" in a loop would fire once a few checks have run."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)

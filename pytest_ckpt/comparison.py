@@ -1,16 +1,32 @@
-"""Comparing what a model loaded with what was saved, variable by variable."""
+"""What a variable that did not survive holds instead: the verdict words.
+
+One classification serves round trips, migrations, optimizer state and
+goldens: each compares what a variable holds after the load with what was
+expected, with what it held before the load, and with every expected value
+(by fingerprint, so nothing is re-read).
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_ckpt.tree import VariableEntry
-
 SWAPPED = "swapped"
 NOT_LOADED = "not_loaded"
 CHANGED = "changed"
+OUTPUTS_DIFFER = "outputs_differ"
+VERDICTS = (SWAPPED, NOT_LOADED, CHANGED)
+
+
+def fingerprint(array: np.ndarray) -> str:
+    """SHA-256 of dtype, shape and bytes (the golden manifests' checksum)."""
+    array = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -22,64 +38,45 @@ class VariableOutcome:
     shape: tuple[int, ...]
     dtype: str
     verdict: str
-    # For SWAPPED: the variable whose saved value this one received.
+    # For SWAPPED: the variable whose expected value this one received, when
+    # exactly one variable has that value (otherwise None, with the count).
     source_key: str | None = None
     source_display: str | None = None
+    candidates: int = 0
+    # "model" or "optimizer": optimizer slots are reported apart.
+    kind: str = "model"
 
 
-def _read(variable) -> np.ndarray:
-    return np.asarray(variable.numpy())
+class ExpectedValues:
+    """Fingerprints of every expected value, to name the source of a swap."""
+
+    def __init__(self, entries):
+        """``entries``: (key, display, fingerprint) for every expected variable."""
+        self._by_print: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for key, display, digest in entries:
+            self._by_print[digest].append((key, display))
+
+    def sources(self, got: np.ndarray, skip: str) -> list[tuple[str, str]]:
+        return [s for s in self._by_print.get(fingerprint(got), []) if s[0] != skip]
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
+def classify(*, key: str, display: str, got: np.ndarray, preload: np.ndarray | str | None,
+             expected: ExpectedValues, kind: str = "model") -> VariableOutcome:
+    """The verdict for one variable that does not hold its expected value.
 
-
-def classify(
-    saved: list[VariableEntry],
-    loaded: list[VariableEntry],
-    sentinels: list,
-    survived: list[bool],
-) -> list[VariableOutcome]:
-    """What each variable that did not survive holds instead.
-
-    ``saved`` and ``loaded`` come from two models of one factory and have
-    the same keys in the same order (the engine checks that once);
-    ``survived[i]`` says whether the i-th variable came back exactly and
-    ``sentinels[i]`` is the scalar it held before the load.  Values are read
-    one variable at a time, and only for failures, so memory stays flat.
+    ``preload`` is what the variable held right before the load (an array or
+    its fingerprint), so "never loaded" is decided by what actually was
+    there, never by a formula that could collide with a saved value.
     """
-    outcomes = []
-    for i in (i for i, ok in enumerate(survived) if not ok):
-        got = _read(loaded[i].variable)
-        entry = saved[i]  # keys agree; the saver's names match the masks
-        if got.size and np.all(got == sentinels[i]):
-            outcomes.append(_outcome(entry, NOT_LOADED))
-            continue
-        source = _find_source(got, saved, skip=i)
-        if source is not None:
-            outcomes.append(_outcome(entry, SWAPPED, source))
-        else:
-            outcomes.append(_outcome(entry, CHANGED))
-    return outcomes
-
-
-def _find_source(got: np.ndarray, saved: list[VariableEntry], skip: int) -> VariableEntry | None:
-    for j, candidate in enumerate(saved):
-        if j == skip or candidate.shape != got.shape:
-            continue
-        if _same(got, _read(candidate.variable)):
-            return candidate
-    return None
-
-
-def _outcome(entry: VariableEntry, verdict: str, source: VariableEntry | None = None):
-    return VariableOutcome(
-        key=entry.key,
-        display=entry.display,
-        shape=entry.shape,
-        dtype=entry.dtype,
-        verdict=verdict,
-        source_key=source.key if source else None,
-        source_display=source.display if source else None,
-    )
+    base = dict(key=key, display=display, shape=tuple(got.shape), dtype=str(got.dtype), kind=kind)
+    if preload is not None and got.size:
+        before = preload if isinstance(preload, str) else fingerprint(preload)
+        if fingerprint(got) == before:
+            return VariableOutcome(verdict=NOT_LOADED, **base)
+    sources = expected.sources(got, skip=key)
+    if len(sources) == 1:
+        return VariableOutcome(verdict=SWAPPED, source_key=sources[0][0],
+                               source_display=sources[0][1], candidates=1, **base)
+    if sources:
+        return VariableOutcome(verdict=SWAPPED, candidates=len(sources), **base)
+    return VariableOutcome(verdict=CHANGED, **base)

@@ -1,9 +1,18 @@
 """The round-trip engine: save under one freeze mask, load under another, compare.
 
-Plain Python: no pytest, no Hypothesis.  Building a Keras model costs far
-more than one save and load, so a factory's two models (one saves, one
-loads) are built once and reused for every example and every format; only
-flags and the loader's values are reset between examples.
+Plain Python: no pytest, no Hypothesis.  One check (a factory in a format)
+builds its own pair of models, as two processes would: the saving model and
+the loading model each come from a fresh call of the factory, with
+auto-generated names as in a new process.  The check then
+
+1. compares the two models' outputs after a plain save and load of the
+   factory's own state (catches state outside the variables, such as cached
+   statistics or vocabularies, that differs between two builds);
+2. gives every variable of the saving model a distinct value, and verifies
+   that resetting the loading model cannot touch the saving one (a factory
+   that hands out a cached backbone shares variables between the two);
+3. runs round trips under mask pairs (see :mod:`pytest_ckpt.driver`), each
+   comparing every variable exactly.
 """
 
 from __future__ import annotations
@@ -13,68 +22,73 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections import OrderedDict
-from contextlib import contextmanager
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pytest_ckpt import values
-from pytest_ckpt.bulk import BulkOps
-from pytest_ckpt.comparison import classify
+from pytest_ckpt import compat, probe
+from pytest_ckpt.bulk import BulkOps, read
+from pytest_ckpt.comparison import ExpectedValues, VariableOutcome, classify, fingerprint
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.factories import build, factory_name, framework_of, resolve
+from pytest_ckpt.factories import as_callable, build
 from pytest_ckpt.formats import Format, get_format
-from pytest_ckpt.masks import FreezeMask, masked
-from pytest_ckpt.result import RoundTripResult
+from pytest_ckpt.frameworks import backend_of, framework_of
+from pytest_ckpt.masks import INDEPENDENT, FreezeMask, masked, translate
+from pytest_ckpt.result import CheckOutcome, RoundTripResult
 from pytest_ckpt.tree import LayerTree
-
+from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
 # TensorFlow's C++ start-up banner lands in every failure's captured stderr;
 # the engine is imported before any factory module, so before TensorFlow.
 # A user's own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+VALUES_SEED = 20260101
+# Outputs of two models holding the same variables, computed by the same
+# code: equal up to float reassociation; across frameworks (a migration)
+# kernels differ a little more.
+OUTPUT_TOLERANCE = {"same": (1e-5, 1e-6), "migration": (1e-4, 1e-5)}
+
+
+class ArchitectureMismatch(Exception):
+    """A model loaded with load_model does not have the saved model's variables."""
+
 
 class ModelPair:
-    """Two models prepared for honest round trips: one saves, one loads.
+    """Two fresh models: one saves, one loads.
 
     Both come from one factory, or, for a migration check, the saving model
     from ``factory`` and the loading one from ``load_factory`` (say a
     tf-keras model and its Keras 3 port), matched by architecture position.
     """
 
-    def __init__(self, factory: Callable, name: str | None = None, *,
-                 load_factory: Callable | None = None, load_name: str | None = None):
-        self.name = name or factory_name(factory)
-        self.load_name = (load_name or factory_name(load_factory)) if load_factory else self.name
-        saver = build(factory, self.name)
-        loader = build(load_factory or factory, self.load_name)
+    def __init__(self, factory: Callable | str, *, load_factory: Callable | str | None = None):
+        save, self.name = as_callable(factory)
+        load, self.load_name = as_callable(load_factory) if load_factory is not None else (save, self.name)
+        saver = build(save, self.name)
+        loader = build(load, self.load_name)
         if saver is loader:
-            raise FactoryError(
-                f"model factory {self.name} returned the same model object twice; "
-                "it must build a new model on every call"
-            )
+            raise FactoryError(f"model factory {self.name} returned the same model object twice; "
+                               "it must build a new model on every call")
         self.save_framework = framework_of(saver)
         self.load_framework = framework_of(loader)
         self.saver = LayerTree(saver)
         self.loader = LayerTree(loader)
         self.saved = self.saver.variables()
         self.loaded = self.loader.variables()
-        if load_factory is None:
-            _check_same_architecture(f"model factory {self.name} built two different models "
-                                     "on two calls", self.saved, self.loaded, keys=True)
-        else:
+        if self.is_migration:
             _check_same_architecture(f"{self.name} and {self.load_name} do not build the same "
                                      "architecture", self.saved, self.loaded, keys=False)
-        self._dtypes = [values.numpy_dtype(e.variable) for e in self.loaded]
-        self.sentinels = [values.sentinel(i, d) for i, d in enumerate(self._dtypes)]
-        rng = np.random.default_rng(20260101)
-        for entry, dtype in zip(self.saved, self._dtypes):
-            entry.variable.assign(values.saved_values(entry.shape, dtype, rng))
-        self._bulk = BulkOps(self.saved, self.loaded, self.sentinels, self._dtypes)
+        else:
+            _check_same_architecture(f"model factory {self.name} built two different models "
+                                     "on two calls", self.saved, self.loaded, keys=True)
+        _refuse_shared_layers(self)
+        self._dtypes = [numpy_dtype(e.variable) for e in self.saved]
+        self._bulk: BulkOps | None = None
+        self.expected: ExpectedValues | None = None
 
     @property
     def is_migration(self) -> bool:
@@ -90,12 +104,69 @@ class ModelPair:
             return self.save_framework
         return f"{self.save_framework} -> {self.load_framework}"
 
+    def backend(self) -> str:
+        return backend_of(self.save_framework)
+
+    def translate(self, mask: FreezeMask) -> FreezeMask:
+        """A save-side mask as it applies to the loading model."""
+        return translate(mask, self.saver, self.loader) if self.is_migration else mask
+
+    def fill(self) -> None:
+        """Give every saving variable a distinct value, and prove the loader is separate.
+
+        Right after a reset, no loading variable may equal its saving twin
+        (the pre-load value differs from the saved one everywhere), and the
+        saving model must still hold what it was given: otherwise the two
+        models share storage, and every comparison would agree.
+        """
+        rng = np.random.default_rng(VALUES_SEED)
+        given = distinct_values([(e.shape, d) for e, d in zip(self.saved, self._dtypes)], rng)
+        for entry, value in zip(self.saved, given):
+            entry.variable.assign(value)
+        prints = [fingerprint(v) for v in given]
+        del given
+        self.expected = ExpectedValues(
+            (e.key, e.display, p) for e, p in zip(self.saved, prints))
+        self._bulk = BulkOps([e.variable for e in self.saved], [e.variable for e in self.loaded],
+                             self._dtypes)
+        self._bulk.reset()
+        agree = self._bulk.survived()
+        moved = [e for e, p in zip(self.saved, prints) if fingerprint(read(e.variable)) != p]
+        shared = [e for e, same in zip(self.saved, agree) if same and int(np.prod(e.shape))]
+        if shared or moved:
+            names = ", ".join(e.display for e in (shared or moved)[:5])
+            raise FactoryError(
+                f"model factory {self.label} built two models that share variable storage "
+                f"({len(shared or moved)} variables, e.g. {names}): writing to the loading model "
+                "changed the saving one, so no round trip can be checked. Build every layer and "
+                "backbone anew on each call (no module-level cache).")
+
     def reset_loader(self) -> None:
         self._bulk.reset()
 
-    def compare(self):
+    def compare(self, holder) -> list[VariableOutcome]:
         """The variables that did not survive the last load, classified."""
-        return classify(self.saved, self.loaded, self.sentinels, self._bulk.survived())
+        if holder is self.loader.model:
+            failed = [i for i, ok in enumerate(self._bulk.survived()) if not ok]
+            return [classify(key=self.saved[i].key, display=self.saved[i].display,
+                             got=read(self.loaded[i].variable),
+                             preload=preload_values(read(self.saved[i].variable)),
+                             expected=self.expected) for i in failed]
+        # A new model (keras.saving.load_model): matched by stable key; it
+        # never held a pre-load value of ours.
+        entries = {e.key: e for e in LayerTree(holder).variables()}
+        outcomes = []
+        for e in self.saved:
+            got = entries.get(e.key)
+            if got is None:
+                raise ArchitectureMismatch(
+                    f"the model loaded from the checkpoint has no variable {e.key} ({e.display}): "
+                    "load_model rebuilt another architecture")
+            value = read(got.variable)
+            if fingerprint(value) != fingerprint(read(e.variable)):
+                outcomes.append(classify(key=e.key, display=e.display, got=value, preload=None,
+                                         expected=self.expected))
+        return outcomes
 
     @property
     def parameter_bytes(self) -> int:
@@ -108,7 +179,7 @@ def _check_same_architecture(problem: str, a, b, *, keys: bool) -> None:
     layers).  Counts are compared, never zipped."""
 
     def sig(e):
-        return (e.key, e.shape) if keys else (e.shape, e.dtype)
+        return (e.key, e.shape, e.dtype) if keys else (e.shape, e.dtype)
 
     if [sig(e) for e in a] == [sig(e) for e in b]:
         return
@@ -119,53 +190,63 @@ def _check_same_architecture(problem: str, a, b, *, keys: bool) -> None:
     raise FactoryError(f"{problem}; first differences: {'; '.join(diffs[:5])}")
 
 
-class PairCache:
-    """The most recently used factories' model pairs (and their errors).
+def _refuse_shared_layers(pair: ModelPair) -> None:
+    """Layers or variables that are the same objects in both models."""
+    loader_layers = {id(n.layer) for n in pair.loader.nodes}
+    shared = [n for n in pair.saver.nodes if n.index_path and id(n.layer) in loader_layers]
+    loader_storage = {id(compat.storage_identity(e.variable)) for e in pair.loaded}
+    variables = [e for e in pair.saved if id(compat.storage_identity(e.variable)) in loader_storage]
+    if not shared and not variables:
+        return
+    if shared:
+        top = [n for n in shared if n.index_path[:-1] not in {m.index_path for m in shared}]
+        what = f"layer(s) {', '.join(repr(n.display) for n in top[:5])}"
+    else:
+        what = f"variable(s) {', '.join(repr(e.display) for e in variables[:5])}"
+    raise FactoryError(
+        f"model factory {pair.label} returned two models that share {what} "
+        f"({len(variables)} shared variables): loading into one would overwrite the other, so no "
+        "round trip can be checked. Build a new backbone on every call instead of reusing a "
+        "cached one (a module-level model or layer).")
 
-    Items are ordered factory by factory, so a small cache builds each
-    factory once while keeping at most a few models alive.
+
+@contextmanager
+def framework_chatter():
+    """Collect the framework's warnings and silence its per-save chatter.
+
+    Keras prints the legacy-HDF5 notice and NumPy deprecations on every save
+    (thousands of copies would bury the report), but a warning such as
+    "Skipping variable loading for optimizer" explains a failure: the
+    messages are kept, de-duplicated, for the report.
     """
-
-    def __init__(self, size: int = 2):
-        self.size = size
-        self._pairs: OrderedDict[object, ModelPair | FactoryError] = OrderedDict()
-
-    def get(self, factory: Callable | str, load_factory: Callable | str | None = None) -> ModelPair:
-        """The pair for ``factory`` (a callable or a "module:callable" spec),
-        or the migration pair ``factory`` -> ``load_factory``."""
-        key = (factory, load_factory)
-        hit = self._pairs.get(key)
-        if hit is None:
-            try:
-                save, save_name = _callable(factory)
-                if load_factory is None:
-                    hit = ModelPair(save, save_name)
-                else:
-                    load, load_name = _callable(load_factory)
-                    hit = ModelPair(save, save_name, load_factory=load, load_name=load_name)
-            except FactoryError as exc:
-                hit = exc
-            self._pairs[key] = hit
-            while len(self._pairs) > self.size:
-                self._pairs.popitem(last=False)
-        self._pairs.move_to_end(key)
-        if isinstance(hit, FactoryError):
-            raise hit
-        return hit
-
-    def clear(self) -> None:
-        self._pairs.clear()
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    messages: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield messages
+        for w in caught:
+            text = str(w.message).strip()
+            if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+                continue
+            if text not in messages and "legacy" not in text:
+                messages.append(text)
+    finally:
+        absl.setLevel(level)
 
 
-def _callable(factory):
-    if isinstance(factory, str):
-        return resolve(factory), factory.strip()
-    return factory, factory_name(factory)
+def describe(exc: BaseException) -> tuple[str, str]:
+    message = str(exc).strip()
+    if len(message) > 600:
+        message = message[:600] + " ..."
+    return type(exc).__name__, message
 
 
 @dataclass
 class RoundTrip:
-    """One factory's model pair and one format; ``run`` does one example."""
+    """One model pair and one format; ``run`` does one example."""
 
     pair: ModelPair
     format_name: str
@@ -175,66 +256,137 @@ class RoundTrip:
     def __post_init__(self):
         # Same name, each side's own framework: a migration saves with the
         # tf-keras "h5" and loads with the Keras 3 one.
-        self.save_format: Format = get_format(self.format_name, self.pair.save_framework)
-        self.load_format: Format = get_format(self.format_name, self.pair.load_framework)
+        backend = self.pair.backend()
+        self.save_format: Format = get_format(self.format_name, self.pair.save_framework, backend)
+        self.load_format: Format = get_format(self.format_name, self.pair.load_framework, backend)
 
     def run(self, save_mask: FreezeMask, load_mask: FreezeMask) -> RoundTripResult:
         self.examples_run += 1
-        directory = Path(tempfile.mkdtemp(prefix="ex", dir=self.workdir))
-        path = self.save_format.path_in(directory)
+        new_model = self.load_format.loads_new_model
         result = RoundTripResult(
-            factory=self.pair.label,
-            format=self.format_name,
-            framework=self.pair.framework,
-            save_mask=save_mask,
-            load_mask=load_mask,
-            tree=self.pair.saver,
-            variable_count=len(self.pair.saved),
-        )
+            factory=self.pair.label, format=self.format_name, framework=self.pair.framework,
+            save_mask=save_mask, load_mask=FreezeMask.nothing() if new_model else load_mask,
+            tree=self.pair.saver, variable_count=len(self.pair.saved), new_model=new_model)
+        directory = Path(tempfile.mkdtemp(prefix="ex", dir=self.workdir))
         try:
-            with _quiet(), masked(self.pair.saver, save_mask):
+            path = self.save_format.path_in(directory)
+            with framework_chatter(), masked(self.pair.saver, save_mask):
                 try:
                     self.save_format.save(self.pair.saver.model, path)
                 except Exception as exc:
-                    result.save_error = _describe(exc)
+                    result.save_error = describe(exc)
                     return result
             self.pair.reset_loader()
-            with _quiet(), masked(self.pair.loader, load_mask):
+            holder = self.pair.loader.model
+            with framework_chatter() as said, masked(self.pair.loader, result.load_mask):
                 try:
-                    self.load_format.load(self.pair.loader.model, path)
+                    holder = self.load_format.load(self.pair.loader.model, path)
                 except Exception as exc:
-                    result.load_error = _describe(exc)
-            result.outcomes = self.pair.compare()
+                    result.load_error = describe(exc)
+            result.warnings = said
+            if result.load_error is None or not new_model:
+                try:
+                    result.outcomes = self.pair.compare(holder)
+                except ArchitectureMismatch as exc:
+                    result.load_error = describe(exc)
             return result
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-@contextmanager
-def _quiet():
-    """Silence Keras's per-save chatter (the legacy-HDF5 notice, NumPy 2
-    deprecations inside Keras): thousands of copies would bury the report."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
+@dataclass
+class OutputsCheck:
+    """Outputs of the saving model and of the loading model after a plain save and load."""
+
+    differences: list[probe.OutputDifference] = field(default_factory=list)
+    note: str | None = None  # why the outputs were not compared
+
+
+def check_outputs(pair: ModelPair, format_name: str, workdir: Path) -> OutputsCheck:
+    """Save the factory's own state, load it into the other fresh model, compare outputs.
+
+    This runs before any value is filled in: the saving model's outputs are
+    computed from exactly the state it saves (a value assigned later would
+    leave caches such as adapted statistics behind), and the loading model
+    starts from its own factory state, so state that differs between two
+    builds and that the format does not restore shows as a difference.
+    """
+    saver, loader = pair.saver.model, pair.loader.model
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        inputs = probe.probe_inputs(saver, loader)
+        expected = probe.outputs(saver, inputs)
+    except probe.ProbeUnavailable as exc:
+        return OutputsCheck(note=f"outputs not compared: {exc}")
+    except Exception as exc:
+        return OutputsCheck(note="outputs not compared: calling the model on a probe input built "
+                                 f"from its input specs raised {type(exc).__name__}: {str(exc)[:200]}")
+    backend = pair.backend()
+    save_format = get_format(format_name, pair.save_framework, backend)
+    load_format = get_format(format_name, pair.load_framework, backend)
+    directory = Path(tempfile.mkdtemp(prefix="outputs", dir=workdir))
+    try:
+        path = save_format.path_in(directory)
+        with framework_chatter():
+            try:
+                save_format.save(saver, path)
+                holder = load_format.load(loader, path)
+            except Exception:
+                # The round trips report this load, variable by variable.
+                return OutputsCheck(note="outputs not compared: the plain save and load failed")
+            got = probe.outputs(holder, inputs)
     finally:
-        absl.setLevel(level)
+        shutil.rmtree(directory, ignore_errors=True)
+    rtol, atol = OUTPUT_TOLERANCE["migration" if pair.is_migration else "same"]
+    return OutputsCheck(probe.differences(expected, got, rtol=rtol, atol=atol))
 
 
-def _describe(exc: BaseException) -> tuple[str, str]:
-    message = str(exc).strip()
-    if len(message) > 600:
-        message = message[:600] + " ..."
-    return type(exc).__name__, message
+@contextmanager
+def workdir(tmp_root: str | Path | None):
+    """A fresh temporary folder for one check, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="pytest-ckpt-", dir=tmp_root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def roundtrip(factory: Callable, format_name: str, save_mask: FreezeMask, load_mask: FreezeMask,
-              *, cache: PairCache | None = None, workdir: Path | None = None) -> RoundTripResult:
+def check_format(factory: Callable | str, format_name: str, *, examples: int, seed: int | None = None,
+                 masks: str = INDEPENDENT, load_factory: Callable | str | None = None,
+                 tmp_root: str | Path | None = None) -> CheckOutcome:
+    """The whole check of one factory (or migration pair) in one format; never raises on a failing round trip.
+
+    Raises FactoryError for a factory that cannot be checked at all.
+    """
+    from pytest_ckpt import driver
+    from pytest_ckpt.fixed_pairs import fixed_pairs
+    from pytest_ckpt.strategies import mask_pairs
+
+    pair = ModelPair(factory, load_factory=load_factory)
+    with workdir(tmp_root) as wd:
+        engine = RoundTrip(pair, format_name, wd)  # raises if the format does not apply
+        outputs = check_outputs(pair, format_name, wd)
+        pair.fill()
+        fixed = fixed_pairs(pair.saver, pair.loader, masks, translate=pair.translate)
+        strategy = mask_pairs(pair.saver, pair.loader, policy=masks, translate=pair.translate)
+        found = driver.search(lambda masks: engine.run(*masks),
+                              fixed=[{"masks": p} for p in fixed], strategies={"masks": strategy},
+                              examples=examples, seed=seed)
+    failure = found.failure
+    if failure is None and outputs.differences:
+        failure = RoundTripResult(
+            factory=pair.label, format=format_name, framework=pair.framework,
+            save_mask=FreezeMask.nothing(), load_mask=FreezeMask.nothing(), tree=pair.saver,
+            variable_count=len(pair.saved), output_differences=outputs.differences)
+    return CheckOutcome(format_name, seed, found.examples_run, failure,
+                        not_reproducible=found.not_reproducible and failure is found.failure,
+                        outputs_note=outputs.note)
+
+
+def roundtrip(factory: Callable | str, format_name: str, save_mask: FreezeMask, load_mask: FreezeMask,
+              *, tmp_root: Path | None = None) -> RoundTripResult:
     """One round trip, for scripts and notebooks: no Hypothesis involved."""
-    pair = (cache or PairCache(1)).get(factory)
-    with tempfile.TemporaryDirectory(prefix="pytest-ckpt-", dir=workdir) as tmp:
-        return RoundTrip(pair, format_name, Path(tmp)).run(save_mask, load_mask)
+    pair = ModelPair(factory)
+    with workdir(tmp_root) as wd:
+        engine = RoundTrip(pair, format_name, wd)
+        pair.fill()
+        return engine.run(save_mask, load_mask)

@@ -3,8 +3,8 @@
 Each format saves through the framework's public API to a real file and
 loads it back the way users do.  Formats that mean the same thing in Keras 3
 and tf-keras share a name ("h5"), one object per framework.  Adding a format
-means adding one class here and one line to ``_ALL``; nothing else in the
-project lists formats.
+means adding one class here and one line to ``_ALL``; :func:`applicable` is
+the one place that decides which formats a model gets.
 """
 
 from __future__ import annotations
@@ -13,21 +13,26 @@ import math
 from pathlib import Path
 
 from pytest_ckpt.errors import UnknownFormatError
+from pytest_ckpt.frameworks import KERAS3, TENSORFLOW, TF_KERAS
 
-KERAS3 = "keras3"
-TF_KERAS = "tf-keras"
+
+class FormatNotApplicable(UnknownFormatError):
+    """A known format that this framework or backend cannot use; says which can."""
 
 
 class Format:
-    """Save a model's weights to ``path`` and load them into another model."""
+    """Save a model to ``path`` and load it back into a model."""
 
     name: str = ""
     suffix: str = ""
     frameworks: frozenset[str] = frozenset({KERAS3})
-    description: str = ""
+    # None: any backend.  tf.train.Checkpoint exists only with TensorFlow.
+    backends: frozenset[str] | None = None
     # How the loader pairs stored values with variables: "path" (object
-    # path, order-independent), "position" (legacy HDF5) or "name".
+    # path, order-independent), "position" (legacy HDF5), "name" or "graph".
     matches_by: str = "path"
+    # load_model-style formats return a new model; the load mask cannot apply.
+    loads_new_model: bool = False
 
     def path_in(self, directory: Path) -> Path:
         return Path(directory) / f"ckpt{self.suffix}"
@@ -35,7 +40,8 @@ class Format:
     def save(self, model, path: Path) -> None:
         raise NotImplementedError
 
-    def load(self, model, path: Path) -> None:
+    def load(self, model, path: Path):
+        """Load ``path`` into ``model``; returns the model now holding the loaded state."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -45,44 +51,53 @@ class Format:
 class KerasWeights(Format):
     name = "keras-weights"
     suffix = ".weights.h5"
-    description = "Keras 3 save_weights('x.weights.h5') / load_weights"
 
     def save(self, model, path):
         model.save_weights(str(path))
 
     def load(self, model, path):
         model.load_weights(str(path))
+        return model
 
 
 class KerasSharded(KerasWeights):
     name = "keras-sharded"
     suffix = ".weights.json"
-    description = "Keras 3 save_weights('x.weights.json', max_shard_size=...) in several shards"
     shards = 3
 
     def save(self, model, path):
-        sizes = [math.prod(w.shape) * _itemsize(w) for w in model.weights]
+        from pytest_ckpt.values import numpy_dtype
+
+        sizes = [math.prod(w.shape) * numpy_dtype(w).itemsize for w in model.weights]
         # A shard must hold the largest variable; beyond that, aim for several.
-        shard_bytes = max(max(sizes), sum(sizes) / self.shards)
+        shard_bytes = max(max(sizes, default=1), sum(sizes) / self.shards)
         model.save_weights(str(path), max_shard_size=shard_bytes / 1024**3)
 
 
-class KerasArchive(Format):
+class KerasArchive(KerasWeights):
     name = "keras"
     suffix = ".keras"
-    description = "Keras 3 model.save('x.keras') / load_weights('x.keras')"
 
     def save(self, model, path):
         model.save(str(path))
 
+
+class KerasModel(KerasArchive):
+    """``model.save("x.keras")`` then ``keras.saving.load_model``: a new model,
+    with the trainable flags and the optimizer from the file."""
+
+    name = "keras-model"
+    loads_new_model = True
+
     def load(self, model, path):
-        model.load_weights(str(path))
+        import keras
+
+        return keras.saving.load_model(str(path), safe_mode=True)
 
 
 class LegacyH5(Format):
     name = "h5"
     suffix = ".h5"
-    description = "legacy HDF5: model.save('x.h5') / load_weights('x.h5'), matched by position"
     matches_by = "position"
 
     def save(self, model, path):
@@ -90,21 +105,23 @@ class LegacyH5(Format):
 
     def load(self, model, path):
         model.load_weights(str(path))
+        return model
 
 
 class LegacyH5ByName(LegacyH5):
     name = "h5-by-name"
-    description = "legacy HDF5 loaded with load_weights(..., by_name=True)"
     matches_by = "name"
 
     def load(self, model, path):
         model.load_weights(str(path), by_name=True)
+        return model
 
 
 class TfCheckpoint(Format):
     name = "tf-checkpoint"
     suffix = ""  # a prefix: TF writes prefix.index and prefix.data-*
-    description = "tf.train.Checkpoint(model=...).write / read, every saved value must be consumed"
+    backends = frozenset({TENSORFLOW})
+    matches_by = "graph"
 
     def save(self, model, path):
         import tensorflow as tf
@@ -115,11 +132,11 @@ class TfCheckpoint(Format):
         import tensorflow as tf
 
         tf.train.Checkpoint(model=model).read(str(path)).assert_consumed()
+        return model
 
 
 class TfKerasH5(LegacyH5):
     frameworks = frozenset({TF_KERAS})
-    description = "tf-keras save_weights('x.h5') / load_weights('x.h5'), matched by position"
 
     def save(self, model, path):
         model.save_weights(str(path))
@@ -127,72 +144,107 @@ class TfKerasH5(LegacyH5):
 
 class TfKerasH5ByName(TfKerasH5):
     name = LegacyH5ByName.name
-    description = "tf-keras legacy HDF5 loaded with load_weights(..., by_name=True)"
     matches_by = LegacyH5ByName.matches_by
     load = LegacyH5ByName.load
 
 
-class TfKerasCheckpoint(Format):
-    name = "tf-checkpoint"
-    suffix = ""
+class TfKerasCheckpoint(TfCheckpoint):
     frameworks = frozenset({TF_KERAS})
-    description = "tf-keras save_weights('x') in TF checkpoint format, matched by object graph"
 
     def save(self, model, path):
         model.save_weights(str(path), save_format="tf")
 
     def load(self, model, path):
         model.load_weights(str(path)).assert_consumed()
+        return model
 
 
-def _itemsize(variable) -> int:
-    from pytest_ckpt.values import numpy_dtype
+class TfKerasModel(KerasModel):
+    frameworks = frozenset({TF_KERAS})
 
-    return numpy_dtype(variable).itemsize
+    def load(self, model, path):
+        import tf_keras
+
+        return tf_keras.models.load_model(str(path), safe_mode=True)
 
 
 _ALL: tuple[Format, ...] = (
     KerasWeights(),
     KerasSharded(),
     KerasArchive(),
+    KerasModel(),
     LegacyH5(),
     LegacyH5ByName(),
     TfCheckpoint(),
     TfKerasH5(),
     TfKerasH5ByName(),
     TfKerasCheckpoint(),
+    TfKerasModel(),
 )
-FRAMEWORKS = (KERAS3, TF_KERAS)
 # Formats both frameworks read: a tf-keras file loads into a Keras 3 model.
 MIGRATION_FORMATS = ("h5", "h5-by-name")
 
 
 def format_names(framework: str | None = None) -> list[str]:
-    """Format names in a stable order, for one framework or for any."""
+    """Format names in one stable order (``_ALL``'s), for one framework or for any."""
     names: list[str] = []
     for f in _ALL:
-        if (framework is None or framework in f.frameworks) and f.name not in names:
+        if f.name not in names:
             names.append(f.name)
-    return names
+    if framework is None:
+        return names
+    return [n for n in names if any(f.name == n and framework in f.frameworks for f in _ALL)]
 
 
-def get_format(name: str, framework: str = KERAS3) -> Format:
+def get_format(name: str, framework: str = KERAS3, backend: str | None = None) -> Format:
+    """The format object; raises naming the formats that do apply when it does not."""
+    known = format_names()
+    if name not in known:
+        raise UnknownFormatError(
+            f"unknown checkpoint format {name!r}; valid formats: {', '.join(known)}")
     for f in _ALL:
         if f.name == name and framework in f.frameworks:
+            if not _runs_on(f, backend):
+                usable = [g.name for g in _ALL if framework in g.frameworks and _runs_on(g, backend)]
+                raise FormatNotApplicable(
+                    f"format {name!r} needs the {'/'.join(sorted(f.backends))} backend; Keras runs "
+                    f"on {backend} here; formats for it: {', '.join(usable)}")
             return f
-    if name in format_names():
-        raise UnknownFormatError(
-            f"format {name!r} does not apply to {framework} models; formats for {framework}: "
-            f"{', '.join(format_names(framework))}"
-        )
-    raise UnknownFormatError(
-        f"unknown checkpoint format {name!r}; valid formats: {', '.join(format_names())}"
-    )
+    raise FormatNotApplicable(
+        f"format {name!r} does not apply to {framework} models; formats for {framework}: "
+        f"{', '.join(format_names(framework))}")
+
+
+def _runs_on(fmt: Format, backend: str | None) -> bool:
+    return backend is None or fmt.backends is None or backend in fmt.backends
+
+
+def applicable(framework: str | None, backend: str | None, *, migration: bool = False) -> list[str]:
+    """The one answer to "which formats can this model use?".
+
+    ``framework`` None means "not known yet": every format (the rest are
+    skipped once the model is built).  A migration needs a format both
+    frameworks read.
+    """
+    names = []
+    for name in format_names(framework):
+        try:
+            if framework is not None:
+                get_format(name, framework, backend)
+        except FormatNotApplicable:
+            continue
+        if not migration or name in MIGRATION_FORMATS:
+            names.append(name)
+    return names
 
 
 def matching(name: str) -> str:
     """How format ``name`` pairs stored values with variables (same in every framework)."""
     return next((f.matches_by for f in _ALL if f.name == name), "path")
+
+
+def loads_new_model(name: str) -> bool:
+    return next((f.loads_new_model for f in _ALL if f.name == name), False)
 
 
 def parse_format_list(text) -> list[str]:

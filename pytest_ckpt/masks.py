@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pytest_ckpt import compat
 from pytest_ckpt.tree import LayerTree
 
 
@@ -38,9 +39,6 @@ class FreezeMask:
     def everything(cls, tree: LayerTree) -> FreezeMask:
         return cls.from_paths(tree, [n.index_path for n in tree.nodes])
 
-    def __bool__(self) -> bool:
-        return bool(self.frozen)
-
     def describe(self) -> str:
         if not self.frozen:
             return "nothing frozen"
@@ -50,15 +48,45 @@ class FreezeMask:
         return f"FreezeMask({list(self.labels or sorted(self.frozen))!r})"
 
 
-def snapshot_flags(tree: LayerTree) -> list[bool]:
-    return [bool(n.layer.trainable) for n in tree.nodes]
+@dataclass(frozen=True)
+class TrainableState:
+    """Every layer's and every variable's ``trainable`` flag, to put back later.
+
+    Keras 3 lets a single variable be frozen (``kernel.trainable = False``)
+    and overwrites that flag whenever its layer's flag is set, so both levels
+    are recorded.  (tf-keras variables have no settable flag.)
+    """
+
+    layers: tuple[bool, ...]
+    variables: tuple[tuple[object, bool], ...]
+
+    @classmethod
+    def of(cls, tree: LayerTree) -> TrainableState:
+        variables = tuple((v, bool(v.trainable)) for v in _settable_variables(tree.model))
+        return cls(tuple(bool(n.layer.trainable) for n in tree.nodes), variables)
+
+    def restore(self, tree: LayerTree) -> None:
+        _set_layer_flags(tree, self.layers)
+        for variable, flag in self.variables:
+            if variable.trainable != flag:
+                variable.trainable = flag
 
 
-def set_flags(tree: LayerTree, flags: list[bool]) -> None:
+def _settable_variables(model) -> list:
+    variables = []
+    for v in model.weights:
+        if isinstance(getattr(type(v), "trainable", None), property) and type(v).trainable.fset:
+            variables.append(v)
+    return variables
+
+
+def _set_layer_flags(tree: LayerTree, flags) -> None:
     # Pre-order: a parent's setter propagates to its children, which are
     # then set to their own value right after.
+    # Every flag is set, even one that already holds: the setter also resets
+    # the layer's variables' own flags, so a mask means the same whatever came before.
     for node, flag in zip(tree.nodes, flags):
-        node.layer.trainable = flag
+        compat.set_trainable(node.layer, flag)
 
 
 def apply_mask(tree: LayerTree, mask: FreezeMask) -> None:
@@ -66,15 +94,47 @@ def apply_mask(tree: LayerTree, mask: FreezeMask) -> None:
     unknown = mask.frozen - {n.index_path for n in tree.nodes}
     if unknown:
         raise ValueError(f"mask names layers this model does not have: {sorted(unknown)}")
-    set_flags(tree, [n.index_path not in mask.frozen for n in tree.nodes])
+    _set_layer_flags(tree, [n.index_path not in mask.frozen for n in tree.nodes])
 
 
 @contextmanager
 def masked(tree: LayerTree, mask: FreezeMask):
-    """Apply ``mask`` for the duration of the block, then restore the flags."""
-    before = snapshot_flags(tree)
+    """Apply ``mask`` for the duration of the block, then put every flag back."""
+    before = TrainableState.of(tree)
     try:
         apply_mask(tree, mask)
         yield tree
     finally:
-        set_flags(tree, before)
+        before.restore(tree)
+
+
+# How save and load masks relate: drawn independently (the hazard users run
+# into), or equal (the documented correct usage: a regression test of the
+# formats themselves).
+INDEPENDENT = "independent"
+SAME = "same"
+POLICIES = (INDEPENDENT, SAME)
+
+
+def current_mask(tree: LayerTree) -> FreezeMask:
+    """The freeze state the model is in now (say, as its factory built it)."""
+    return FreezeMask.from_paths(tree, [n.index_path for n in tree.maskable() if not n.layer.trainable])
+
+
+def translate(mask: FreezeMask, source: LayerTree, target: LayerTree) -> FreezeMask:
+    """The same mask on another framework's build of the architecture (a migration).
+
+    Layers are matched by the positions of the variables they hold, which
+    is what a migration compares; a layer without a match is dropped.
+    """
+    def owned(tree):
+        position = {id(e.variable): i for i, e in enumerate(tree.variables())}
+        return {n.index_path: frozenset(position[id(w)] for w in n.layer.weights if id(w) in position)
+                for n in tree.maskable()}
+
+    by_positions = {}
+    for path, held in owned(target).items():
+        by_positions.setdefault(held, path)
+    source_owned = owned(source)
+    return FreezeMask.from_paths(target, [by_positions[source_owned[p]] for p in mask.frozen
+                                          if source_owned.get(p) in by_positions])

@@ -1,71 +1,133 @@
 """The failure report: what went wrong, why, what to do, how to reproduce.
 
 Written for a CI log: plain text, fixed-width table, nothing that needs a
-terminal.
+terminal.  The cause is decided from typed facts of the result (masks,
+dtypes, verdicts, the format's matching rule), never from error strings.
 """
 
 from __future__ import annotations
 
-from pytest_ckpt.comparison import CHANGED, NOT_LOADED, SWAPPED
+from pytest_ckpt.comparison import CHANGED, NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
 from pytest_ckpt.formats import matching
 from pytest_ckpt.result import RoundTripResult
 
 MAX_ROWS = 40
+# What h5py stores natively; anything else (bfloat16, float8, int4) cannot
+# go through the legacy HDF5 path.
+_HDF5_DTYPES = {"bool", "float16", "float32", "float64", "complex64", "complex128",
+                "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 
 _REMEDY_POSITIONAL = (
     "freeze the same layers before load_weights() as at save time, "
     "or build the model with the functional API (no nested model), "
-    "or save to '.weights.h5' (format keras-weights), which keys variables by path"
-)
+    "or save to '.weights.h5' (format keras-weights), which keys variables by path")
 
 
-def diagnose(result: RoundTripResult) -> tuple[str, str]:
+def _unstorable_dtypes(result: RoundTripResult) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    if result.tree is None:
+        return found
+    for e in result.tree.variables():
+        if e.dtype not in _HDF5_DTYPES:
+            found.setdefault(e.dtype, []).append(e.display)
+    return found
+
+
+def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> tuple[str, str]:
     """(cause, remedy), one line each."""
     if result.ok:
         return "", ""
     counts = result.counts()
-    if result.save_error:
-        return (
-            f"saving in format {result.format} failed ({result.save_error[0]}) with this freeze mask",
-            "make the model savable in this format (custom layers need get_config) "
-            "or drop the format with --ckpt-formats",
-        )
     matches_by = matching(result.format)
+    if not_reproducible:
+        return ("the same save and load, run again, passed: saving or loading is not deterministic "
+                "(a custom save_own_variables/load_own_variables, a race, or state that changes "
+                "between saves)",
+                "make saving and loading deterministic; until then this checkpoint cannot be trusted")
+    unstorable = _unstorable_dtypes(result) if matches_by in ("position", "name") else {}
+    if unstorable and (result.save_error or result.load_error):
+        kinds = ", ".join(f"{dtype} ({len(names)} variables, e.g. {names[0]})"
+                          for dtype, names in unstorable.items())
+        return (f"legacy HDF5 cannot store or restore variables of dtype {kinds}; this fails "
+                "whatever is frozen",
+                "save to '.weights.h5' or '.keras' (formats keras-weights, keras), which handle "
+                "these dtypes, or cast those variables to float32 before saving")
+    if result.save_error:
+        return (f"saving in format {result.format} failed ({result.save_error[0]})",
+                "make the model savable in this format (custom layers need get_config) "
+                "or drop the format with --ckpt-formats")
+    if set(counts) == {OUTPUTS_DIFFER}:
+        return ("every variable survived, but the loaded model computes different outputs: state "
+                "outside the variables (statistics a preprocessing layer cached when adapted, a "
+                "lookup vocabulary, a cache computed from variables) differs between two builds "
+                f"of the factory and format {result.format} does not restore it",
+                "restore that state after loading (adapt() or set_vocabulary() with the training "
+                "data), or save the whole model and load it with keras.saving.load_model "
+                "(format keras-model), which restores vocabularies and calls the layers' load hooks")
+    same_freeze_state = result.save_mask.frozen == result.load_mask.frozen or result.new_model
+    if optimizer_rows := [o for o in result.outcomes if o.kind == "optimizer"]:
+        if not [o for o in result.outcomes if o.kind == "model"]:
+            return _optimizer_cause(result, optimizer_rows, same_freeze_state)
     if matches_by == "name" and counts.get(NOT_LOADED):
-        return (
-            "load_weights(by_name=True) matches layers by name; the loading model's "
-            "auto-generated names (dense_3 vs dense_7) differ from the saved ones, "
-            "so those layers were skipped without an error",
-            "give every layer an explicit name=..., or save to '.weights.h5' (format keras-weights)",
-        )
+        layers = sorted({o.display.rsplit("/", 1)[0] for o in result.outcomes
+                         if o.verdict == NOT_LOADED})
+        return ("load_weights(by_name=True) matches top-level layers by name, then their weights "
+                f"by position; nothing was loaded into {', '.join(layers[:4])}"
+                f"{' ...' if len(layers) > 4 else ''}: names that differ between the saved "
+                "model and the loading one, or a nested model whose freeze state changed",
+                "give every layer an explicit name=... and freeze the same layers as at save "
+                "time, or save to '.weights.h5' (format keras-weights)")
+    if same_freeze_state:
+        state = "nothing frozen on either side" if not result.save_mask.frozen else \
+            "the same freeze state at save and load"
+        return (f"format {result.format} does not restore every variable even with {state}",
+                "this is a bug in the model's saving code (custom save_own_variables/"
+                "load_own_variables) or in the format; a format that fails here cannot be used")
     if matches_by in ("position", "name"):
         moved = result.containers_with_changed_freeze_state()
         where = f" of {', '.join(moved)}" if moved else ""
-        return (
-            "legacy HDF5 matches weights by position in trainable_weights + "
-            f"non_trainable_weights; the freeze state{where} differs between save and load, "
-            "so the positions moved",
-            _REMEDY_POSITIONAL,
-        )
-    return (
-        f"format {result.format} did not restore every variable under these freeze masks",
-        "load with the same freeze state as at save time, or use format keras-weights; "
-        "if this format should be order-independent, this is a bug worth reporting upstream",
-    )
+        return ("legacy HDF5 matches weights by position in trainable_weights + "
+                f"non_trainable_weights; the freeze state{where} differs between save and load, "
+                "so the positions moved", _REMEDY_POSITIONAL)
+    return (f"format {result.format} did not restore every variable under these freeze masks",
+            "load with the same freeze state as at save time, or use format keras-weights; "
+            "if this format should be order-independent, this is a bug worth reporting upstream")
+
+
+def _optimizer_cause(result, rows, same_freeze_state) -> tuple[str, str]:
+    skipped = [w for w in result.warnings if "Skipping variable loading for optimizer" in w]
+    if skipped:
+        cause = ("the optimizer's saved state was skipped: Keras restores optimizer variables by "
+                 "position and found a different number of them, because a different set of "
+                 "variables is trainable at load than at save")
+    elif same_freeze_state:
+        cause = ("optimizer variables did not come back even with the same freeze state at save "
+                 "and load")
+    else:
+        cause = ("Keras restores optimizer variables by position in the list of trainable "
+                 "variables; a different set of trainable variables at load moved each slot to "
+                 "another variable")
+    return (cause,
+            "freeze the same layers before loading as at save time, or load with "
+            "keras.saving.load_model (format keras-model), which restores the trainable flags "
+            "first; after changing what is trainable on purpose, reset the optimizer "
+            "deliberately (compile again) instead of loading its stale state")
 
 
 def _table(result: RoundTripResult) -> list[str]:
     rows = [("variable (saving model's name)", "key", "shape", "verdict", "holds the saved value of")]
     for o in result.outcomes[:MAX_ROWS]:
-        if o.verdict == SWAPPED:
+        if o.verdict == SWAPPED and o.source_key:
             got = f"{o.source_display} ({o.source_key})"
+        elif o.verdict == SWAPPED:
+            got = f"- (one of {o.candidates} variables with that value)"
         elif o.verdict == NOT_LOADED:
             got = "- (kept its pre-load value)"
-        elif o.verdict == CHANGED:
-            got = "- (a value that was never saved)"
         else:
-            got = ""
-        rows.append((o.display, o.key, str(o.shape), o.verdict, got))
+            got = "- (a value that was never saved)" if not result.new_model else \
+                "- (a value that was never saved: its initial value, never loaded?)"
+        name = f"optimizer: {o.display}" if o.kind == "optimizer" else o.display
+        rows.append((name, o.key, str(o.shape), o.verdict, got))
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     lines = []
     for r in rows:
@@ -76,27 +138,47 @@ def _table(result: RoundTripResult) -> list[str]:
     return lines
 
 
-def render(result: RoundTripResult, *, seed=None, reproduce: str | None = None) -> str:
+def render(result: RoundTripResult, *, seed=None, reproduce: str | None = None,
+           not_reproducible: bool = False, notes: tuple[str, ...] = ()) -> str:
     if result.ok:
         return result.summary()
-    total = result.variable_count
     counts = result.counts()
-    lines = [
-        f"checkpoint round trip failed: {result.factory}",
-        f"  format:    {result.format} ({result.framework})",
-        f"  save mask: {result.save_mask.describe()}",
-        f"  load mask: {result.load_mask.describe()}",
-    ]
+    lines = [f"checkpoint round trip failed: {result.factory}",
+             f"  format:    {result.format} ({result.framework})",
+             f"  save mask: {result.save_mask.describe()}"]
+    if result.new_model:
+        lines.append("  load mask: none: load_model builds a new model, with the trainable flags "
+                     "saved in the file")
+    else:
+        lines.append(f"  load mask: {result.load_mask.describe()}")
+    lines += [f"  note:      {n}" for n in notes]
+    if not_reproducible:
+        lines.append("  failed once, passed on replay: the save or load is not deterministic; "
+                     "what the first run saw:")
     if result.save_error:
         lines.append(f"  save raised {result.save_error[0]}: {result.save_error[1]}")
     if result.load_error:
         lines.append(f"  load raised {result.load_error[0]}: {result.load_error[1]}")
+    for warning in result.warnings[:3]:
+        lines.append(f"  Keras warned: {warning[:300]}")
     if result.outcomes:
+        model_rows = [o for o in result.outcomes if o.kind == "model"]
+        optimizer_rows = [o for o in result.outcomes if o.kind == "optimizer"]
         tally = ", ".join(f"{counts[v]} {v}" for v in (SWAPPED, NOT_LOADED, CHANGED) if counts.get(v))
-        of = f" of {total}" if total is not None else ""
-        lines.append(f"  {len(result.outcomes)}{of} variables did not survive ({tally}):")
+        parts = []
+        if model_rows or not optimizer_rows:
+            of = f" of {result.variable_count}" if result.variable_count is not None else ""
+            parts.append(f"{len(model_rows)}{of} variables")
+        if optimizer_rows:
+            parts.append(f"{len(optimizer_rows)} optimizer variables")
+        lines.append(f"  {' and '.join(parts)} did not survive ({tally}):")
         lines += _table(result)
-    cause, remedy = diagnose(result)
+    if result.output_differences:
+        lines.append(f"  all {result.variable_count} variables survived, but the outputs on a probe "
+                     "input differ (outputs_differ):")
+        for d in result.output_differences[:10]:
+            lines.append(f"    {d.name}: {d.detail}")
+    cause, remedy = diagnose(result, not_reproducible=not_reproducible)
     lines.append(f"  cause:  {cause}")
     lines.append(f"  remedy: {remedy}")
     if seed is not None:

@@ -1,17 +1,20 @@
-"""What one round trip did: errors and the variables that did not survive."""
+"""What a check found: one round trip's result, and a whole check's outcome."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pytest_ckpt.comparison import VariableOutcome
+from pytest_ckpt.comparison import OUTPUTS_DIFFER, VariableOutcome
 from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.probe import OutputDifference
 from pytest_ckpt.tree import LayerTree
 
 
 @dataclass
 class RoundTripResult:
+    """One save under ``save_mask`` and one load under ``load_mask``."""
+
     factory: str
     format: str
     framework: str | None
@@ -22,13 +25,22 @@ class RoundTripResult:
     outcomes: list[VariableOutcome] = field(default_factory=list)
     save_error: tuple[str, str] | None = None
     load_error: tuple[str, str] | None = None
+    # Warnings the framework gave while loading (quoted in the report).
+    warnings: list[str] = field(default_factory=list)
+    # Only checked once every variable survived (see engine.check_outputs).
+    output_differences: list[OutputDifference] = field(default_factory=list)
+    # The loading side was a new model (keras.saving.load_model): no load mask.
+    new_model: bool = False
 
     @property
     def ok(self) -> bool:
-        return not (self.outcomes or self.save_error or self.load_error)
+        return not (self.outcomes or self.save_error or self.load_error or self.output_differences)
 
     def counts(self) -> Counter:
-        return Counter(o.verdict for o in self.outcomes)
+        counts = Counter(o.verdict for o in self.outcomes)
+        if self.output_differences:
+            counts[OUTPUTS_DIFFER] = len(self.output_differences)
+        return counts
 
     def summary(self) -> str:
         if self.ok:
@@ -51,18 +63,30 @@ class RoundTripResult:
             return []
         names = []
         for node in self.tree.nodes:
-            if len(node.index_path) != 1:
+            if len(node.index_path) != 1 or not node.is_container:
                 continue
-            prefix = node.index_path
-            inside = [
-                n.index_path
-                for n in self.tree.nodes
-                if n.index_path[: len(prefix)] == prefix
-            ]
-            if len(inside) < 2:  # a leaf layer keeps its own order
-                continue
-            before = {p for p in inside if p in self.save_mask.frozen}
-            after = {p for p in inside if p in self.load_mask.frozen}
-            if before != after:
+            inside = {n.index_path for n in self.tree.nodes
+                      if n.index_path[:1] == node.index_path}
+            if inside & self.save_mask.frozen != inside & self.load_mask.frozen:
                 names.append(node.display)
         return names
+
+
+@dataclass
+class CheckOutcome:
+    """How one check (a factory in a format) ended."""
+
+    format: str
+    seed: int | None
+    examples_run: int
+    failure: RoundTripResult | None = None
+    # The failure did not come back when the same example ran again.
+    not_reproducible: bool = False
+    # Why the outputs were not compared, when they could not be.
+    outputs_note: str | None = None
+    # Variables left out of the exact comparison, and why (seed generators).
+    excluded: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.masks import SAME, FreezeMask
 from pytest_ckpt.tree import LayerTree
 
 
 def _as_tree(model_or_tree) -> LayerTree:
-    if isinstance(model_or_tree, LayerTree):
-        return model_or_tree
-    return LayerTree(model_or_tree)
+    return model_or_tree if isinstance(model_or_tree, LayerTree) else LayerTree(model_or_tree)
 
 
-def freeze_masks(model, *, include_root: bool = True) -> st.SearchStrategy[FreezeMask]:
-    """Masks over every layer of ``model``'s tree, nested models included.
+def freeze_masks(model) -> st.SearchStrategy[FreezeMask]:
+    """Masks over every layer of ``model``'s tree that has weights, nested models included.
 
     One boolean per layer: Hypothesis shrinks booleans to False, so a
     failing mask shrinks towards "nothing frozen" and the minimal example
@@ -26,8 +24,7 @@ def freeze_masks(model, *, include_root: bool = True) -> st.SearchStrategy[Freez
     layers' name paths.
     """
     tree = _as_tree(model)
-    nodes = [n for n in tree.maskable() if include_root or n.index_path]
-    paths = [n.index_path for n in nodes]
+    paths = [n.index_path for n in tree.maskable()]
     if not paths:
         return st.just(FreezeMask.nothing())
 
@@ -37,7 +34,16 @@ def freeze_masks(model, *, include_root: bool = True) -> st.SearchStrategy[Freez
     return st.lists(st.booleans(), min_size=len(paths), max_size=len(paths)).map(build)
 
 
-def mask_pairs(model) -> st.SearchStrategy[tuple[FreezeMask, FreezeMask]]:
-    """(save mask, load mask) pairs drawn independently."""
-    masks = freeze_masks(model)
-    return st.tuples(masks, masks)
+def mask_pairs(save_model, load_model=None, *, policy: str = "independent",
+               translate=None) -> st.SearchStrategy[tuple[FreezeMask, FreezeMask]]:
+    """(save mask, load mask) pairs under a masks policy.
+
+    ``independent``: drawn separately (on each model's own tree, for a
+    migration); ``same``: the load mask is the save mask (``translate``d onto
+    the loading model when the two trees differ).
+    """
+    save = freeze_masks(save_model)
+    if policy == SAME:
+        translate = translate or (lambda m: m)
+        return save.map(lambda m: (m, translate(m)))
+    return st.tuples(save, freeze_masks(load_model if load_model is not None else save_model))

@@ -1,19 +1,32 @@
-"""Values that make every variable recognisable.
+"""Values that make every variable recognisable, in every dtype.
 
-A round trip is only honest if each variable holds values no other variable
-holds (fresh BatchNorm has gamma=1, beta=0: a swap would be invisible) and
-the loading model starts from values the saving model never had (or
-"never loaded" would look like success).
+A round trip is only honest if:
+- each variable holds values no other same-shaped variable holds (fresh
+  BatchNorm has gamma=1, beta=0: a swap would be invisible);
+- before the load, each loading variable holds a value that differs from its
+  saved value in *every element*, so "never loaded" can never pass.
 
-Saved values are random in [1, 2) (positive integers for integer weights),
-drawn once per model.  The loader's pre-load value is a negative constant
-per variable: a constant is a memset, cheap enough to reset before every
-load, and can never equal a random saved array of more than one element.
+Saved values are positive: random in [1, 2) for floats (any width: float16,
+bfloat16, float8 keep distinct values), positive integers for integer
+dtypes, random bits for bools.  A loading variable's pre-load value is its
+saved value transformed element by element: negated (floats and signed
+integers: never equal, never another variable's positive value), zero
+(unsigned integers: saved values are >= 1) or inverted (bools).  Nothing
+here depends on a variable's index, so nothing can wrap around.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+
+# How a pre-load value is made from the saved one.
+NEGATE = "negate"
+ZERO = "zero"
+INVERT = "invert"
+
+_REDRAWS = 8
 
 
 def numpy_dtype(variable) -> np.dtype:
@@ -22,29 +35,63 @@ def numpy_dtype(variable) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
+        pass
+    try:  # bfloat16, float8_*: NumPy knows them through ml_dtypes
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, str(dtype)))
+    except (ImportError, AttributeError, TypeError):
         return np.asarray(variable.numpy()).dtype
 
 
-def saved_values(shape, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+def preload_kind(dtype: np.dtype) -> str:
     if dtype == np.bool_:
-        return np.ones(shape, dtype=bool)
+        return INVERT
+    if np.issubdtype(dtype, np.unsignedinteger):
+        return ZERO
+    return NEGATE
+
+
+def preload_values(saved: np.ndarray) -> np.ndarray:
+    """The value a loading variable holds before the load: differs from ``saved`` everywhere."""
+    kind = preload_kind(saved.dtype)
+    if kind == INVERT:
+        return ~saved
+    if kind == ZERO:
+        return np.zeros_like(saved)
+    return -saved
+
+
+def _draw(shape, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(bool)
     if np.issubdtype(dtype, np.integer):
         high = min(int(np.iinfo(dtype).max), 1 << 20)
         return rng.integers(1, high, size=shape, endpoint=True).astype(dtype)
-    # Draw in float32 (fast), then cast: bf16/fp16 weights keep distinct values.
-    return (rng.random(shape, dtype=np.float32) + 1.0).astype(dtype, copy=False)
+    # Drawn in float32 (fast), then cast: [1, 2) survives any float width.
+    values = rng.random(shape, dtype=np.float32) + np.float32(1.0)
+    return values.astype(dtype, copy=False)
 
 
-def sentinel(index: int, dtype: np.dtype):
-    """The pre-load value of the index-th variable: distinct per variable."""
-    if dtype == np.bool_:
-        return False
-    if np.issubdtype(dtype, np.unsignedinteger):
-        return 0
-    if np.issubdtype(dtype, np.integer):
-        return -(index + 1)
-    return -(1000.0 + index)
+def _digest(array: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
 
 
-def sentinel_values(shape, dtype: np.dtype, index: int) -> np.ndarray:
-    return np.full(shape, sentinel(index, dtype), dtype=dtype)
+def distinct_values(specs, rng: np.random.Generator) -> list[np.ndarray]:
+    """One array per ``(shape, dtype)`` in ``specs``, no two of them equal.
+
+    Collisions only happen in tiny domains (bool or int8 scalars, float8);
+    a colliding array is redrawn a few times, and in a domain too small to
+    hold them all the last draw stays (such swaps cannot be told apart).
+    """
+    seen: set[tuple] = set()
+    out = []
+    for shape, dtype in specs:
+        for _ in range(_REDRAWS):
+            value = _draw(shape, dtype, rng)
+            key = (tuple(shape), dtype.str, _digest(value))
+            if key not in seen:
+                break
+        seen.add(key)
+        out.append(value)
+    return out

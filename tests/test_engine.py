@@ -1,25 +1,39 @@
 """The engine with real Keras models and real files, no pytest plugin involved."""
 
+import keras
 import numpy as np
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from pytest_ckpt import models
+from pytest_ckpt.bulk import read
 from pytest_ckpt.comparison import NOT_LOADED, SWAPPED
-from pytest_ckpt.engine import ModelPair, PairCache, RoundTrip, roundtrip
+from pytest_ckpt.compat import fresh_process_names
+from pytest_ckpt.engine import ModelPair, RoundTrip, roundtrip
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.formats import format_names, get_format
-from pytest_ckpt.masks import FreezeMask, apply_mask, masked, snapshot_flags
+from pytest_ckpt.fixed_pairs import MAX_FIXED_PAIRS, fixed_pairs
+from pytest_ckpt.formats import applicable, get_format
+from pytest_ckpt.masks import SAME, FreezeMask, TrainableState, apply_mask, masked
 from pytest_ckpt.strategies import freeze_masks
 from pytest_ckpt.tree import LayerTree
 
-from tests import helpers
+from tests import cases
+
+NOTHING = FreezeMask.nothing()
 
 
 @pytest.fixture(scope="module")
 def pairs():
-    return PairCache(size=8)
+    cache = {}
+
+    def get(factory):
+        if factory not in cache:
+            cache[factory] = ModelPair(factory)
+            cache[factory].fill()
+        return cache[factory]
+
+    return get
 
 
 def run(pair, fmt, save, load, tmp_path):
@@ -38,12 +52,24 @@ def test_keys_are_stable_across_instances_and_flags():
     assert len(set(keys_a)) == len(keys_a) == len(a.model.weights)
 
 
+def test_two_builds_get_the_names_a_fresh_process_would_give_and_counters_are_restored():
+    keras.layers.Dense(2)  # the user's own layer, before ours
+    with fresh_process_names():
+        a = cases.two_dense_auto_named()
+    with fresh_process_names():
+        b = cases.two_dense_auto_named()
+    assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers] == ["dense", "dense_1"]
+    after = keras.layers.Dense(2)
+    assert after.name not in ("dense", "dense_1")  # the user's counters went on where they were
+
+
 def test_tree_reaches_nested_and_hidden_sublayers():
     tree = LayerTree(models.attention_model())
     displays = [n.display for n in tree.nodes]
     assert any(d.endswith("multi_head_attention/query") for d in displays)
-    keys = [e.key for e in tree.variables()]
-    assert len(keys) == len(tree.model.weights)
+    assert len([e.key for e in tree.variables()]) == len(tree.model.weights)
+    assert [n.display for n in tree.nodes if n.is_container] == ["<model>", "encoder_block",
+                                                                 "encoder_block/multi_head_attention"]
 
 
 def test_shared_layer_is_keyed_once():
@@ -53,66 +79,101 @@ def test_shared_layer_is_keyed_once():
 
 def test_masks_are_reversible_and_containers_differ_from_children():
     tree = LayerTree(models.classic_nested())
-    before = snapshot_flags(tree)
+    before = TrainableState.of(tree)
     base = tree.node((1,))
     children = [n.index_path for n in tree.maskable() if n.index_path[:1] == (1,) and len(n.index_path) == 2]
     with masked(tree, FreezeMask.from_paths(tree, [(1,)])):
         container_frozen = (base.layer.trainable, [tree.node(p).layer.trainable for p in children])
-    assert snapshot_flags(tree) == before
+    assert TrainableState.of(tree) == before
     with masked(tree, FreezeMask.from_paths(tree, children)):
         children_frozen = (base.layer.trainable, [tree.node(p).layer.trainable for p in children])
-    assert snapshot_flags(tree) == before
+    assert TrainableState.of(tree) == before
     assert container_frozen[0] is False and children_frozen[0] is True
     assert not any(children_frozen[1])
 
 
+def test_masks_put_back_a_variable_frozen_on_its_own():
+    tree = LayerTree(models.swap_prone_nested())
+    kernel = tree.model.layers[0].layers[0].kernel
+    kernel.trainable = False
+    with masked(tree, NOTHING):
+        assert kernel.trainable  # the layer's flag rules inside the mask
+    assert kernel.trainable is False
+
+
 def test_freeze_masks_shrink_to_nothing_frozen_and_print_as_paths():
     tree = LayerTree(models.classic_nested())
-    assert find(freeze_masks(tree), lambda m: True) == FreezeMask.nothing()
+    assert find(freeze_masks(tree), lambda m: True) == NOTHING
     minimal = find(freeze_masks(tree), lambda m: len(m.frozen) >= 1)
-    assert len(minimal.frozen) == 1
-    assert "resnet_small" in repr(minimal) or "dense" in repr(minimal) or "<model>" in repr(minimal)
+    (path,) = minimal.frozen
+    assert repr(minimal) == f"FreezeMask([{tree.node(path).display!r}])"
+
+
+_tree_cache = {}
 
 
 @settings(max_examples=20, deadline=None)
 @given(st.data())
 def test_any_mask_applies_and_restores(data):
     tree = _tree_cache.setdefault("t", LayerTree(models.deep_nested()))
-    before = snapshot_flags(tree)
+    before = TrainableState.of(tree)
     mask = data.draw(freeze_masks(tree))
     with masked(tree, mask):
         for node in tree.nodes:
             assert node.layer.trainable == (node.index_path not in mask.frozen)
-    assert snapshot_flags(tree) == before
+    assert TrainableState.of(tree) == before
 
 
-_tree_cache = {}
-
-
-def test_every_variable_gets_distinct_values(pairs):
-    pair = pairs.get(models.classic_nested)
-    saved = [np.asarray(e.variable.numpy()).tobytes() for e in pair.saved]
-    assert len(set(saved)) == len(saved)
+def test_every_variable_gets_distinct_values_and_the_reset_changes_every_element(pairs):
+    pair = pairs(models.classic_nested)
+    saved = [read(e.variable) for e in pair.saved]
+    assert len({v.tobytes() for v in saved}) == len(saved)
     pair.reset_loader()
-    for s, l in zip(pair.saved, pair.loaded):
-        assert not np.array_equal(s.variable.numpy(), l.variable.numpy())
+    for s, loaded in zip(saved, pair.loaded):
+        assert not np.any(s == read(loaded.variable))
 
 
-@pytest.mark.parametrize("fmt", format_names("keras3"))
-def test_same_masks_survive_in_every_format_except_by_name(pairs, fmt, tmp_path):
-    pair = pairs.get(models.classic_functional)
-    result = run(pair, fmt, FreezeMask.nothing(), FreezeMask.nothing(), tmp_path)
-    if fmt == "h5-by-name":
-        # The head Dense is auto-named: dense_N differs between the models.
-        assert {o.verdict for o in result.outcomes} == {NOT_LOADED}
-    else:
-        assert result.ok, result.summary()
+def test_fixed_pairs_start_with_nothing_frozen_and_cover_each_layer_both_ways():
+    tree = LayerTree(models.swap_prone_nested())
+    pairs = fixed_pairs(tree, tree, "independent")
+    assert pairs[0] == (NOTHING, NOTHING)
+    first_twin = FreezeMask.from_paths(tree, [(1, 1)])
+    assert (NOTHING, first_twin) in pairs and (first_twin, NOTHING) in pairs
+    container = FreezeMask.from_paths(tree, [(1,)])
+    assert (NOTHING, container) in pairs and (container, NOTHING) in pairs
+    assert all(s == l for s, l in fixed_pairs(tree, tree, SAME))
+
+
+def test_fixed_pairs_are_capped_containers_first_on_large_models():
+    tree = LayerTree(cases.forgetful_int8_late())
+    pairs = fixed_pairs(tree, tree, "independent")
+    assert len(pairs) == 1 + 2 * ((MAX_FIXED_PAIRS - 1) // 2)  # nothing, then both ways
+    assert pairs[1] == (NOTHING, FreezeMask.from_paths(tree, [()]))  # the root container
+    frozen = {p for s, l in pairs for p in s.frozen | l.frozen}
+    assert (1,) in frozen and (71,) in frozen  # first and last layers are among the spread
+
+
+def test_a_factory_that_returns_models_frozen_gets_that_state_among_the_fixed_pairs():
+    def frozen_base():
+        model = models.swap_prone_nested()
+        model.layers[0].trainable = False
+        return model
+
+    tree = LayerTree(frozen_base())
+    own = FreezeMask.from_paths(tree, [(1,)])
+    assert (own, NOTHING) in fixed_pairs(tree, tree, "independent")
+
+
+@pytest.mark.parametrize("fmt", applicable("keras3", "tensorflow"))
+def test_nothing_frozen_survives_in_every_format(pairs, fmt, tmp_path):
+    result = run(pairs(models.classic_functional), fmt, NOTHING, NOTHING, tmp_path)
+    assert result.ok, result.summary()
 
 
 def test_silent_swap_under_h5_names_both_variables(pairs, tmp_path):
-    pair = pairs.get(models.swap_prone_nested)
+    pair = pairs(models.swap_prone_nested)
     first_dense = FreezeMask.from_paths(pair.saver, [(1, 1)])
-    result = run(pair, "h5", first_dense, FreezeMask.nothing(), tmp_path)
+    result = run(pair, "h5", first_dense, NOTHING, tmp_path)
     assert result.load_error is None  # silent: nothing raised
     swaps = {o.key: o.source_key for o in result.outcomes if o.verdict == SWAPPED}
     assert swaps == {
@@ -121,15 +182,15 @@ def test_silent_swap_under_h5_names_both_variables(pairs, tmp_path):
         "1:Sequential/2:Dense/kernel": "1:Sequential/1:Dense/kernel",
         "1:Sequential/2:Dense/bias": "1:Sequential/1:Dense/bias",
     }
-    # The same masks under the native format survive.
-    assert run(pair, "keras-weights", first_dense, FreezeMask.nothing(), tmp_path).ok
+    # The same masks under the native formats survive, and so does load_model.
+    for fmt in ("keras-weights", "keras-model"):
+        assert run(pair, fmt, first_dense, NOTHING, tmp_path).ok
 
 
 def test_classic_nested_h5_with_different_freeze_state_fails(pairs, tmp_path):
-    pair = pairs.get(models.classic_nested)
+    pair = pairs(models.classic_nested)
     bn = FreezeMask.from_paths(pair.saver, [(1, 2)])
-    result = run(pair, "h5", bn, FreezeMask.nothing(), tmp_path)
-    assert not result.ok
+    result = run(pair, "h5", bn, NOTHING, tmp_path)
     assert result.load_error is not None and result.load_error[0] == "ValueError"
     assert result.containers_with_changed_freeze_state() == ["resnet_small"]
 
@@ -137,46 +198,55 @@ def test_classic_nested_h5_with_different_freeze_state_fails(pairs, tmp_path):
 def test_container_frozen_vs_children_frozen_are_different_cases(pairs, tmp_path):
     # Freezing the whole container keeps its weights' order (all non-trainable,
     # creation order), so h5 survives; freezing one child reorders them.
-    pair = pairs.get(models.swap_prone_nested)
+    pair = pairs(models.swap_prone_nested)
     container = FreezeMask.from_paths(pair.saver, [(1,)])
-    assert run(pair, "h5", container, FreezeMask.nothing(), tmp_path).ok
+    assert run(pair, "h5", container, NOTHING, tmp_path).ok
     child = FreezeMask.from_paths(pair.saver, [(1, 1)])
-    assert not run(pair, "h5", child, FreezeMask.nothing(), tmp_path).ok
+    assert not run(pair, "h5", child, NOTHING, tmp_path).ok
 
 
-def test_not_loaded_is_reported_when_by_name_matches_nothing(pairs, tmp_path):
-    pair = pairs.get(helpers.two_dense_auto_named)
-    result = run(pair, "h5-by-name", FreezeMask.nothing(), FreezeMask.nothing(), tmp_path)
-    assert len(result.outcomes) == 4
-    assert {o.verdict for o in result.outcomes} == {NOT_LOADED}
+def test_by_name_loads_an_auto_named_model_as_a_fresh_process_would(pairs, tmp_path):
+    assert run(pairs(cases.two_dense_auto_named), "h5-by-name", NOTHING, NOTHING, tmp_path).ok
+
+
+def test_a_forgotten_int8_variable_late_in_a_long_model_is_not_loaded(pairs, tmp_path):
+    pair = pairs(cases.forgetful_int8_late)
+    assert len(pair.saved) > 128
+    result = run(pair, "keras-weights", NOTHING, NOTHING, tmp_path)
+    assert [(o.display.split("/")[-1], o.dtype, o.verdict) for o in result.outcomes] == \
+        [("counter", "int8", NOT_LOADED)]
 
 
 def test_sharded_format_writes_several_shards(pairs, tmp_path):
-    pair = pairs.get(models.classic_nested)
+    pair = pairs(models.classic_nested)
     fmt = get_format("keras-sharded")
     fmt.save(pair.saver.model, fmt.path_in(tmp_path))
-    shards = [p for p in tmp_path.iterdir() if p.suffix == ".h5"]
-    assert len(shards) >= 2
+    assert len([p for p in tmp_path.iterdir() if p.suffix == ".h5"]) >= 2
 
 
 def test_temp_files_are_removed_after_each_example(pairs, tmp_path):
-    pair = pairs.get(models.swap_prone_nested)
-    run(pair, "keras", FreezeMask.nothing(), FreezeMask.nothing(), tmp_path)
+    run(pairs(models.swap_prone_nested), "keras", NOTHING, NOTHING, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_factory_building_different_models_is_refused():
     with pytest.raises(FactoryError, match="different models"):
-        ModelPair(helpers.nondeterministic)
+        ModelPair(cases.nondeterministic)
 
 
 def test_factory_returning_one_object_twice_is_refused():
     with pytest.raises(FactoryError, match="same model object"):
-        ModelPair(helpers.same_object)
+        ModelPair(cases.same_object)
+
+
+def test_factory_reusing_a_cached_backbone_is_refused_naming_it():
+    with pytest.raises(FactoryError, match=r"share layer\(s\) 'backbone' \(4 shared variables\).*"
+                                           r"Build a new backbone on every call"):
+        ModelPair(cases.reused_backbone)
 
 
 def test_one_round_trip_without_pytest_or_hypothesis():
-    assert roundtrip(models.swap_prone_nested, "keras-weights", FreezeMask.nothing(),
-                     FreezeMask.nothing()).ok
-    assert not roundtrip(helpers.two_dense_auto_named, "h5-by-name", FreezeMask.nothing(),
-                         FreezeMask.nothing()).ok
+    assert roundtrip(models.swap_prone_nested, "keras-weights", NOTHING, NOTHING).ok
+    tree = LayerTree(models.swap_prone_nested())
+    assert not roundtrip(models.swap_prone_nested, "h5", FreezeMask.from_paths(tree, [(1, 1)]),
+                         NOTHING).ok

@@ -1,0 +1,154 @@
+"""Every private Keras, tf-keras and TensorFlow access of the project, in one place.
+
+Each function names the versions it was checked against and the public
+alternative where one exists, so that a Keras upgrade that breaks one of
+them breaks here, not in five modules.  Nothing here imports a framework at
+module level; callers pass the objects in.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from contextlib import contextmanager
+
+# Checked against: Keras 3.15.1, tf-keras 2.21.0, TensorFlow 2.21.0.
+
+
+def child_layers(layer) -> list:
+    """A layer's direct sublayers, including those ``model.layers`` hides.
+
+    ``_flatten_layers`` (Keras 3 and tf-keras) is the only way to reach an
+    LSTM's cell or MultiHeadAttention's projections.  Public fallback:
+    ``.layers`` (models only).
+    """
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        try:
+            return list(flatten(include_self=False, recursive=False))
+        except (AttributeError, TypeError):
+            pass  # an object that tracks layers its own way
+    return list(getattr(layer, "layers", None) or ())
+
+
+def own_weights(layer) -> list:
+    """Weights created by ``layer`` itself, in creation order.
+
+    tf-keras orders ``layer.weights`` as trainable + non-trainable, which
+    moves with the flags; the creation-order lists do not.  Keras 3:
+    ``_trainable_variables`` / ``_non_trainable_variables``; tf-keras:
+    ``_trainable_weights`` / ``_non_trainable_weights``.  No public API
+    gives a flag-independent order.
+    """
+    trainable = getattr(layer, "_trainable_weights", None)
+    if trainable is None:  # Keras 3
+        trainable = getattr(layer, "_trainable_variables", None) or []
+        non_trainable = getattr(layer, "_non_trainable_variables", None) or []
+    else:
+        non_trainable = getattr(layer, "_non_trainable_weights", None) or []
+    return list(trainable) + list(non_trainable)
+
+
+def set_trainable(layer, flag: bool) -> None:
+    """``layer.trainable = flag``, even when it already holds that value.
+
+    On the TensorFlow backend (and in tf-keras) ``__setattr__`` goes through
+    TensorFlow's AutoTrackable, which skips ``self.x = value`` when
+    ``self.x is value``: the setter, which also resets the flags of the
+    layer's variables, would not run.  Calling the property's setter makes a
+    mask mean the same whatever state came before.
+    """
+    prop = getattr(type(layer), "trainable", None)
+    if isinstance(prop, property) and prop.fset is not None:
+        prop.fset(layer, flag)
+    else:
+        layer.trainable = flag
+
+
+def tf_variable(variable):
+    """The ``tf.Variable`` holding a Keras 3 variable's value on the TensorFlow
+    backend (``KerasVariable._value``), or the tf-keras variable itself; None
+    otherwise.  Public alternative: ``variable.value``, which may return an
+    autocast copy instead of the variable."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return None
+    if isinstance(variable, tf.Variable):
+        return variable
+    inner = getattr(variable, "_value", None)
+    return inner if isinstance(inner, tf.Variable) else None
+
+
+def storage_identity(variable):
+    """Something that is the same object for two variables sharing storage."""
+    for candidate in (tf_variable(variable), getattr(variable, "_value", None)):
+        if candidate is not None:
+            return candidate
+    return variable
+
+
+# -- auto-generated names ---------------------------------------------------
+
+
+def _keras3_name_counters():
+    """Keras 3 keeps its name counters in global state "object_name_uids"
+    (``keras.src.utils.naming``).  Public alternative: ``clear_session()``,
+    which also drops every other piece of global state."""
+    if "keras" not in sys.modules:
+        return None
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+
+    def get():
+        return global_state.get_global_attribute("object_name_uids")
+
+    def put(value):
+        global_state.set_global_attribute("object_name_uids", value)
+
+    return get, put, collections.defaultdict(int)
+
+
+def _tf_keras_name_counters():
+    """tf-keras: ``backend.PER_GRAPH_OBJECT_NAME_UIDS`` and ``OBSERVED_NAMES``
+    (what ``tf_keras.backend.reset_uids()`` clears)."""
+    backend = sys.modules.get("tf_keras.src.backend")
+    if backend is None or not hasattr(backend, "PER_GRAPH_OBJECT_NAME_UIDS"):
+        return None
+
+    def get():
+        uids = {graph: collections.defaultdict(int, counts)
+                for graph, counts in backend.PER_GRAPH_OBJECT_NAME_UIDS.items()}
+        return uids, set(backend.OBSERVED_NAMES)
+
+    def put(value):
+        uids, observed = value
+        backend.PER_GRAPH_OBJECT_NAME_UIDS.clear()
+        backend.PER_GRAPH_OBJECT_NAME_UIDS.update(uids)
+        backend.OBSERVED_NAMES.clear()
+        backend.OBSERVED_NAMES.update(observed)
+
+    return get, put, ({}, set())
+
+
+@contextmanager
+def fresh_process_names():
+    """Inside the block, auto-generated layer names start over as in a new process.
+
+    A checkpoint is saved by one process and loaded by another: both build
+    the model from scratch, so ``dense``, ``dense_1``... coincide.  Building
+    both models in one process would name the second ``dense_2``...  The
+    counters are put back afterwards, so the user's own models are unaffected.
+    """
+    restore = []
+    for counters in (_keras3_name_counters(), _tf_keras_name_counters()):
+        if counters is not None:
+            get, put, empty = counters
+            restore.append((put, get()))
+            put(empty)
+    try:
+        yield
+    finally:
+        for put, value in restore:
+            put(value)

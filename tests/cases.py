@@ -1,0 +1,149 @@
+"""Model factories for the suite's known-bad and known-good cases (Keras 3).
+
+Each known-bad factory has its truth established by a plain-Keras script in
+``tests/truth/`` (save in one process, load in another, as users do), and the
+suite checks that the plugin's verdict agrees with it.  Factories here are
+imported by ``pytest --ckpt-roundtrip`` runs of the suite through
+``tests.cases:<name>``, so the project root must be on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+
+
+def two_dense_auto_named():
+    """Flat and auto-named: by-name loading works in a fresh process."""
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), keras.layers.Dense(3)])
+
+
+def nondeterministic():
+    """A different architecture on every call: refused."""
+    nondeterministic.calls = getattr(nondeterministic, "calls", 0) + 1
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2 + nondeterministic.calls)])
+
+
+_same = None
+
+
+def same_object():
+    """The very same model object on every call: refused."""
+    global _same
+    if _same is None:
+        _same = two_dense_auto_named()
+    return _same
+
+
+_backbone = None
+
+
+def reused_backbone():
+    """A module-level cached backbone: both builds share its variables.
+
+    Truth (tests/truth/reused_backbone.py): saved with the backbone's first
+    Dense frozen and loaded with nothing frozen, legacy h5 swaps 4 of 6
+    variables.  In one process the two models share storage, so no honest
+    round trip is possible: the plugin must refuse the factory.
+    """
+    global _backbone
+    if _backbone is None:
+        _backbone = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(4)], name="backbone")
+    return keras.Sequential([keras.Input((4,)), _backbone, keras.layers.Dense(2)])
+
+
+def nested_same_shaped():
+    """A nested block of two same-shaped Dense layers between other layers."""
+    block = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(6), keras.layers.Dense(6)], name="block")
+    return keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(6), block, keras.layers.Dense(2)])
+
+
+def adapted_normalization():
+    """Normalization adapted on different data at every build (training vs serving code).
+
+    ``tf.train.Checkpoint`` restores the statistics' variables but the layer
+    keeps computing with the ones it cached at adapt time.
+    """
+    norm = keras.layers.Normalization()
+    data = np.random.default_rng().normal(size=(64, 3)).astype("float32")
+    norm.adapt(data * 5 + 3)
+    return keras.Sequential([keras.Input((3,)), norm, keras.layers.Dense(2)])
+
+
+def fixed_normalization():
+    """The known-good twin: adapted on the same data at every build."""
+    norm = keras.layers.Normalization()
+    data = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    norm.adapt(data * 5 + 3)
+    return keras.Sequential([keras.Input((3,)), norm, keras.layers.Dense(2)])
+
+
+def _lookup_model(words):
+    inputs = keras.Input((1,), dtype="string")
+    x = keras.layers.StringLookup(vocabulary=words)(inputs)
+    x = keras.layers.Embedding(24, 3)(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+def adapted_string_lookup():
+    """A vocabulary that differs between builds: no ``load_weights`` restores it."""
+    rng = np.random.default_rng()
+    return _lookup_model([f"w{i}" for i in rng.permutation(20)[:8]])
+
+
+def fixed_string_lookup():
+    """The known-good twin: the same vocabulary at every build."""
+    return _lookup_model([f"w{i}" for i in range(8)])
+
+
+class Forgetful(keras.layers.Layer):
+    """An int8 counter that its own ``load_own_variables`` forgets to restore."""
+
+    def build(self, input_shape):
+        self.counter = self.add_weight(shape=(), dtype="int8", initializer="zeros",
+                                       trainable=False, name="counter")
+
+    def call(self, x):
+        return x
+
+    def load_own_variables(self, store):
+        pass  # the bug: the saved counter is never read back
+
+
+def forgetful_int8_late():
+    """A long model (over 128 variables) whose last variable is a forgotten int8 scalar."""
+    layers = [keras.Input((4,))]
+    layers += [keras.layers.Dense(4) for _ in range(70)]
+    layers.append(Forgetful())
+    return keras.Sequential(layers)
+
+
+class Glitchy(keras.layers.Layer):
+    """Writes a wrong value on every other save: a save that is not deterministic."""
+
+    saves = itertools.count()
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(4,), initializer="ones", name="w")
+
+    def call(self, x):
+        return x * self.w
+
+    def save_own_variables(self, store):
+        value = keras.ops.convert_to_numpy(self.w)
+        store["0"] = value + 1 if next(Glitchy.saves) % 2 else value
+
+
+def glitchy_save():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), Glitchy()])
+
+
+def bfloat16_dense():
+    """bfloat16 weights: legacy HDF5 cannot store them, whatever is frozen."""
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, dtype="bfloat16")])

@@ -1,0 +1,106 @@
+"""Known-bad cases fail with the right diagnosis on every seed; known-good ones pass.
+
+Each case's truth comes from a plain-Keras script (tests/truth/); these run
+the engine in-process, at 3 examples, to show that the fixed mask pairs
+catch the classic bugs whatever Hypothesis draws.
+"""
+
+import pytest
+
+from pytest_ckpt.comparison import NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
+from pytest_ckpt.engine import check_format
+from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.report import diagnose, render
+
+M = "pytest_ckpt.models"
+C = "tests.cases"
+SEEDS = range(5)
+
+
+def check(factory, fmt, seed=0, **kw):
+    return check_format(factory, fmt, examples=3, seed=seed, **kw)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("factory", [f"{M}:swap_prone_nested", f"{C}:nested_same_shaped"])
+def test_nested_same_shaped_pair_is_a_silent_swap_under_h5_on_every_seed(factory, seed):
+    outcome = check(factory, "h5", seed)
+    failure = outcome.failure
+    assert failure is not None and failure.load_error is None
+    assert failure.counts() == {SWAPPED: 4}
+    # Minimal by construction: one layer frozen on one side, nothing on the other.
+    assert sorted([len(failure.save_mask.frozen), len(failure.load_mask.frozen)]) == [0, 1]
+    assert "by position" in diagnose(failure)[0]
+
+
+@pytest.mark.parametrize("factory", ["classic_nested", "deep_nested", "shared_layer", "attention_model"])
+def test_nested_models_fail_under_h5(factory):
+    assert not check(f"{M}:{factory}", "h5").passed
+
+
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "keras-sharded", "tf-checkpoint", "keras-model"])
+def test_nested_twins_survive_formats_that_key_by_path(fmt):
+    assert check(f"{M}:swap_prone_nested", fmt).passed
+
+
+def test_same_masks_at_save_and_load_survive_h5():
+    assert check(f"{M}:swap_prone_nested", "h5", masks="same").passed
+
+
+def test_flat_functional_model_survives_h5():
+    assert check(f"{M}:classic_functional", "h5").passed
+
+
+def test_auto_named_flat_model_survives_h5_by_name_as_across_processes():
+    assert check(f"{C}:two_dense_auto_named", "h5-by-name").passed
+
+
+def test_reused_backbone_is_refused_not_passed():
+    with pytest.raises(FactoryError, match="share layer"):
+        check(f"{C}:reused_backbone", "h5")
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_statistics_cached_at_adapt_are_not_restored_by_tf_checkpoint(seed):
+    failure = check(f"{C}:adapted_normalization", "tf-checkpoint", seed).failure
+    assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
+    assert not failure.outcomes  # every variable survived: the outputs tell
+    assert "max |difference|" in render(failure)
+
+
+@pytest.mark.parametrize("factory, fmt", [
+    (f"{C}:adapted_normalization", "keras-weights"),
+    (f"{C}:adapted_normalization", "h5"),
+    (f"{C}:fixed_normalization", "tf-checkpoint"),
+    (f"{C}:fixed_string_lookup", "keras-weights"),
+    (f"{C}:adapted_string_lookup", "keras-model"),
+])
+def test_state_outside_variables_that_is_restored_or_identical_passes(factory, fmt):
+    outcome = check(factory, fmt)
+    assert outcome.passed and outcome.outputs_note is None
+
+
+@pytest.mark.parametrize("fmt", ["keras-weights", "h5", "tf-checkpoint"])
+def test_a_vocabulary_that_differs_between_builds_is_never_restored_by_load_weights(fmt):
+    failure = check(f"{C}:adapted_string_lookup", fmt).failure
+    assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
+
+
+def test_forgotten_int8_variable_late_in_a_long_model_is_not_loaded():
+    failure = check(f"{C}:forgetful_int8_late", "keras-weights").failure
+    assert [(o.display.rsplit("/", 1)[-1], o.dtype, o.verdict) for o in failure.outcomes] == \
+        [("counter", "int8", NOT_LOADED)]
+
+
+def test_bfloat16_under_h5_names_the_dtype_not_freeze_state():
+    failure = check(f"{C}:bfloat16_dense", "h5").failure
+    cause = diagnose(failure)[0]
+    assert "dtype bfloat16" in cause and "freeze" not in cause
+    assert check(f"{C}:bfloat16_dense", "keras-weights").passed
+
+
+def test_a_save_that_is_not_deterministic_is_reported_as_such():
+    outcome = check(f"{C}:glitchy_save", "keras-weights")
+    assert outcome.failure is not None and outcome.not_reproducible
+    text = render(outcome.failure, not_reproducible=True)
+    assert "failed once, passed on replay" in text and "1 changed" in text

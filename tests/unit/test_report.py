@@ -1,0 +1,78 @@
+"""Failure reports from typed results (no TensorFlow: results are built by hand)."""
+
+from pytest_ckpt.comparison import NOT_LOADED, SWAPPED, VariableOutcome
+from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.probe import OutputDifference
+from pytest_ckpt.report import diagnose, render
+from pytest_ckpt.result import RoundTripResult
+
+NOTHING = FreezeMask.nothing()
+ONE = FreezeMask(frozenset({(1, 1)}), ("block/dense",))
+
+
+def result(fmt="h5", save=ONE, load=NOTHING, outcomes=(), **kw):
+    return RoundTripResult(factory="m:f", format=fmt, framework="keras3", save_mask=save,
+                           load_mask=load, variable_count=6, outcomes=list(outcomes), **kw)
+
+
+def swap(key, source, kind="model"):
+    return VariableOutcome(key=key, display=key.upper(), shape=(4,), dtype="float32",
+                           verdict=SWAPPED, source_key=source, source_display=source.upper(),
+                           candidates=1, kind=kind)
+
+
+def test_positional_swap_report_names_both_variables_cause_remedy_seed_and_command():
+    text = render(result(outcomes=[swap("a", "b"), swap("b", "a")]), seed=7,
+                  reproduce="pytest --ckpt-only ...")
+    assert "2 of 6 variables did not survive (2 swapped)" in text
+    assert any(line.split() == ["A", "a", "(4,)", "swapped", "B", "(b)"] for line in text.splitlines())
+    assert "cause:  legacy HDF5 matches weights by position" in text
+    assert "seed:   7" in text and "reproduce: pytest --ckpt-only ..." in text
+
+
+def test_failure_with_nothing_frozen_does_not_blame_freeze_state():
+    cause, _ = diagnose(result(save=NOTHING, outcomes=[swap("a", "b")]))
+    assert "even with nothing frozen on either side" in cause and "position" not in cause
+
+
+def test_outputs_differ_has_its_own_verdict_and_cause():
+    r = result(fmt="tf-checkpoint", save=NOTHING,
+               output_differences=[OutputDifference("output", "max |difference| 0.37")])
+    text = render(r)
+    assert "outputs on a probe input differ (outputs_differ)" in text
+    assert "output: max |difference| 0.37" in text
+    assert "state outside the variables" in diagnose(r)[0]
+
+
+def test_optimizer_rows_are_labelled_and_explained():
+    skipped = result(fmt="keras-weights", save=NOTHING, load=ONE,
+                     outcomes=[VariableOutcome(key="opt/iteration", display="iteration", shape=(),
+                                               dtype="int64", verdict=NOT_LOADED, kind="optimizer")],
+                     warnings=["Skipping variable loading for optimizer 'adam', because it has 6 "
+                               "variables whereas the saved optimizer has 10 variables."])
+    text = render(skipped)
+    assert "1 optimizer variables did not survive (1 not_loaded)" in text
+    assert "optimizer: iteration" in text
+    assert "Keras warned: Skipping variable loading for optimizer" in text
+    assert "optimizer's saved state was skipped" in text and "keras.saving.load_model" in text
+    transplant = result(fmt="keras-weights", save=ONE, load=FreezeMask(frozenset({(1, 2)}), ("x",)),
+                        outcomes=[swap("b/momentum", "a/momentum", kind="optimizer")])
+    assert "by position in the list of trainable variables" in diagnose(transplant)[0]
+
+
+def test_not_reproducible_failure_says_so():
+    text = render(result(outcomes=[swap("a", "b")]), not_reproducible=True)
+    assert "failed once, passed on replay: the save or load is not deterministic" in text
+    assert "not deterministic" in diagnose(result(outcomes=[swap("a", "b")]), not_reproducible=True)[0]
+
+
+def test_by_name_cause_uses_real_layer_names():
+    r = result(fmt="h5-by-name", save=NOTHING, outcomes=[VariableOutcome(
+        key="1:Dense/kernel", display="classifier/kernel", shape=(3, 3), dtype="float32",
+        verdict=NOT_LOADED)])
+    assert "nothing was loaded into classifier" in diagnose(r)[0]
+
+
+def test_new_model_report_explains_the_missing_load_mask():
+    text = render(result(fmt="keras-model", save=ONE, new_model=True, outcomes=[swap("a", "b")]))
+    assert "load mask: none: load_model builds a new model" in text
