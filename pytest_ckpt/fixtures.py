@@ -7,92 +7,144 @@ is used.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import pytest
 
 from pytest_ckpt.errors import CkptError
-from pytest_ckpt.options import hypothesis_seed
-from pytest_ckpt.state import STATE_KEY
+from pytest_ckpt.session import SESSION_KEY
+
+if TYPE_CHECKING:
+    from pytest_ckpt.result import CheckOutcome
 
 
 class RoundTripChecker:
-    """``check(factory, formats=..., examples=...)``: fails the test with the report.
+    """``ckpt_roundtrip.check(factory, *, formats=None, examples=None, masks=None)``.
 
-    With ``load_factory`` it is a migration check: save with ``factory``,
-    load into ``load_factory``.  Formats left out default to the configured
-    ones that apply to both models' frameworks.
+    Runs the round-trip check of ``factory`` (a zero-argument callable
+    returning a new, built model, or a ``"module:callable"`` string) in each
+    format, and fails the test with the report of every failing format.
+    Returns one :class:`~pytest_ckpt.result.CheckOutcome` per format.
     """
 
-    def __init__(self, config):
-        self._config = config
-        self._state = config.stash[STATE_KEY]
+    def __init__(self, request):
+        self._request = request
+        self._state = request.config.stash[SESSION_KEY]
+        self._calls = 0
 
-    def check(self, factory, load_factory=None, formats=None, examples=None, seed=None):
-        from pytest_ckpt.formats import MIGRATION_FORMATS, format_names, get_format, parse_format_list
-        from pytest_ckpt.options import parse_examples
-        from pytest_ckpt.property import check_format, choose_seed
+    def check(self, factory: Callable | str, *, formats: str | Sequence[str] | None = None,
+              examples: int | None = None, masks: str | None = None) -> list[CheckOutcome]:
+        return self._check(factory, None, formats=formats, examples=examples, masks=masks)
+
+    __call__ = check
+
+    def _check(self, factory, load_factory, *, formats, examples, masks) -> list[CheckOutcome]:
+        __tracebackhide__ = True
+        from pytest_ckpt.engine import check_format
+        from pytest_ckpt.errors import ConfigError
+        from pytest_ckpt.formats import applicable, get_format, parse_format_list
+        from pytest_ckpt.options import parse_examples, parse_masks
         from pytest_ckpt.report import render
 
         settings = self._state.settings
+        self._calls += 1
         try:
+            if settings.blocked:
+                raise ConfigError("; ".join(settings.errors))
+            if isinstance(factory, (str, bytes)) is False and not callable(factory):
+                raise ConfigError(f"ckpt_roundtrip.check: factory must be a callable or a "
+                                  f"'module:callable' string, got {type(factory).__name__}")
             examples = parse_examples(examples) if examples is not None else settings.examples
-            pair = self._state.pairs.get(factory, load_factory)
-            frameworks = {pair.save_framework, pair.load_framework}
+            masks = parse_masks(masks) if masks is not None else settings.masks
+            frameworks, backend = _frameworks(factory, load_factory)
+            migration = load_factory is not None
             if formats is not None:
-                names = parse_format_list(formats)
-                for name, fw in ((n, fw) for n in names for fw in frameworks):
-                    get_format(name, fw)  # raises, naming the formats that do apply
+                names = parse_format_list([formats] if isinstance(formats, str) else formats)
+                for name in names:
+                    for framework in frameworks:
+                        get_format(name, framework, backend)  # raises, naming what applies
             else:
                 names = [n for n in settings.formats
-                         if all(n in format_names(fw) for fw in frameworks)
-                         and (load_factory is None or n in MIGRATION_FORMATS)]
+                         if all(n in applicable(fw, backend, migration=migration) for fw in frameworks)]
+            outcomes = []
+            for name in names:
+                seed = self._state.seed_for(f"{self._request.node.nodeid}#{self._calls}#{name}")
+                outcomes.append(check_format(factory, name, examples=examples, seed=seed, masks=masks,
+                                             load_factory=load_factory, tmp_root=settings.tmpdir))
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
-        seed = choose_seed(seed if seed is not None else hypothesis_seed(self._config))
-        outcomes = [
-            check_format(pair, name, examples=examples, seed=seed, tmp_root=settings.tmpdir)
-            for name in names
-        ]
         failed = [o for o in outcomes if not o.passed]
         if failed:
-            pytest.fail(
-                "\n\n".join(render(o.failure, seed=seed, reproduce=f"--hypothesis-seed={seed}")
-                            for o in failed),
-                pytrace=False,
-            )
+            reproduce = (f"pytest {shlex.quote(self._request.node.nodeid)} "
+                         f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
+            pytest.fail("\n\n".join(render(o.failure, seed=self._state.seed, reproduce=reproduce,
+                                           not_reproducible=o.not_reproducible) for o in failed),
+                        pytrace=False)
         return outcomes
+
+
+def _frameworks(factory, load_factory) -> tuple[set[str], str]:
+    """The frameworks of the two models, from the factories' modules' source when
+    it tells, else from one build; and the backend."""
+    from pytest_ckpt.factories import as_callable, build
+    from pytest_ckpt.frameworks import backend_of, framework_from_source
+
+    found = set()
+    for f in (factory, load_factory or factory):
+        module = f.partition(":")[0] if isinstance(f, str) else getattr(f, "__module__", "")
+        framework = framework_from_source(module) if module else None
+        if framework is None:
+            call, name = as_callable(f)
+            framework = framework_of_build(build(call, name))
+        found.add(framework)
+    return found, backend_of(next(iter(found)))
+
+
+def framework_of_build(model) -> str:
+    from pytest_ckpt.frameworks import framework_of
+
+    return framework_of(model)
+
+
+class MigrationChecker(RoundTripChecker):
+    """``ckpt_migration.check(old_factory, new_factory, *, formats=None, examples=None, masks=None)``."""
+
+    def check(self, old_factory: Callable | str, new_factory: Callable | str, *,
+              formats: str | Sequence[str] | None = None, examples: int | None = None,
+              masks: str | None = None) -> list[CheckOutcome]:
+        return self._check(old_factory, new_factory, formats=formats, examples=examples, masks=masks)
+
+    __call__ = check
 
 
 @pytest.fixture
 def ckpt_roundtrip(request) -> RoundTripChecker:
     """Check that a model factory's checkpoints survive any freeze masks.
 
-    ``ckpt_roundtrip(factory, formats=["h5"], examples=10)``; ``factory`` is a
-    zero-argument callable (or a "module:callable" string) returning a new,
-    built model.  Each check works in a fresh temporary directory.
+    ``ckpt_roundtrip.check(factory, formats=["h5"], examples=10)``; ``factory``
+    is a zero-argument callable (or a "module:callable" string) returning a
+    new, built model.  Each check works in a fresh temporary directory.
     """
-    return RoundTripChecker(request.config).check
+    return RoundTripChecker(request)
 
 
 @pytest.fixture
-def ckpt_migration(request):
+def ckpt_migration(request) -> MigrationChecker:
     """Check that checkpoints of an old model load into its port, every variable in place.
 
-    ``ckpt_migration(old_factory, new_factory, formats=None, examples=None)``:
-    saves with the old model (say tf-keras) under random freeze masks, loads
-    into the new one (say Keras 3) under others, and compares every variable
-    by architecture position.  Formats default to those both frameworks read
+    ``ckpt_migration.check(old_factory, new_factory, formats=None, examples=None)``:
+    saves with the old model (say tf-keras) under freeze masks, loads into the
+    new one (say Keras 3) under others, and compares every variable by
+    architecture position.  Formats default to those both frameworks read
     (legacy ``h5``, ``h5-by-name``) among the configured ones.
     """
-    checker = RoundTripChecker(request.config)
-
-    def ckpt_migration(old_factory, new_factory, formats=None, examples=None, seed=None):
-        return checker.check(old_factory, new_factory, formats=formats, examples=examples, seed=seed)
-
-    return ckpt_migration
+    return MigrationChecker(request)
 
 
 @pytest.fixture(scope="session")
-def ckpt_models():
+def ckpt_models() -> dict[str, Callable]:
     """The built-in model factories by name (``ckpt_models["classic_nested"]``)."""
     from pytest_ckpt import models
 
@@ -100,7 +152,7 @@ def ckpt_models():
 
 
 @pytest.fixture(scope="session")
-def ckpt_tf_keras_models():
+def ckpt_tf_keras_models() -> dict[str, Callable]:
     """The tf-keras builds of the built-in models by name (needs tf-keras installed)."""
     from pytest_ckpt import tf_keras_models
 
@@ -112,21 +164,21 @@ class RegressionChecker:
 
     def __init__(self, request):
         self._request = request
-        self._state = request.config.stash[STATE_KEY]
+        self._state = request.config.stash[SESSION_KEY]
         self._count = 0
 
     def check(self, model, format=None, examples=None, rtol: float = 1e-6, atol: float = 1e-6):
-        from pytest_ckpt.factories import framework_of
-        from pytest_ckpt.formats import TF_KERAS
+        __tracebackhide__ = True
+        from pytest_ckpt.frameworks import TF_KERAS, framework_of
         from pytest_ckpt.golden import GoldenFolder, golden_path
         from pytest_ckpt.options import parse_examples
-        from pytest_ckpt.property import choose_seed
         from pytest_ckpt.regression import check_golden, write_golden
 
         settings = self._state.settings
         self._count += 1
         node = self._request.node
         folder = GoldenFolder(golden_path(node.path, settings.golden_dir, node.name, self._count))
+        seed = self._state.seed_for(f"{node.nodeid}#{self._count}")
         try:
             if settings.update:
                 fmt = format or ("h5" if framework_of(model) == TF_KERAS else "keras-weights")
@@ -137,12 +189,11 @@ class RegressionChecker:
                             "pytest --ckpt-update (a run without it never writes goldens)",
                             pytrace=False)
             examples = parse_examples(examples) if examples is not None else settings.examples
-            seed = choose_seed(hypothesis_seed(self._request.config))
             mismatch = check_golden(model, folder, examples=examples, seed=seed, rtol=rtol, atol=atol)
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
         if mismatch is not None:
-            pytest.fail(mismatch.render(seed=seed), pytrace=False)
+            pytest.fail(mismatch.render(seed=self._state.seed), pytrace=False)
 
 
 @pytest.fixture

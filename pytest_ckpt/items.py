@@ -1,24 +1,27 @@
 """Test items that ``--ckpt-roundtrip`` generates: one per model factory x format.
 
-Node ids read ``ckpt-roundtrip::package.module:factory::format``, so ``-k``
-selects by factory or format.  Nothing heavy happens at collection: the
-factory is imported and its models built when the first item runs.
+Node ids read ``ckpt-roundtrip::package.module:factory::format`` (and
+``ckpt-migration::old:f::new:g::format``), so ``-k`` selects by factory or
+format and ``-m ckpt`` selects them all.  Nothing heavy happens at
+collection: the formats a factory gets are decided from its module's source
+text and Keras's configuration; the factory is imported when its item runs.
 """
 
 from __future__ import annotations
 
+import shlex
 import warnings
 
 import pytest
 
-from pytest_ckpt.errors import CkptError, UnknownFormatError
-from pytest_ckpt.factories import declared_framework
-from pytest_ckpt.formats import MIGRATION_FORMATS, format_names
-from pytest_ckpt.options import CkptSettings, hypothesis_seed
-from pytest_ckpt.state import STATE_KEY
+from pytest_ckpt.errors import CkptError, FactoryError
+from pytest_ckpt.formats import applicable
+from pytest_ckpt.frameworks import KERAS3, TENSORFLOW, configured_backend, framework_from_source
+from pytest_ckpt.options import Settings
+from pytest_ckpt.session import SESSION_KEY
 
-SUITE_NAME = "ckpt-roundtrip"
-MIGRATION_SUITE_NAME = "ckpt-migration"
+ROUNDTRIP = "ckpt-roundtrip"
+MIGRATION = "ckpt-migration"
 
 
 class ReportedFailure(Exception):
@@ -40,48 +43,108 @@ class _CkptNode:
         return super().repr_failure(excinfo, style)
 
 
-class RoundTripItem(_CkptNode, pytest.Item):
+def verdict_word(outcome) -> str:
+    """"pass", or "FAIL: " and the verdicts found, for the matrix and JUnit."""
+    if outcome.failure is None:
+        return "pass"
+    failure = outcome.failure
+    words = []
+    if outcome.not_reproducible:
+        words.append("not deterministic")
+    if failure.save_error:
+        words.append(f"save {failure.save_error[0]}")
+    if failure.load_error:
+        words.append(f"load {failure.load_error[0]}")
+    counts = failure.counts()
+    words += [v for v in ("swapped", "not_loaded", "changed", "outputs_differ") if counts.get(v)]
+    if any(o.kind == "optimizer" for o in failure.outcomes):
+        words.insert(0, "optimizer")
+    return "FAIL: " + ", ".join(words)
+
+
+class CheckItem(_CkptNode, pytest.Item):
     """One factory (or one migration pair) in one format."""
 
     def __init__(self, *, specs: tuple[str, ...], format_name: str, **kwargs):
         super().__init__(**kwargs)
         self.specs = specs
         self.format_name = format_name
+        self.add_marker(pytest.mark.ckpt)
+
+    @property
+    def is_migration(self) -> bool:
+        return len(self.specs) == 2
 
     def headline(self) -> str:
-        kind = "migration" if len(self.specs) == 2 else "round trip"
+        kind = "migration" if self.is_migration else "round trip"
         return f"{kind} {' -> '.join(self.specs)} [{self.format_name}]"
 
     def runtest(self) -> None:
         # Heavy imports happen here, on the first item that runs.
-        from pytest_ckpt.formats import get_format
-        from pytest_ckpt.property import check_format, choose_seed
+        from pytest_ckpt.engine import check_format
+        from pytest_ckpt.formats import FormatNotApplicable
         from pytest_ckpt.report import render
 
-        state = self.config.stash[STATE_KEY]
-        pair = state.pairs.get(*self.specs)
-        for framework in {pair.save_framework, pair.load_framework}:
-            try:
-                get_format(self.format_name, framework)
-            except UnknownFormatError as exc:
-                # Collected because the framework could not be told before
-                # building; now it can.
-                pytest.skip(str(exc))
-        seed = choose_seed(hypothesis_seed(self.config))
-        outcome = check_format(pair, self.format_name,
-                               examples=state.settings.examples, seed=seed,
-                               tmp_root=state.settings.tmpdir)
+        session = self.config.stash[SESSION_KEY]
+        s = session.settings
+        # Properties travel to the xdist controller (the results matrix) and
+        # into JUnit XML.
+        self.user_properties += [("ckpt_kind", "migration" if self.is_migration else "roundtrip"),
+                                 ("ckpt_factory", " -> ".join(self.specs)),
+                                 ("ckpt_format", self.format_name),
+                                 ("ckpt_seed", str(session.seed))]
+        known = session.factory_errors.get(self.specs)
+        if known is not None:
+            self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
+            raise ReportedFailure(f"{known[0]}\n(the same error as in {known[1]})")
+        try:
+            outcome = check_format(self.specs[0], self.format_name, examples=s.examples,
+                                   seed=session.seed_for(self.nodeid), masks=s.masks,
+                                   load_factory=self.specs[1] if self.is_migration else None,
+                                   tmp_root=s.tmpdir)
+        except FormatNotApplicable as exc:
+            # Collected because the framework could not be told before
+            # building; now it can.
+            self.user_properties.append(("ckpt_verdict", "skip"))
+            pytest.skip(str(exc))
+        except FactoryError as exc:
+            session.factory_errors[self.specs] = (str(exc), self.nodeid)
+            self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
+            raise ReportedFailure(str(exc)) from None
+        self.user_properties += [("ckpt_verdict", verdict_word(outcome)),
+                                 ("ckpt_examples_run", str(outcome.examples_run))]
+        if outcome.outputs_note:
+            self.user_properties.append(("ckpt_note", outcome.outputs_note))
         if outcome.failure is not None:
-            raise ReportedFailure(render(outcome.failure, seed=seed,
-                                         reproduce=self.reproduce_command(seed)))
+            raise ReportedFailure(render(outcome.failure, seed=session.seed,
+                                         reproduce=self.reproduce_command(),
+                                         not_reproducible=outcome.not_reproducible,
+                                         notes=self.seed_notes()))
 
-    def reproduce_command(self, seed) -> str:
-        if len(self.specs) == 2:
-            target = f"--ckpt-models= --ckpt-migrations '{self.specs[0]} -> {self.specs[1]}'"
+    def seed_notes(self) -> tuple[str, ...]:
+        session = self.config.stash[SESSION_KEY]
+        if session.derandomized:
+            return ("this run is derandomized (a Hypothesis profile with derandomize=True, such as "
+                    "the 'ci' profile loaded when CI is set); the reproduce line replays it "
+                    "anywhere",)
+        return ()
+
+    def reproduce_command(self) -> str:
+        """A command that, pasted at the project root, runs this item alone and fails the same way."""
+        session = self.config.stash[SESSION_KEY]
+        s = session.settings
+        parts = ["pytest", "--ckpt-only", "--ckpt-roundtrip"]
+        if self.is_migration:
+            parts += ["--ckpt-models=", "--ckpt-migrations", shlex.quote(f"{self.specs[0]} -> {self.specs[1]}")]
         else:
-            target = f"--ckpt-models {self.specs[0]} --ckpt-migrations="
-        seed_arg = f" --hypothesis-seed={seed}" if seed is not None else ""
-        return f"pytest --ckpt-roundtrip {target} --ckpt-formats {self.format_name}{seed_arg}"
+            parts += ["--ckpt-models", shlex.quote(self.specs[0]), "--ckpt-migrations="]
+        parts += ["--ckpt-formats", self.format_name, "--ckpt-examples", str(s.examples),
+                  "--ckpt-masks", s.masks]
+        profile = self.config.getoption("hypothesis_profile", None)
+        if profile:
+            parts.append(f"--hypothesis-profile={shlex.quote(str(profile))}")
+        parts.append(f"--hypothesis-seed={shlex.quote(str(session.seed))}")
+        return " ".join(parts)
 
 
 class SettingsErrorItem(_CkptNode, pytest.Item):
@@ -90,6 +153,7 @@ class SettingsErrorItem(_CkptNode, pytest.Item):
     def __init__(self, *, message: str, **kwargs):
         super().__init__(**kwargs)
         self.message = message
+        self.add_marker(pytest.mark.ckpt)
 
     def runtest(self) -> None:
         raise ReportedFailure(self.message)
@@ -104,14 +168,8 @@ class FactoryCollector(_CkptNode, pytest.Collector):
         self.formats = formats
 
     def collect(self):
-        group = " -> ".join(self.specs)
         for name in self.formats:
-            item = RoundTripItem.from_parent(self, name=name, specs=self.specs, format_name=name)
-            if self.config.pluginmanager.hasplugin("xdist"):
-                # With --dist loadgroup, one worker gets all of a factory's
-                # items and builds its models once.
-                item.add_marker(pytest.mark.xdist_group(group))
-            yield item
+            yield CheckItem.from_parent(self, name=name, specs=self.specs, format_name=name)
 
 
 class MigrationCollector(_CkptNode, pytest.Collector):
@@ -127,8 +185,13 @@ class MigrationCollector(_CkptNode, pytest.Collector):
                                            specs=(self.name, self.new_spec), formats=self.formats)
 
 
+def _framework(spec: str) -> str | None:
+    module, _, _ = spec.partition(":")
+    return framework_from_source(module.strip())
+
+
 class RoundTripSuite(_CkptNode, pytest.Collector):
-    def __init__(self, *, settings: CkptSettings, **kwargs):
+    def __init__(self, *, settings: Settings, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
 
@@ -141,47 +204,66 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
                 self, name="no-models",
                 message="--ckpt-roundtrip: no model factories registered; list them in the ini "
                         "option ckpt_models (one 'package.module:callable' per line) or pass "
-                        "--ckpt-models",
-            )
-        if any("ckpt_examples" in e for e in s.errors):
-            return  # no sensible example count: do not guess one
-        formats = [f for f in s.formats if f not in s.unknown_formats]
+                        "--ckpt-models")
+        if s.blocked:
+            return  # no usable example count, masks policy or temp dir: do not guess one
+        backend = configured_backend()
         for spec in s.models:
             yield FactoryCollector.from_parent(self, name=spec, specs=(spec,),
-                                               formats=self._applicable(spec, formats))
+                                               formats=self._formats(spec, backend))
 
-    def _applicable(self, spec: str, formats: list[str]) -> list[str]:
-        """The formats that apply to the factory's framework, when it can be told."""
-        framework = declared_framework(spec)
-        if framework is None:
-            return formats
-        keep = [f for f in formats if f in format_names(framework)]
-        dropped = [f for f in formats if f not in keep]
+    def _formats(self, spec: str, backend: str) -> list[str]:
+        """The selected formats that apply to the factory, when that can be told without importing."""
+        framework = _framework(spec)
+        usable = applicable(framework, backend)
+        keep = [f for f in self.settings.formats if f in usable]
+        dropped = [f for f in self.settings.formats if f not in keep]
         if dropped and self.settings.formats_explicit:
             warnings.warn(pytest.PytestWarning(
                 f"--ckpt-formats: {', '.join(dropped)} do(es) not apply to {framework} model factory "
-                f"{spec}; formats for {framework}: {', '.join(format_names(framework))}"))
+                f"{spec} on the {backend} backend; formats for it: {', '.join(usable)}"))
         return keep
 
 
 class MigrationSuite(RoundTripSuite):
     def collect(self):
         s = self.settings
-        if any("ckpt_examples" in e for e in s.errors):
+        if s.blocked:
             return  # reported once, by the round-trip suite
-        formats = [f for f in s.formats if f in MIGRATION_FORMATS]
+        formats = [f for f in s.formats if f in applicable(None, None, migration=True)]
         if s.migrations and not formats:
             warnings.warn(pytest.PytestWarning(
                 f"ckpt_migrations: none of the selected formats ({', '.join(s.formats)}) is read "
-                f"by both frameworks ({', '.join(MIGRATION_FORMATS)}); no migration is checked"))
+                f"by both frameworks ({', '.join(applicable(None, None, migration=True))}); "
+                "no migration is checked"))
         for old, new in s.migrations:
             yield MigrationCollector.from_parent(self, name=old, new_spec=new, formats=formats)
 
 
-def generate_items(session, settings: CkptSettings) -> list[pytest.Item]:
+def generate_items(session, settings: Settings) -> list[pytest.Item]:
     items: list[pytest.Item] = []
-    for cls, name in ((RoundTripSuite, SUITE_NAME), (MigrationSuite, MIGRATION_SUITE_NAME)):
+    for cls, name in ((RoundTripSuite, ROUNDTRIP), (MigrationSuite, MIGRATION)):
         suite = cls.from_parent(session, name=name, nodeid=name, settings=settings)
         # genitems emits collect reports, so counts and "-k ... deselected" add up.
         items.extend(session.genitems(suite))
     return items
+
+
+def header_line(session_state) -> str:
+    s = session_state.settings
+    if s.blocked:
+        return ("ckpt: round trips not run: the settings are not usable (see the failing "
+                "ckpt-roundtrip::settings-error items)")
+    parts = [f"ckpt: seed {session_state.seed}"]
+    if s.models:
+        parts.append(f"round trips: {len(s.models)} factories x {len(s.formats)} formats")
+    if s.migrations:
+        parts.append(f"migrations: {len(s.migrations)}")
+    parts.append(f"{s.examples} examples per check after the fixed pairs, masks {s.masks}")
+    backend = configured_backend()
+    unusable = [f for f in s.formats
+                if f in applicable(KERAS3, TENSORFLOW) and f not in applicable(KERAS3, backend)]
+    if unusable:
+        parts.append(f"{', '.join(unusable)} not collected for Keras 3 factories: Keras runs on "
+                     f"{backend} and they need tensorflow")
+    return "; ".join(parts)

@@ -1,15 +1,22 @@
 """The plugin's options: each ``--ckpt-X`` flag mirrors an ini option ``ckpt_X``.
 
-The command line wins over the ini file.  Reading options imports nothing
-heavy, so an idle plugin stays cheap.
+The command line wins over the ini file; every bool flag has a ``--no-``
+twin to turn an ini ``true`` off.  Reading options imports nothing heavy,
+so an idle plugin stays cheap.  Values that make no sense become errors that
+one failing item reports, so every other test still runs.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pytest_ckpt.errors import ConfigError
 from pytest_ckpt.formats import format_names, parse_format_list
+from pytest_ckpt.masks import INDEPENDENT, POLICIES
 
 DEFAULT_EXAMPLES = 20
 
@@ -34,22 +41,29 @@ class Option:
 OPTIONS = (
     Option("roundtrip", "collect a round-trip test for every registered model factory x format",
            kind="bool", default=False),
+    Option("only", "collect only pytest-ckpt's generated items, no test files (what reproduce "
+           "lines use)", kind="bool", default=False),
     Option("models", "model factories, 'package.module:callable' (ini: one per line; "
            "flag: comma-separated); the flag replaces the ini list",
            kind="linelist", default=[], metavar="SPECS"),
     Option("migrations", "migration checks, 'old.module:factory -> new.module:factory' (ini: one "
            "per line; flag: comma-separated): save with the old model, load into the new one",
            kind="linelist", default=[], metavar="PAIRS"),
-    Option("formats", f"checkpoint formats to test, comma-separated (default: all: "
-           f"{', '.join(format_names())})", default="", metavar="NAMES"),
-    Option("examples", f"Hypothesis examples (freeze-mask pairs) per round-trip check "
+    Option("formats", f"checkpoint formats to test, comma-separated (default: all that apply: "
+           f"{', '.join(format_names())})", kind="linelist", default=[], metavar="NAMES"),
+    Option("examples", f"Hypothesis examples (freeze-mask pairs) per check, after the fixed pairs "
            f"(default {DEFAULT_EXAMPLES})", default=str(DEFAULT_EXAMPLES), metavar="N"),
+    Option("masks", "how load masks relate to save masks: 'independent' (drawn separately, the "
+           "default) or 'same' (load with the freeze state used at save)", default=INDEPENDENT,
+           metavar="POLICY"),
     Option("update", "write or overwrite the golden checkpoints of ckpt_regression checks "
            "(without it a missing golden fails and nothing is written)", kind="bool", default=False),
     Option("golden_dir", "name of the folder, beside each test module, that holds golden "
            "checkpoints (default ckpt_golden)", default="ckpt_golden", metavar="NAME"),
-    Option("tmpdir", "directory for temporary checkpoint files (default: the system temp dir)",
-           default="", metavar="DIR"),
+    Option("report", "also write the end-of-session results matrix (factory x format) to this "
+           "Markdown file", default="", metavar="PATH"),
+    Option("tmpdir", "existing, writable directory for temporary checkpoint files (default: the "
+           "system temp dir)", default="", metavar="DIR"),
 )
 
 
@@ -57,56 +71,63 @@ def add_options(parser) -> None:
     group = parser.getgroup("ckpt", "checkpoint round trips (pytest-ckpt)")
     for opt in OPTIONS:
         if opt.kind == "bool":
-            group.addoption(opt.flag, action="store_true", default=None, dest=opt.ini,
-                            help=opt.help)
+            group.addoption(opt.flag, action=argparse.BooleanOptionalAction, default=None,
+                            dest=opt.ini, help=opt.help)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
         else:
             group.addoption(opt.flag, action="store", default=None, dest=opt.ini,
                             metavar=opt.metavar, help=opt.help)
-            ini_type = "linelist" if opt.kind == "linelist" else "string"
-            parser.addini(opt.ini, opt.help, type=ini_type, default=opt.default)
+            parser.addini(opt.ini, opt.help, type="linelist" if opt.kind == "linelist" else "string",
+                          default=opt.default)
 
 
 def _raw(config, opt: Option):
     value = config.getoption(opt.ini, None)
     if value is not None:
         if opt.kind == "linelist":
-            return [v for v in value.replace("\n", ",").split(",") if v.strip()]
+            return [v for v in str(value).replace("\n", ",").split(",") if v.strip()]
         return value
     return config.getini(opt.ini)
 
 
 @dataclass
-class CkptSettings:
+class Settings:
     roundtrip: bool = False
+    only: bool = False
     models: list[str] = field(default_factory=list)
     migrations: list[tuple[str, str]] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
     formats_explicit: bool = False
     examples: int = DEFAULT_EXAMPLES
+    masks: str = INDEPENDENT
     tmpdir: str | None = None
     update: bool = False
     golden_dir: str = "ckpt_golden"
+    report: str | None = None
     # Problems found while reading; reported by a failing item, not an abort,
     # so that every other test still runs.
     errors: list[str] = field(default_factory=list)
-
-    @property
-    def unknown_formats(self) -> list[str]:
-        return [f for f in self.formats if f not in format_names()]
+    # Checks cannot run at all (no example count, no usable temp dir).
+    blocked: bool = False
 
 
-def read_settings(config) -> CkptSettings:
+def read_settings(config) -> Settings:
     raw = {opt.name: _raw(config, opt) for opt in OPTIONS}
-    s = CkptSettings(
+    s = Settings(
         roundtrip=bool(raw["roundtrip"]),
+        only=bool(raw["only"]),
         models=_entries(raw["models"]),
-        formats=parse_format_list(raw["formats"]) or format_names(),
-        formats_explicit=bool(parse_format_list(raw["formats"])),
-        tmpdir=raw["tmpdir"] or None,
         update=bool(raw["update"]),
-        golden_dir=raw["golden_dir"] or "ckpt_golden",
+        golden_dir=(raw["golden_dir"] or "ckpt_golden").strip(),
+        report=(raw["report"] or "").strip() or None,
     )
+    formats = parse_format_list(raw["formats"])
+    unknown = [f for f in formats if f not in format_names()]
+    if unknown:
+        s.errors.append(f"--ckpt-formats / ckpt_formats: unknown format(s) "
+                        f"{', '.join(map(repr, unknown))}; valid formats: {', '.join(format_names())}")
+    s.formats = [f for f in formats if f not in unknown] or ([] if formats else format_names())
+    s.formats_explicit = bool(formats)
     for line in _entries(raw["migrations"]):
         old, sep, new = line.partition("->")
         if not sep or not old.strip() or not new.strip():
@@ -118,11 +139,17 @@ def read_settings(config) -> CkptSettings:
         s.examples = parse_examples(raw["examples"])
     except ConfigError as exc:
         s.errors.append(str(exc))
-    if s.unknown_formats:
-        s.errors.append(
-            f"--ckpt-formats / ckpt_formats: unknown format(s) {', '.join(map(repr, s.unknown_formats))}; "
-            f"valid formats: {', '.join(format_names())}"
-        )
+        s.blocked = True
+    try:
+        s.masks = parse_masks(raw["masks"])
+    except ConfigError as exc:
+        s.errors.append(str(exc))
+        s.blocked = True
+    try:
+        s.tmpdir = check_tmpdir(raw["tmpdir"])
+    except ConfigError as exc:
+        s.errors.append(str(exc))
+        s.blocked = True
     return s
 
 
@@ -136,19 +163,41 @@ def parse_examples(value) -> int:
     except ValueError:
         n = None
     if n is None or n < 1:
-        raise ConfigError(
-            f"--ckpt-examples / ckpt_examples must be a whole number of at least 1, got {value!r}"
-        )
+        raise ConfigError(f"--ckpt-examples / ckpt_examples must be a whole number of at least 1, "
+                          f"got {value!r}")
     return n
 
 
-def roundtrip_requested(config) -> bool:
-    """``--ckpt-roundtrip`` or ``ckpt_roundtrip = true``, read without the rest."""
-    return bool(_raw(config, next(o for o in OPTIONS if o.name == "roundtrip")))
+def parse_masks(value) -> str:
+    policy = str(value or INDEPENDENT).strip()
+    if policy not in POLICIES:
+        raise ConfigError(f"--ckpt-masks / ckpt_masks must be one of {', '.join(POLICIES)}, "
+                          f"got {value!r}")
+    return policy
+
+
+def check_tmpdir(value) -> str | None:
+    """None (the system temp dir) or an existing directory we can write to."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if not path.exists():
+        problem = "does not exist"
+    elif not path.is_dir():
+        problem = "is not a directory"
+    else:
+        try:  # a real write: permission bits say nothing about root or read-only mounts
+            os.rmdir(tempfile.mkdtemp(prefix=".pytest-ckpt-probe-", dir=path))
+            return str(path)
+        except OSError as exc:
+            problem = f"is not writable ({exc.strerror or exc})"
+    raise ConfigError(f"--ckpt-tmpdir / ckpt_tmpdir: {text!r} {problem}; give an existing, writable "
+                      "directory (or leave it unset for the system temp dir)")
 
 
 def hypothesis_seed(config):
-    """``--hypothesis-seed`` as Hypothesis would take it (an int where possible)."""
+    """``--hypothesis-seed`` as Hypothesis's plugin takes it (an int where possible)."""
     seed = config.getoption("hypothesis_seed", None)
     if seed is None:
         return None

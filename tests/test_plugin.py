@@ -1,17 +1,32 @@
-"""The plugin end to end: pytester runs pytest in a subprocess that imports TensorFlow.
+"""The plugin end to end through pytester: items, reports, options, fixtures.
 
-Known-bad cases must fail with the right diagnosis; known-good ones must pass.
+Most runs are in-process (TensorFlow is imported once, up here, so
+pytester's module snapshot keeps it); runs that must prove something about
+a fresh process (what collection imports, xdist) use a subprocess.
 """
 
-import textwrap
+import atexit
+import os
+import re
+import shlex
+import shutil
+import subprocess
 
 import pytest
 
+# Imported before pytester snapshots sys.modules, so in-process runs share
+# one copy of each (a second import of TensorFlow or Hypothesis breaks them).
+import hypothesis  # noqa: F401
+import keras  # noqa: F401
+import pytest_ckpt.driver  # noqa: F401
+import pytest_ckpt.engine  # noqa: F401
+
 SEED = "--hypothesis-seed=20261128"
-MODELS = "pytest_ckpt.models"
+M = "pytest_ckpt.models"
+C = "tests.cases"
 
 
-def ini(pytester, models, formats=None, examples=None, extra=""):
+def ini(pytester, models=(), formats=None, examples=None, extra=""):
     lines = ["[pytest]", "ckpt_models ="] + [f"    {m}" for m in models]
     if formats:
         lines.append(f"ckpt_formats = {formats}")
@@ -20,38 +35,18 @@ def ini(pytester, models, formats=None, examples=None, extra=""):
     pytester.makeini("\n".join(lines) + "\n" + extra)
 
 
+def run(pytester, *args):
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+
+
 def outcomes_by_id(result):
-    """{node id: "PASSED"/"FAILED"} from a -v run."""
+    """{node id: "PASSED"/"FAILED"/"SKIPPED"} from a -v run."""
     found = {}
     for line in result.outlines:
-        for word in ("PASSED", "FAILED", "ERROR"):
-            if line.startswith("ckpt-roundtrip::") and f" {word}" in line:
-                found[line.split(" ")[0]] = word
+        m = re.match(r"(ckpt-\S+) (PASSED|FAILED|SKIPPED|ERROR)", line)
+        if m:
+            found[m.group(1)] = m.group(2)
     return found
-
-
-def test_known_cases(pytester):
-    """One run of known-bad and known-good cases (TensorFlow starts once), checked three ways."""
-    ini(pytester, [f"{MODELS}:classic_nested", f"{MODELS}:classic_functional",
-                   f"{MODELS}:swap_prone_nested"],
-        formats="h5, keras-weights, keras, keras-sharded", examples=40)
-    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-v", "-p", "no:cacheprovider", SEED)
-    check_known_bad_cases_fail_and_known_good_pass(result)
-    check_classic_bug_report_names_cause_remedy_and_seed(result)
-    check_silent_swap_is_reported_as_swapped_naming_both(result)
-    # Failing Hypothesis runs leave no example database behind.
-    assert not (pytester.path / ".hypothesis").exists()
-
-
-def check_known_bad_cases_fail_and_known_good_pass(known_cases):
-    got = outcomes_by_id(known_cases)
-    expected = {}
-    for model in ("classic_nested", "classic_functional", "swap_prone_nested"):
-        for fmt in ("h5", "keras-weights", "keras", "keras-sharded"):
-            bad = fmt == "h5" and model != "classic_functional"
-            expected[f"ckpt-roundtrip::{MODELS}:{model}::{fmt}"] = "FAILED" if bad else "PASSED"
-    assert got == expected
-    known_cases.assert_outcomes(failed=2, passed=10)
 
 
 def section(result, headline):
@@ -62,126 +57,211 @@ def section(result, headline):
     return "\n".join(lines[start + 1:end])
 
 
-def check_classic_bug_report_names_cause_remedy_and_seed(known_cases):
-    classic = section(known_cases, "classic_nested [h5]")
-    assert "format:    h5 (keras3)" in classic
-    assert "save mask:" in classic and "load mask:" in classic
-    assert "legacy HDF5 matches weights by position" in classic
-    assert "freeze state of resnet_small differs" in classic
-    assert "build the model with the functional API" in classic
-    assert "seed:   20261128" in classic
-    assert (f"reproduce: pytest --ckpt-roundtrip --ckpt-models {MODELS}:classic_nested "
-            "--ckpt-migrations= --ckpt-formats h5 --hypothesis-seed=20261128") in classic
+def test_known_cases(pytester):
+    """One run of known-bad and known-good cases (cheaper than one each), checked four ways."""
+    ini(pytester, [f"{M}:swap_prone_nested", f"{M}:classic_functional", f"{C}:adapted_normalization"],
+        formats="h5, keras-weights, tf-checkpoint", examples=3)
+    known = run(pytester, "--ckpt-roundtrip", "-v", SEED)
+    check_known_bad_cases_fail_and_known_good_pass(known)
+    check_silent_swap_report(known)
+    check_outputs_that_differ_are_their_own_verdict(known)
+    check_header_and_results_matrix(known)
 
 
-def check_silent_swap_is_reported_as_swapped_naming_both(known_cases):
-    swap = section(known_cases, "swap_prone_nested [h5]")
-    assert "load raised" not in swap.split("cause:")[0]  # silent
+def check_known_bad_cases_fail_and_known_good_pass(known):
+    assert outcomes_by_id(known) == {
+        f"ckpt-roundtrip::{M}:swap_prone_nested::h5": "FAILED",
+        f"ckpt-roundtrip::{M}:swap_prone_nested::keras-weights": "PASSED",
+        f"ckpt-roundtrip::{M}:swap_prone_nested::tf-checkpoint": "PASSED",
+        f"ckpt-roundtrip::{M}:classic_functional::h5": "PASSED",
+        f"ckpt-roundtrip::{M}:classic_functional::keras-weights": "PASSED",
+        f"ckpt-roundtrip::{M}:classic_functional::tf-checkpoint": "PASSED",
+        f"ckpt-roundtrip::{C}:adapted_normalization::h5": "PASSED",
+        f"ckpt-roundtrip::{C}:adapted_normalization::keras-weights": "PASSED",
+        f"ckpt-roundtrip::{C}:adapted_normalization::tf-checkpoint": "FAILED",
+    }
+
+
+def check_silent_swap_report(known):
+    swap = section(known, "swap_prone_nested [h5]")
+    assert "format:    h5 (keras3)" in swap
+    assert "load raised" not in swap  # silent
     assert "4 of 6 variables did not survive (4 swapped)" in swap
-    known_cases.stdout.fnmatch_lines([
-        "*twin_dense/dense*/kernel*1:Sequential/1:Dense/kernel*swapped*twin_dense/dense*/kernel "
-        "(1:Sequential/2:Dense/kernel)",
-        "*twin_dense/dense*/kernel*1:Sequential/2:Dense/kernel*swapped*twin_dense/dense*/kernel "
-        "(1:Sequential/1:Dense/kernel)",
+    assert re.search(r"twin_dense/dense\S*/kernel +1:Sequential/1:Dense/kernel .* swapped +"
+                     r"twin_dense/dense\S*/kernel \(1:Sequential/2:Dense/kernel\)", swap)
+    masks = sorted(line.split(":", 1)[1].strip() for line in swap.splitlines()
+                   if line.strip().startswith(("save mask:", "load mask:")))
+    assert masks[0].startswith("frozen: twin_dense/dense") and masks[0].count(",") == 0
+    assert masks[1] == "nothing frozen"
+    assert "cause:  legacy HDF5 matches weights by position" in swap
+    assert "freeze the same layers before load_weights()" in swap
+    assert "seed:   20261128" in swap
+    assert (f"reproduce: pytest --ckpt-only --ckpt-roundtrip --ckpt-models {M}:swap_prone_nested "
+            "--ckpt-migrations= --ckpt-formats h5 --ckpt-examples 3 --ckpt-masks independent "
+            "--hypothesis-seed=20261128") in swap
+
+
+def check_outputs_that_differ_are_their_own_verdict(known):
+    norm = section(known, "adapted_normalization [tf-checkpoint]")
+    assert "all 5 variables survived, but the outputs on a probe input differ (outputs_differ)" in norm
+    assert re.search(r"output: max \|difference\| [0-9.e-]+", norm)
+    assert "state outside the variables" in norm
+
+
+def check_header_and_results_matrix(known):
+    known.stdout.fnmatch_lines([
+        "ckpt: seed 20261128; round trips: 3 factories x 3 formats; 3 examples per check after "
+        "the fixed pairs, masks independent*"])
+    known.stdout.fnmatch_lines([
+        "*pytest-ckpt results*",
+        "| check | factory | h5 | keras-weights | tf-checkpoint |",
+        "|---|---|---|---|---|",
+        f"| roundtrip | `{M}:swap_prone_nested` | FAIL: swapped | pass | pass |",
+        f"| roundtrip | `{M}:classic_functional` | pass | pass | pass |",
+        f"| roundtrip | `{C}:adapted_normalization` | pass | pass | FAIL: outputs_differ |",
     ])
-    # Hypothesis shrinks to a minimal pair: one side nothing frozen, the other
-    # exactly one of the twin layers.
-    masks = [line.strip() for line in swap.splitlines() if "mask:" in line][:2]
-    assert sorted(m.split(":", 1)[1].strip() for m in masks)[1].count(",") == 0
-    assert any("nothing frozen" in m for m in masks)
 
 
-def test_by_name_into_auto_named_model_is_not_loaded(pytester):
-    pytester.makepyfile(factories="""
-        import keras
-        def auto_named():
-            return keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), keras.layers.Dense(3)])
-    """)
-    ini(pytester, ["factories:auto_named"], formats="h5-by-name", examples=5)
-    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-p", "no:cacheprovider", SEED)
-    result.assert_outcomes(failed=1)
+def test_reproduce_line_runs_that_item_alone_and_fails_the_same_way(pytester):
+    ini(pytester, [f"{C}:nested_same_shaped", f"{M}:classic_functional"], formats="h5, keras",
+        examples=7)
+    pytester.makepyfile(test_unrelated="def test_unrelated():\n    assert False\n")
+    first = run(pytester, "--ckpt-roundtrip")
+    first.assert_outcomes(failed=2, passed=3)  # our item, and the unrelated test
+    line = next(l for l in first.outlines if l.strip().startswith("reproduce: pytest"))
+    args = shlex.split(line.split("reproduce: pytest", 1)[1])
+    assert "--ckpt-examples" in args and args[args.index("--ckpt-examples") + 1] == "7"
+    again = run(pytester, *args)
+    again.assert_outcomes(failed=1)  # the unrelated test is not even collected
+    masks = lambda r: [l for l in r.outlines if "mask:" in l]
+    assert masks(first) and masks(again) == masks(first)
+
+
+def test_settings_errors_are_one_failing_item_each_and_the_rest_runs(pytester, tmp_path):
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    ini(pytester, [f"{M}:swap_prone_nested"], formats="keras-weights, bogus", examples=2)
+    result = run(pytester, "--ckpt-roundtrip", "-rf")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*unknown format(s) 'bogus'; valid formats: keras-weights*"])
+    # The header counts only what is valid.
+    result.stdout.fnmatch_lines(["ckpt: seed *; round trips: 1 factories x 1 formats*"])
+
+
+@pytest.mark.parametrize("problem", ["missing", "file", "read-only"])
+def test_bad_tmpdir_is_one_clear_error_and_other_tests_run(pytester, problem):
+    target = pytester.path / "scratch"
+    if problem == "file":
+        target.write_text("not a folder")
+    elif problem == "read-only":
+        target.mkdir()
+        make_read_only(target)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    ini(pytester, [f"{M}:swap_prone_nested"], formats="h5")
+    result = run(pytester, "--ckpt-roundtrip", f"--ckpt-tmpdir={target}")
+    result.assert_outcomes(passed=1, failed=1)
+    word = {"missing": "does not exist", "file": "is not a directory", "read-only": "is not writable"}
+    result.stdout.fnmatch_lines([f"*--ckpt-tmpdir / ckpt_tmpdir: '{target}' {word[problem]}*"])
+    result.stdout.fnmatch_lines(["ckpt: round trips not run: the settings are not usable*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def make_read_only(folder):
+    folder.chmod(0o500)
+    if os.access(folder, os.W_OK):  # root ignores permission bits
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode:
+            pytest.skip("cannot make a folder read-only here (root without chattr)")
+        atexit.register(subprocess.run, ["chattr", "-i", str(folder)])
+
+
+def test_factory_module_that_exits_at_import_fails_its_items_and_the_rest_runs(pytester):
+    ini(pytester, ["tests.cases_exit:build", f"{M}:swap_prone_nested"], formats="keras-weights, keras")
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    result = run(pytester, "--ckpt-roundtrip")
+    result.assert_outcomes(passed=3, failed=2)
     result.stdout.fnmatch_lines([
-        "*4 of 4 variables did not survive (4 not_loaded)*",
-        "*cause:  load_weights(by_name=True) matches layers by name*",
-    ])
+        "*model factory 'tests.cases_exit:build': cannot import module 'tests.cases_exit': "
+        "SystemExit(2); the module exits when imported*",
+        "*(the same error as in ckpt-roundtrip::tests.cases_exit:build::keras-weights)*"])
 
 
-def test_without_the_flag_nothing_is_collected_and_nothing_heavy_imported(pytester):
-    ini(pytester, [f"{MODELS}:classic_nested"])
-    pytester.makepyfile(test_plain="""
-        import sys
-        def test_idle():
-            heavy = {"tensorflow", "keras", "tf_keras", "hypothesis", "h5py", "numpy"}
-            assert not heavy & set(sys.modules), heavy & set(sys.modules)
-    """)
-    # Not -v: Hypothesis's own plugin imports hypothesis to print its header.
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)  # and no round-trip item
+def test_k_and_m_select_generated_items(pytester):
+    ini(pytester, [f"{M}:swap_prone_nested", f"{M}:classic_functional"], examples=2)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    picked = run(pytester, "--ckpt-roundtrip", "--collect-only", "-q", "-k",
+                 "swap_prone_nested and keras-weights")
+    picked.stdout.fnmatch_lines([f"ckpt-roundtrip::{M}:swap_prone_nested::keras-weights",
+                                 "1/15 tests collected (14 deselected)*"])
+    marked = run(pytester, "--ckpt-roundtrip", "--collect-only", "-q", "-m", "not ckpt")
+    marked.stdout.fnmatch_lines(["test_plain.py::test_plain", "1/15 tests collected (14 deselected)*"])
 
 
 def test_no_ckpt_disables_the_plugin(pytester):
-    pytester.makepyfile(test_fixture="""
-        def test_uses_fixture(ckpt_roundtrip):
-            pass
-    """)
-    result = pytester.runpytest_subprocess("-p", "no:ckpt")
+    pytester.makepyfile(test_fixture="def test_uses_fixture(ckpt_roundtrip):\n    pass\n")
+    result = run(pytester, "-p", "no:ckpt")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'ckpt_roundtrip' not found*"])
-    result = pytester.runpytest_subprocess("-p", "no:ckpt", "--ckpt-roundtrip")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert run(pytester, "-p", "no:ckpt", "--ckpt-roundtrip").ret == pytest.ExitCode.USAGE_ERROR
 
 
-def test_k_selects_items_by_factory_and_format(pytester):
-    ini(pytester, [f"{MODELS}:swap_prone_nested", f"{MODELS}:classic_functional"], examples=2)
-    result = pytester.runpytest_subprocess(
-        "--ckpt-roundtrip", "--collect-only", "-q", "-k", "swap_prone_nested and keras-weights")
-    result.stdout.fnmatch_lines(["ckpt-roundtrip::pytest_ckpt.models:swap_prone_nested::keras-weights",
-                                 "1/12 tests collected (11 deselected)*"])
+def test_ini_bools_can_be_turned_off_from_the_command_line(pytester):
+    ini(pytester, [f"{M}:swap_prone_nested"], extra="ckpt_roundtrip = true\n")
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    run(pytester, "--collect-only", "-q").stdout.fnmatch_lines(["*8 tests collected*"])
+    run(pytester, "--no-ckpt-roundtrip", "--collect-only", "-q").stdout.fnmatch_lines(
+        ["*1 test collected*"])
 
 
-def test_fixture_fails_the_test_with_the_report(pytester):
-    pytester.makepyfile(test_models="""
+def test_fixture_fails_the_test_with_the_report_and_a_runnable_command(pytester):
+    pytester.makepyfile(test_models=f"""
         from pytest_ckpt import models
 
-        def test_nested_survives_native_formats(ckpt_roundtrip):
-            ckpt_roundtrip(models.swap_prone_nested, formats=["keras-weights", "keras"], examples=10)
+        def test_native_formats(ckpt_roundtrip):
+            outcomes = ckpt_roundtrip.check(models.swap_prone_nested, formats=["keras-weights", "keras"],
+                                            examples=3)
+            assert [o.format for o in outcomes] == ["keras-weights", "keras"]
+            assert all(o.passed for o in outcomes)
 
-        def test_nested_survives_h5(ckpt_roundtrip):
-            ckpt_roundtrip(models.swap_prone_nested, formats="h5", examples=40)
+        def test_h5(ckpt_roundtrip):
+            ckpt_roundtrip.check("{M}:swap_prone_nested", formats="h5", examples=3)
 
         def test_builtin_models_fixture(ckpt_models):
-            assert {"classic_nested", "classic_functional", "deep_nested", "shared_layer",
-                    "lstm_model", "attention_model", "resnet50_nested"} <= set(ckpt_models)
+            assert {{"classic_nested", "classic_functional", "deep_nested", "shared_layer",
+                    "lstm_model", "attention_model", "resnet50_nested"}} <= set(ckpt_models)
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", SEED)
+    result = run(pytester, SEED)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        "*test_nested_survives_h5*",
         "checkpoint round trip failed: pytest_ckpt.models:swap_prone_nested",
         "*(4 swapped)*",
-    ])
+        "*reproduce: pytest test_models.py::test_h5 --hypothesis-seed=20261128"])
+    again = run(pytester, "test_models.py::test_h5", SEED)
+    again.assert_outcomes(failed=1)
 
 
-def test_hypothesis_seed_reproduces_the_same_minimal_masks(pytester):
-    ini(pytester, [f"{MODELS}:classic_nested"], formats="h5", examples=20)
-    first = pytester.runpytest_subprocess("--ckpt-roundtrip", "-p", "no:cacheprovider")
-    seed_line = [l for l in first.outlines if l.strip().startswith("reproduce: pytest")][0]
-    command = seed_line.split("reproduce: pytest", 1)[1].split()
-    again = pytester.runpytest_subprocess(*command, "-p", "no:cacheprovider")
-    masks = lambda r: [l for l in r.outlines if "mask:" in l]
-    assert masks(first) and masks(first) == masks(again)
-
-
-def test_derandomized_profile_is_honoured(pytester):
+def test_derandomized_profile_replays_and_says_how(pytester):
     pytester.makeconftest("""
         from hypothesis import settings
         settings.register_profile("ci", derandomize=True)
     """)
-    ini(pytester, [f"{MODELS}:swap_prone_nested"], formats="h5", examples=40)
-    runs = [pytester.runpytest_subprocess("--ckpt-roundtrip", "--hypothesis-profile=ci",
-                                          "-p", "no:cacheprovider") for _ in range(2)]
+    ini(pytester, [f"{C}:nested_same_shaped"], formats="h5", examples=5)
+    runs = [run(pytester, "--ckpt-roundtrip", "--hypothesis-profile=ci") for _ in range(2)]
     for r in runs:
         r.assert_outcomes(failed=1)
-        assert "seed:" not in r.stdout.str()
+        r.stdout.fnmatch_lines(["*this run is derandomized*", "*seed:   0",
+                                "*reproduce: *--hypothesis-profile=ci --hypothesis-seed=0"])
     masks = lambda r: [l for l in r.outlines if "mask:" in l]
     assert masks(runs[0]) == masks(runs[1])
+
+
+def test_report_file_and_github_step_summary(pytester, monkeypatch):
+    summary = pytester.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    ini(pytester, [f"{M}:swap_prone_nested"], formats="h5, keras", examples=2)
+    result = run(pytester, "--ckpt-roundtrip", "--ckpt-report=ckpt.md", "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1, passed=1)
+    table = (pytester.path / "ckpt.md").read_text()
+    assert f"| roundtrip | `{M}:swap_prone_nested` | FAIL: swapped | pass |" in table
+    assert "FAIL: swapped" in summary.read_text()
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="ckpt_verdict" value="FAIL: swapped"' in junit
+    assert '<property name="ckpt_format" value="h5"' in junit

@@ -2,24 +2,26 @@
 
 import pytest
 
-from pytest_ckpt import models, tf_keras_models
-from pytest_ckpt.comparison import SWAPPED
-from pytest_ckpt.engine import PairCache, RoundTrip
-from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.factories import declared_framework
-from pytest_ckpt.masks import FreezeMask
-from pytest_ckpt.tree import LayerTree
-
 pytest.importorskip("tf_keras", reason="the tf-keras tests need tf-keras (pip install tf-keras)")
+
+from pytest_ckpt import models, tf_keras_models  # noqa: E402
+from pytest_ckpt.comparison import OUTPUTS_DIFFER, SWAPPED  # noqa: E402
+from pytest_ckpt.engine import ModelPair, RoundTrip, check_format  # noqa: E402
+from pytest_ckpt.errors import FactoryError  # noqa: E402
+from pytest_ckpt.frameworks import framework_from_source  # noqa: E402
+from pytest_ckpt.masks import FreezeMask  # noqa: E402
+from pytest_ckpt.tree import LayerTree  # noqa: E402
 
 SEED = "--hypothesis-seed=20261128"
 TFK = "pytest_ckpt.tf_keras_models"
 K3 = "pytest_ckpt.models"
+NOTHING = FreezeMask.nothing()
 
 
-@pytest.fixture(scope="module")
-def pairs():
-    return PairCache(size=8)
+def pair_of(factory, load_factory=None):
+    pair = ModelPair(factory, load_factory=load_factory)
+    pair.fill()
+    return pair
 
 
 def test_tf_keras_keys_are_stable_and_match_keras3_positions():
@@ -30,31 +32,42 @@ def test_tf_keras_keys_are_stable_and_match_keras3_positions():
 
 
 def test_framework_is_known_before_building():
-    assert declared_framework(f"{TFK}:classic_nested") == "tf-keras"
-    assert declared_framework(f"{K3}:classic_nested") == "keras3"
-    assert declared_framework("no.such.module:f") is None
+    assert framework_from_source(TFK) == "tf-keras"
+    assert framework_from_source(K3) == "keras3"
+    assert framework_from_source("no.such.module") is None
 
 
-def test_tf_keras_h5_silent_swap_and_tf_checkpoint_survives(pairs, tmp_path):
-    pair = pairs.get(tf_keras_models.swap_prone_nested)
+def test_tf_keras_h5_silent_swap_and_tf_checkpoint_survives(tmp_path):
+    pair = pair_of(tf_keras_models.swap_prone_nested)
     assert pair.framework == "tf-keras"
     first = FreezeMask.from_paths(pair.saver, [(1, 1)])
-    swapped = RoundTrip(pair, "h5", tmp_path).run(first, FreezeMask.nothing())
+    swapped = RoundTrip(pair, "h5", tmp_path).run(first, NOTHING)
     assert swapped.load_error is None
     assert {o.verdict for o in swapped.outcomes} == {SWAPPED} and len(swapped.outcomes) == 4
-    assert RoundTrip(pair, "tf-checkpoint", tmp_path).run(first, FreezeMask.nothing()).ok
+    assert RoundTrip(pair, "tf-checkpoint", tmp_path).run(first, NOTHING).ok
 
 
-def test_keras3_tf_checkpoint_survives_any_freeze_state(pairs, tmp_path):
-    pair = pairs.get(models.classic_nested)
+def test_keras3_tf_checkpoint_survives_any_freeze_state(tmp_path):
+    pair = pair_of(models.classic_nested)
     everything = FreezeMask.everything(pair.saver)
-    assert RoundTrip(pair, "tf-checkpoint", tmp_path).run(everything, FreezeMask.nothing()).ok
+    assert RoundTrip(pair, "tf-checkpoint", tmp_path).run(everything, NOTHING).ok
+
+
+def test_tf_keras_preprocessing_layers_are_checked_not_crashed():
+    assert check_format("tests.cases_tf_keras:string_lookup", "h5", examples=3, seed=0).passed
+    failure = check_format("tests.cases_tf_keras:adapted_string_lookup", "tf-checkpoint",
+                           examples=3, seed=0).failure
+    assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
+
+
+def test_tf_keras_by_name_loads_an_auto_named_model_as_a_fresh_process_would():
+    assert check_format(f"{TFK}:classic_functional", "h5-by-name", examples=3, seed=0).passed
 
 
 def test_migration_with_different_architectures_lists_first_differences():
     with pytest.raises(FactoryError, match=r"do not build the same architecture; first differences: "
                                            r"\d+ variables vs \d+; #0: "):
-        PairCache().get(tf_keras_models.classic_functional, models.swap_prone_nested)
+        ModelPair(tf_keras_models.classic_functional, load_factory=models.swap_prone_nested)
 
 
 def run_ids(result):
@@ -65,7 +78,7 @@ def run_ids(result):
     return out
 
 
-def test_tf_keras_and_migrations_end_to_end(pytester):
+def test_tf_keras_and_migrations_end_to_end(pytester, project_on_path):
     pytester.makeini(f"""
         [pytest]
         ckpt_models =
@@ -75,7 +88,7 @@ def test_tf_keras_and_migrations_end_to_end(pytester):
         ckpt_migrations =
             {TFK}:classic_functional -> {K3}:classic_functional
         ckpt_formats = h5, tf-checkpoint, keras-weights
-        ckpt_examples = 40
+        ckpt_examples = 5
     """)
     result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-v", "-p", "no:cacheprovider", SEED)
     got = run_ids(result)
@@ -91,30 +104,29 @@ def test_tf_keras_and_migrations_end_to_end(pytester):
     }
     # keras-weights is not collected for tf-keras factories, and the run says so.
     result.stdout.fnmatch_lines(["*--ckpt-formats: keras-weights do(es) not apply to tf-keras model "
-                                 f"factory {TFK}:classic_nested; formats for tf-keras: h5, "
-                                 "h5-by-name, tf-checkpoint*"])
-    result.stdout.fnmatch_lines([
-        "*format:    h5 (tf-keras)*",
-        "*4 of 6 variables did not survive (4 swapped)*",
-    ])
+                                 f"factory {TFK}:classic_nested on the tensorflow backend; formats "
+                                 "for it: keras-model, h5, h5-by-name, tf-checkpoint*"])
+    result.stdout.fnmatch_lines(["checkpoint round trip failed: pytest_ckpt.tf_keras_models:swap_prone_nested",
+                                 "*format:    h5 (tf-keras)*"])
     selected = pytester.runpytest_subprocess("--ckpt-roundtrip", "--collect-only", "-q",
                                              "-k", "ckpt-migration and h5")
     selected.stdout.fnmatch_lines([mig, "1/7 tests collected (6 deselected)*"])
 
 
-def test_migration_fixture_reports_like_the_round_trip(pytester):
+def test_migration_fixture_reports_like_the_round_trip(pytester, project_on_path):
     pytester.makepyfile(test_port=f"""
         from pytest_ckpt import models, tf_keras_models
 
         def test_functional_port_is_clean(ckpt_migration):
-            ckpt_migration(tf_keras_models.classic_functional, models.classic_functional, examples=10)
+            ckpt_migration.check(tf_keras_models.classic_functional, models.classic_functional,
+                                 examples=3)
 
         def test_nested_port_under_h5(ckpt_migration):
-            ckpt_migration(tf_keras_models.swap_prone_nested, models.swap_prone_nested,
-                           formats="h5", examples=40)
+            ckpt_migration.check(tf_keras_models.swap_prone_nested, models.swap_prone_nested,
+                                 formats="h5", examples=3)
 
         def test_port_to_other_architecture(ckpt_migration):
-            ckpt_migration(tf_keras_models.classic_functional, models.lstm_model)
+            ckpt_migration.check(tf_keras_models.classic_functional, models.lstm_model)
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", SEED)
     result.assert_outcomes(passed=1, failed=2)

@@ -1,0 +1,98 @@
+"""What a fresh pytest process does: what collection imports, xdist, the full-size model.
+
+These start real subprocesses (TensorFlow starts in each), so they are the
+slowest tests; the full-size ResNet50 is marked slow.
+"""
+
+import re
+
+import pytest
+
+M = "pytest_ckpt.models"
+C = "tests.cases"
+HEAVY = ("tensorflow", "keras", "tf_keras", "jax", "torch", "h5py", "numpy")
+
+RECORD_IMPORTS = """
+import sys
+
+def pytest_collection_finish(session):
+    watched = {watched!r}
+    with open("imported.txt", "w") as f:
+        f.write(" ".join(m for m in watched if m in sys.modules))
+"""
+
+
+def test_collection_imports_no_factory_module_and_no_framework(pytester, project_on_path):
+    pytester.makeconftest(RECORD_IMPORTS.format(watched=HEAVY + ("tests.cases", "pytest_ckpt.models")))
+    pytester.makeini(f"[pytest]\nckpt_models =\n    {C}:nested_same_shaped\n    {M}:classic_nested\n")
+    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "--collect-only", "-q",
+                                           "-p", "no:cacheprovider")
+    assert (pytester.path / "imported.txt").read_text() == ""
+    # The formats still fit the framework (read from the module's source):
+    # every Keras 3 format, tf-checkpoint included on the TensorFlow backend.
+    result.stdout.fnmatch_lines([f"ckpt-roundtrip::{C}:nested_same_shaped::tf-checkpoint",
+                                 "14 tests collected*"])
+
+
+def test_without_the_flag_nothing_is_collected_and_nothing_heavy_imported(pytester):
+    pytester.makeini(f"[pytest]\nckpt_models = {M}:classic_nested\n")
+    pytester.makepyfile(test_plain=f"""
+        import sys
+        def test_idle():
+            heavy = {{m for m in {HEAVY!r} + ("hypothesis",) if m in sys.modules}}
+            assert not heavy, heavy
+    """)
+    # Not -v: Hypothesis's own plugin imports hypothesis to print its header.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)  # and no round-trip item
+
+
+def verdicts(result):
+    found = {}
+    for line in result.outlines:
+        m = re.search(r"(PASSED|FAILED) (ckpt-roundtrip::\S+)", line) or re.search(
+            r"(ckpt-roundtrip::\S+) (PASSED|FAILED)", line)
+        if m:
+            a, b = m.groups()
+            item, verdict = (b, a) if a in ("PASSED", "FAILED") else (a, b)
+            found[item.split("@")[0]] = verdict
+    return found
+
+
+def test_xdist_gives_the_verdicts_of_a_serial_run_and_one_matrix(pytester, project_on_path):
+    pytester.makeini(f"""
+        [pytest]
+        ckpt_models =
+            {C}:nested_same_shaped
+            {M}:classic_functional
+        ckpt_formats = h5, keras-weights
+        ckpt_examples = 3
+    """)
+    args = ("--ckpt-roundtrip", "-v", "-p", "no:cacheprovider", "--hypothesis-seed=3")
+    serial = pytester.runpytest_subprocess(*args)
+    parallel = pytester.runpytest_subprocess(*args, "-n", "2")
+    assert len(verdicts(serial)) == 4
+    assert verdicts(parallel) == verdicts(serial)
+    assert verdicts(serial)[f"ckpt-roundtrip::{C}:nested_same_shaped::h5"] == "FAILED"
+    # The controller gathers every worker's verdicts into one matrix.
+    parallel.stdout.fnmatch_lines([f"| roundtrip | `{C}:nested_same_shaped` | FAIL: swapped | pass |",
+                                   f"| roundtrip | `{M}:classic_functional` | pass | pass |"])
+
+
+@pytest.mark.slow
+def test_full_size_nested_resnet50_is_caught_under_h5(pytester):
+    pytester.makeini(f"""
+        [pytest]
+        ckpt_models = {M}:resnet50_nested
+        ckpt_formats = h5
+        ckpt_examples = 20
+    """)
+    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-p", "no:cacheprovider",
+                                           "--hypothesis-seed=20261128")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"checkpoint round trip failed: {M}:resnet50_nested",
+        "*format:    h5 (keras3)*",
+        "*of 320 variables did not survive*",
+        "*cause:  legacy HDF5 matches weights by position*freeze state of resnet50 differs*",
+    ])
