@@ -9,12 +9,10 @@ they cost a few percent of it.  Other backends take the NumPy path.
 
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
-
 import numpy as np
 
 from pytest_ckpt import compat, values
+from pytest_ckpt.chatter import framework_chatter
 
 
 def read(variable) -> np.ndarray:
@@ -65,7 +63,7 @@ class BulkOps:
 
     def reset(self) -> None:
         if self._tf is not None:
-            with _quiet_tracing():
+            with framework_chatter():
                 self._tf[0]()
             return
         for s, l in zip(self._saved, self._loaded):
@@ -73,22 +71,9 @@ class BulkOps:
 
     def survived(self) -> list[bool]:
         if self._tf is not None:
-            with _quiet_tracing():
+            with framework_chatter():
                 return [bool(x) for x in self._tf[1]().numpy()]
         return [_same(read(s), read(l)) for s, l in zip(self._saved, self._loaded)]
-
-
-@contextmanager
-def _quiet_tracing():
-    """Every check compiles its own two functions, so TensorFlow's warning about
-    "tf.function retracing" in a loop would fire once a few checks have run."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

@@ -152,3 +152,41 @@ def fresh_process_names():
     finally:
         for put, value in restore:
             put(value)
+
+
+# -- optimizers ---------------------------------------------------------------
+
+
+def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | None, str]]:
+    """(optimizer variable, the model variable it serves or None, its kind) for each.
+
+    Keras restores optimizer variables by position; to compare them by the
+    variable they serve, the link is read from the names Keras gives slots:
+    Keras 3 ``add_variable_from_reference`` names a slot
+    ``<variable path with / as _>_<kind>`` ("block_a_kernel_momentum");
+    tf-keras names it ``<kind>/<variable name>`` ("m/dense/kernel:0").  The
+    longest matching variable wins ("dense_kernel" vs "dense_1_kernel").
+    Variables serving no model variable (iterations, learning rate, a loss
+    scale) are keyed by their own name.
+    """
+    prefixes = []
+    for v in model_variables:
+        path = getattr(v, "path", None)
+        if path:  # Keras 3
+            prefixes.append(("prefix", path.replace("/", "_") + "_", v))
+        prefixes.append(("suffix", "/" + str(v.name), v))
+    found = []
+    for slot in optimizer.variables:
+        name = str(slot.name)
+        best = None
+        for how, text, owner in prefixes:
+            hit = name.startswith(text) if how == "prefix" else name.endswith(text)
+            if hit and (best is None or len(text) > len(best[1])):
+                best = (how, text, owner)
+        if best is None:
+            found.append((slot, None, name.split(":")[0]))
+        elif best[0] == "prefix":
+            found.append((slot, best[2], name[len(best[1]):].split(":")[0]))
+        else:
+            found.append((slot, best[2], name[: -len(best[1])]))
+    return found

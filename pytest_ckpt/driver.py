@@ -33,11 +33,12 @@ class Search:
 
 
 def search(run: Callable[..., object], *, fixed: list[dict], strategies: dict, examples: int,
-           seed: int | None) -> Search:
+           seed: int | None, generate: bool = True) -> Search:
     """Run ``run(**kwargs)`` (returning a result with ``.ok``) on the fixed
     examples, then on ``examples`` drawn from ``strategies``.
 
-    Settings on top of the user's profile: no example database (nothing is
+    With ``generate=False`` only the fixed examples run.  Settings on top of
+    the user's profile: no example database (nothing is
     written outside the temp dir; reproduce by seed), no deadline (saves are
     slow), and no explain phase, which re-runs a failure once per boolean of
     the masks (hundreds of saves) to say what the report already says.
@@ -60,7 +61,7 @@ def search(run: Callable[..., object], *, fixed: list[dict], strategies: dict, e
         report_multiple_bugs=False,
         # The fixed examples are the guarantee against flaky misses: always run.
         phases=[p for p in Phase if p is not Phase.explain
-                and (p is Phase.explicit or p in settings.default.phases)],
+                and (p is Phase.explicit or (generate and p in settings.default.phases))],
         suppress_health_check=list(HealthCheck),
     )
     @given(**strategies)

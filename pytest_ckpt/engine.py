@@ -17,11 +17,9 @@ auto-generated names as in a new process.  The check then
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,12 +29,14 @@ import numpy as np
 
 from pytest_ckpt import compat, probe
 from pytest_ckpt.bulk import BulkOps, read
+from pytest_ckpt.chatter import framework_chatter
 from pytest_ckpt.comparison import ExpectedValues, VariableOutcome, classify, fingerprint
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.factories import as_callable, build
 from pytest_ckpt.formats import Format, get_format
 from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.masks import INDEPENDENT, FreezeMask, masked, translate
+from pytest_ckpt.optimizer_state import OptimizerCheck, is_compiled
 from pytest_ckpt.result import CheckOutcome, RoundTripResult
 from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
@@ -89,6 +89,9 @@ class ModelPair:
         self._dtypes = [numpy_dtype(e.variable) for e in self.saved]
         self._bulk: BulkOps | None = None
         self.expected: ExpectedValues | None = None
+        # A compiled model carries its optimizer's state into the checkpoint.
+        self.optimizers = (OptimizerCheck(self.saver, self.loader, VALUES_SEED)
+                           if not self.is_migration and is_compiled(saver) else None)
 
     @property
     def is_migration(self) -> bool:
@@ -210,33 +213,6 @@ def _refuse_shared_layers(pair: ModelPair) -> None:
         "cached one (a module-level model or layer).")
 
 
-@contextmanager
-def framework_chatter():
-    """Collect the framework's warnings and silence its per-save chatter.
-
-    Keras prints the legacy-HDF5 notice and NumPy deprecations on every save
-    (thousands of copies would bury the report), but a warning such as
-    "Skipping variable loading for optimizer" explains a failure: the
-    messages are kept, de-duplicated, for the report.
-    """
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    messages: list[str] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield messages
-        for w in caught:
-            text = str(w.message).strip()
-            if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
-                continue
-            if text not in messages and "legacy" not in text:
-                messages.append(text)
-    finally:
-        absl.setLevel(level)
-
-
 def describe(exc: BaseException) -> tuple[str, str]:
     message = str(exc).strip()
     if len(message) > 600:
@@ -270,7 +246,10 @@ class RoundTrip:
         directory = Path(tempfile.mkdtemp(prefix="ex", dir=self.workdir))
         try:
             path = self.save_format.path_in(directory)
+            optimizers = self.pair.optimizers
             with framework_chatter(), masked(self.pair.saver, save_mask):
+                if optimizers:
+                    optimizers.prepare_save()
                 try:
                     self.save_format.save(self.pair.saver.model, path)
                 except Exception as exc:
@@ -279,6 +258,8 @@ class RoundTrip:
             self.pair.reset_loader()
             holder = self.pair.loader.model
             with framework_chatter() as said, masked(self.pair.loader, result.load_mask):
+                if optimizers and not new_model:
+                    optimizers.prepare_load()
                 try:
                     holder = self.load_format.load(self.pair.loader.model, path)
                 except Exception as exc:
@@ -287,6 +268,8 @@ class RoundTrip:
             if result.load_error is None or not new_model:
                 try:
                     result.outcomes = self.pair.compare(holder)
+                    if optimizers:
+                        result.outcomes += optimizers.compare(holder)
                 except ArchitectureMismatch as exc:
                     result.load_error = describe(exc)
             return result

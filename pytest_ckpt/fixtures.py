@@ -40,13 +40,15 @@ class RoundTripChecker:
 
     __call__ = check
 
-    def _check(self, factory, load_factory, *, formats, examples, masks) -> list[CheckOutcome]:
+    def _check(self, factory, load_factory, *, formats, examples, masks,
+               resume: dict | None = None) -> list[CheckOutcome]:
         __tracebackhide__ = True
         from pytest_ckpt.engine import check_format
+        from pytest_ckpt.resume import check_resume
         from pytest_ckpt.errors import ConfigError
         from pytest_ckpt.formats import applicable, get_format, parse_format_list
         from pytest_ckpt.options import parse_examples, parse_masks
-        from pytest_ckpt.report import render
+        from pytest_ckpt.report import render, render_resume
 
         settings = self._state.settings
         self._calls += 1
@@ -71,16 +73,22 @@ class RoundTripChecker:
             outcomes = []
             for name in names:
                 seed = self._state.seed_for(f"{self._request.node.nodeid}#{self._calls}#{name}")
-                outcomes.append(check_format(factory, name, examples=examples, seed=seed, masks=masks,
-                                             load_factory=load_factory, tmp_root=settings.tmpdir))
+                if resume is not None:
+                    outcomes.append(check_resume(factory, name, examples=examples, seed=seed,
+                                                 masks=masks, tmp_root=settings.tmpdir, **resume))
+                else:
+                    outcomes.append(check_format(factory, name, examples=examples, seed=seed,
+                                                 masks=masks, load_factory=load_factory,
+                                                 tmp_root=settings.tmpdir))
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
         failed = [o for o in outcomes if not o.passed]
         if failed:
             reproduce = (f"pytest {shlex.quote(self._request.node.nodeid)} "
                          f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
-            pytest.fail("\n\n".join(render(o.failure, seed=self._state.seed, reproduce=reproduce,
-                                           not_reproducible=o.not_reproducible) for o in failed),
+            show = render_resume if resume is not None else render
+            pytest.fail("\n\n".join(show(o.failure, seed=self._state.seed, reproduce=reproduce,
+                                         not_reproducible=o.not_reproducible) for o in failed),
                         pytrace=False)
         return outcomes
 
@@ -119,6 +127,41 @@ class MigrationChecker(RoundTripChecker):
     __call__ = check
 
 
+class ResumeChecker(RoundTripChecker):
+    """``ckpt_resume.check(factory, *, formats=None, examples=None, masks=None, steps=3,
+    data=None, save_frozen=None, load_frozen=None)``.
+
+    Training resumed from a checkpoint must equal training that never
+    stopped (see :mod:`pytest_ckpt.resume`).  ``data`` is a list of ``(x, y)``
+    batches (at least ``2 * steps``) from your own training setup; by default
+    synthetic batches are made from the model's specs.  ``save_frozen`` and
+    ``load_frozen`` (layer name paths) check exactly that scenario.
+    """
+
+    def check(self, factory: Callable | str, *, formats: str | Sequence[str] | None = None,
+              examples: int | None = None, masks: str | None = None, steps: int = 3,
+              data: Sequence | None = None, save_frozen: Sequence[str] | None = None,
+              load_frozen: Sequence[str] | None = None) -> list[CheckOutcome]:
+        scenario = None
+        if save_frozen is not None or load_frozen is not None:
+            scenario = (list(save_frozen or ()), list(load_frozen or ()))
+        return self._check(factory, None, formats=formats, examples=examples, masks=masks,
+                           resume=dict(steps=steps, batches=list(data) if data is not None else None,
+                                       scenario=scenario))
+
+    __call__ = check
+
+
+@pytest.fixture
+def ckpt_resume(request) -> ResumeChecker:
+    """Check that training resumed from a checkpoint equals training that never stopped.
+
+    ``ckpt_resume.check(factory, formats="keras-weights", save_frozen=["base"],
+    load_frozen=["base/conv1"])``; the factory returns a new, compiled model.
+    """
+    return ResumeChecker(request)
+
+
 @pytest.fixture
 def ckpt_roundtrip(request) -> RoundTripChecker:
     """Check that a model factory's checkpoints survive any freeze masks.
@@ -148,7 +191,7 @@ def ckpt_models() -> dict[str, Callable]:
     """The built-in model factories by name (``ckpt_models["classic_nested"]``)."""
     from pytest_ckpt import models
 
-    return {f.__name__: f for f in (*models.BUILTIN, models.resnet50_nested)}
+    return {f.__name__: f for f in (*models.BUILTIN, *models.COMPILED, models.resnet50_nested)}
 
 
 @pytest.fixture(scope="session")

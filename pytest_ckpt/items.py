@@ -22,6 +22,7 @@ from pytest_ckpt.session import SESSION_KEY
 
 ROUNDTRIP = "ckpt-roundtrip"
 MIGRATION = "ckpt-migration"
+RESUME = "ckpt-resume"
 
 
 class ReportedFailure(Exception):
@@ -47,49 +48,42 @@ def verdict_word(outcome) -> str:
     """"pass", or "FAIL: " and the verdicts found, for the matrix and JUnit."""
     if outcome.failure is None:
         return "pass"
-    failure = outcome.failure
-    words = []
+    words = outcome.failure.verdict_words()
     if outcome.not_reproducible:
-        words.append("not deterministic")
-    if failure.save_error:
-        words.append(f"save {failure.save_error[0]}")
-    if failure.load_error:
-        words.append(f"load {failure.load_error[0]}")
-    counts = failure.counts()
-    words += [v for v in ("swapped", "not_loaded", "changed", "outputs_differ") if counts.get(v)]
-    if any(o.kind == "optimizer" for o in failure.outcomes):
-        words.insert(0, "optimizer")
+        words.insert(0, "not deterministic")
     return "FAIL: " + ", ".join(words)
 
 
 class CheckItem(_CkptNode, pytest.Item):
     """One factory (or one migration pair) in one format."""
 
-    def __init__(self, *, specs: tuple[str, ...], format_name: str, **kwargs):
+    def __init__(self, *, specs: tuple[str, ...], format_name: str, kind: str, **kwargs):
         super().__init__(**kwargs)
         self.specs = specs
         self.format_name = format_name
+        self.kind = kind  # "roundtrip", "migration" or "resume"
         self.add_marker(pytest.mark.ckpt)
 
     @property
     def is_migration(self) -> bool:
-        return len(self.specs) == 2
+        return self.kind == "migration"
 
     def headline(self) -> str:
-        kind = "migration" if self.is_migration else "round trip"
+        kind = {"migration": "migration", "resume": "resume"}.get(self.kind, "round trip")
         return f"{kind} {' -> '.join(self.specs)} [{self.format_name}]"
 
     def runtest(self) -> None:
         # Heavy imports happen here, on the first item that runs.
         from pytest_ckpt.engine import check_format
         from pytest_ckpt.formats import FormatNotApplicable
-        from pytest_ckpt.report import render
+        from pytest_ckpt.report import render, render_resume
+        from pytest_ckpt.resume import NotCompiled, check_resume
 
         session = self.config.stash[SESSION_KEY]
         s = session.settings
         # Properties travel to the xdist controller (the results matrix) and
         # into JUnit XML.
-        self.user_properties += [("ckpt_kind", "migration" if self.is_migration else "roundtrip"),
+        self.user_properties += [("ckpt_kind", self.kind),
                                  ("ckpt_factory", " -> ".join(self.specs)),
                                  ("ckpt_format", self.format_name),
                                  ("ckpt_seed", str(session.seed))]
@@ -97,14 +91,16 @@ class CheckItem(_CkptNode, pytest.Item):
         if known is not None:
             self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
             raise ReportedFailure(f"{known[0]}\n(the same error as in {known[1]})")
+        check = check_resume if self.kind == "resume" else check_format
+        extra = {"load_factory": self.specs[1]} if self.is_migration else {}
         try:
-            outcome = check_format(self.specs[0], self.format_name, examples=s.examples,
-                                   seed=session.seed_for(self.nodeid), masks=s.masks,
-                                   load_factory=self.specs[1] if self.is_migration else None,
-                                   tmp_root=s.tmpdir)
-        except FormatNotApplicable as exc:
+            outcome = check(self.specs[0], self.format_name, examples=s.examples,
+                            seed=session.seed_for(self.nodeid), masks=s.masks, tmp_root=s.tmpdir,
+                            **extra)
+        except (FormatNotApplicable, NotCompiled) as exc:
             # Collected because the framework could not be told before
-            # building; now it can.
+            # building; now it can.  (Or a resume check of a model that
+            # is not compiled: nothing to train.)
             self.user_properties.append(("ckpt_verdict", "skip"))
             pytest.skip(str(exc))
         except FactoryError as exc:
@@ -116,10 +112,11 @@ class CheckItem(_CkptNode, pytest.Item):
         if outcome.outputs_note:
             self.user_properties.append(("ckpt_note", outcome.outputs_note))
         if outcome.failure is not None:
-            raise ReportedFailure(render(outcome.failure, seed=session.seed,
-                                         reproduce=self.reproduce_command(),
-                                         not_reproducible=outcome.not_reproducible,
-                                         notes=self.seed_notes()))
+            show = render_resume if self.kind == "resume" else render
+            raise ReportedFailure(show(outcome.failure, seed=session.seed,
+                                       reproduce=self.reproduce_command(),
+                                       not_reproducible=outcome.not_reproducible,
+                                       notes=self.seed_notes()))
 
     def seed_notes(self) -> tuple[str, ...]:
         session = self.config.stash[SESSION_KEY]
@@ -133,7 +130,9 @@ class CheckItem(_CkptNode, pytest.Item):
         """A command that, pasted at the project root, runs this item alone and fails the same way."""
         session = self.config.stash[SESSION_KEY]
         s = session.settings
-        parts = ["pytest", "--ckpt-only", "--ckpt-roundtrip"]
+        parts = ["pytest", "--ckpt-only"]
+        parts += (["--ckpt-resume", "--no-ckpt-roundtrip"] if self.kind == "resume"
+                  else ["--ckpt-roundtrip", "--no-ckpt-resume"])
         if self.is_migration:
             parts += ["--ckpt-models=", "--ckpt-migrations", shlex.quote(f"{self.specs[0]} -> {self.specs[1]}")]
         else:
@@ -162,14 +161,16 @@ class SettingsErrorItem(_CkptNode, pytest.Item):
 class FactoryCollector(_CkptNode, pytest.Collector):
     """A factory's items, one per format; under a migration, the new factory's."""
 
-    def __init__(self, *, specs: tuple[str, ...], formats: list[str], **kwargs):
+    def __init__(self, *, specs: tuple[str, ...], formats: list[str], kind: str, **kwargs):
         super().__init__(**kwargs)
         self.specs = specs
         self.formats = formats
+        self.kind = kind
 
     def collect(self):
         for name in self.formats:
-            yield CheckItem.from_parent(self, name=name, specs=self.specs, format_name=name)
+            yield CheckItem.from_parent(self, name=name, specs=self.specs, format_name=name,
+                                        kind=self.kind)
 
 
 class MigrationCollector(_CkptNode, pytest.Collector):
@@ -181,8 +182,8 @@ class MigrationCollector(_CkptNode, pytest.Collector):
         self.formats = formats
 
     def collect(self):
-        yield FactoryCollector.from_parent(self, name=self.new_spec,
-                                           specs=(self.name, self.new_spec), formats=self.formats)
+        yield FactoryCollector.from_parent(self, name=self.new_spec, specs=(self.name, self.new_spec),
+                                           formats=self.formats, kind="migration")
 
 
 def _framework(spec: str) -> str | None:
@@ -191,11 +192,22 @@ def _framework(spec: str) -> str | None:
 
 
 class RoundTripSuite(_CkptNode, pytest.Collector):
+    kind = "roundtrip"
+
     def __init__(self, *, settings: Settings, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
 
     def collect(self):
+        yield from self.settings_items()
+        if self.settings.blocked:
+            return  # no usable example count, masks policy or temp dir: do not guess one
+        backend = configured_backend()
+        for spec in self.settings.models:
+            yield FactoryCollector.from_parent(self, name=spec, specs=(spec,), kind=self.kind,
+                                               formats=self._formats(spec, backend))
+
+    def settings_items(self):
         s = self.settings
         for i, message in enumerate(s.errors):
             yield SettingsErrorItem.from_parent(self, name=f"settings-error-{i + 1}", message=message)
@@ -205,12 +217,6 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
                 message="--ckpt-roundtrip: no model factories registered; list them in the ini "
                         "option ckpt_models (one 'package.module:callable' per line) or pass "
                         "--ckpt-models")
-        if s.blocked:
-            return  # no usable example count, masks policy or temp dir: do not guess one
-        backend = configured_backend()
-        for spec in s.models:
-            yield FactoryCollector.from_parent(self, name=spec, specs=(spec,),
-                                               formats=self._formats(spec, backend))
 
     def _formats(self, spec: str, backend: str) -> list[str]:
         """The selected formats that apply to the factory, when that can be told without importing."""
@@ -223,6 +229,13 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
                 f"--ckpt-formats: {', '.join(dropped)} do(es) not apply to {framework} model factory "
                 f"{spec} on the {backend} backend; formats for it: {', '.join(usable)}"))
         return keep
+
+
+class ResumeSuite(RoundTripSuite):
+    kind = "resume"
+
+    def settings_items(self):
+        return ()  # reported once, by the round-trip suite (or below when it is off)
 
 
 class MigrationSuite(RoundTripSuite):
@@ -242,11 +255,22 @@ class MigrationSuite(RoundTripSuite):
 
 def generate_items(session, settings: Settings) -> list[pytest.Item]:
     items: list[pytest.Item] = []
-    for cls, name in ((RoundTripSuite, ROUNDTRIP), (MigrationSuite, MIGRATION)):
+    suites = []
+    if settings.roundtrip:
+        suites += [(RoundTripSuite, ROUNDTRIP), (MigrationSuite, MIGRATION)]
+    if settings.resume:
+        suites.append((ResumeSuite if settings.roundtrip else _ResumeOnlySuite, RESUME))
+    for cls, name in suites:
         suite = cls.from_parent(session, name=name, nodeid=name, settings=settings)
         # genitems emits collect reports, so counts and "-k ... deselected" add up.
         items.extend(session.genitems(suite))
     return items
+
+
+class _ResumeOnlySuite(RoundTripSuite):
+    """Resume checks without round trips: the settings errors are reported here."""
+
+    kind = "resume"
 
 
 def header_line(session_state) -> str:
@@ -255,9 +279,11 @@ def header_line(session_state) -> str:
         return ("ckpt: round trips not run: the settings are not usable (see the failing "
                 "ckpt-roundtrip::settings-error items)")
     parts = [f"ckpt: seed {session_state.seed}"]
-    if s.models:
+    if s.models and s.roundtrip:
         parts.append(f"round trips: {len(s.models)} factories x {len(s.formats)} formats")
-    if s.migrations:
+    if s.models and s.resume:
+        parts.append(f"resume checks: {len(s.models)} factories x {len(s.formats)} formats")
+    if s.migrations and s.roundtrip:
         parts.append(f"migrations: {len(s.migrations)}")
     parts.append(f"{s.examples} examples per check after the fixed pairs, masks {s.masks}")
     backend = configured_backend()

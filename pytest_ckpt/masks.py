@@ -1,11 +1,13 @@
 """Freeze masks: which layers of the tree are frozen.
 
 A mask names layers by index path (see :mod:`pytest_ckpt.tree`), so a mask
-drawn on one model applies to any other model from the same factory.  It
-freezes a layer by setting ``layer.trainable = False`` on that very layer:
-freezing a container is a different state from freezing each of its
-children (Keras propagates the flag down, but the container's own flag is
-what ``trainable_weights`` consults first).
+drawn on one model applies to any other model from the same factory.  A
+mask is what a user writes: ``layer.trainable = False`` for each layer in
+it, with Keras's own propagation, so freezing a container freezes everything
+inside it (as ``base.trainable = False`` does).  Freezing a container is
+still a different state from freezing each of its children: the container's
+own flag is what ``trainable_weights`` consults first, and what the
+positional loaders see.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ class FreezeMask:
         paths = frozenset(tuple(p) for p in paths)
         labels = tuple(n.display for n in tree.nodes if n.index_path in paths)
         return cls(paths, labels)
+
+    @classmethod
+    def from_names(cls, tree: LayerTree, names) -> FreezeMask:
+        """A mask from layer name paths as reports print them ("block/a", "resnet_small")."""
+        by_name = {n.display: n.index_path for n in tree.nodes}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            from pytest_ckpt.errors import ConfigError
+
+            raise ConfigError(f"no layer named {', '.join(map(repr, unknown))} in the model; "
+                              f"layer paths: {', '.join(n.display for n in tree.maskable()[:30])}")
+        return cls.from_paths(tree, [by_name[name] for name in names])
 
     @classmethod
     def nothing(cls) -> FreezeMask:
@@ -90,11 +104,16 @@ def _set_layer_flags(tree: LayerTree, flags) -> None:
 
 
 def apply_mask(tree: LayerTree, mask: FreezeMask) -> None:
-    """Make exactly the layers in ``mask`` frozen (the rest trainable)."""
+    """Freeze the layers in ``mask`` and everything inside them; the rest is trainable."""
     unknown = mask.frozen - {n.index_path for n in tree.nodes}
     if unknown:
         raise ValueError(f"mask names layers this model does not have: {sorted(unknown)}")
-    _set_layer_flags(tree, [n.index_path not in mask.frozen for n in tree.nodes])
+    _set_layer_flags(tree, [not frozen_by(mask, n.index_path) for n in tree.nodes])
+
+
+def frozen_by(mask: FreezeMask, index_path: tuple[int, ...]) -> bool:
+    """Whether the layer at ``index_path`` is frozen under ``mask`` (itself or an enclosing layer)."""
+    return any(index_path[:i] in mask.frozen for i in range(len(index_path) + 1))
 
 
 @contextmanager
@@ -117,8 +136,11 @@ POLICIES = (INDEPENDENT, SAME)
 
 
 def current_mask(tree: LayerTree) -> FreezeMask:
-    """The freeze state the model is in now (say, as its factory built it)."""
-    return FreezeMask.from_paths(tree, [n.index_path for n in tree.maskable() if not n.layer.trainable])
+    """The freeze state the model is in now (say, as its factory built it): its
+    outermost frozen layers."""
+    frozen = [n.index_path for n in tree.maskable() if not n.layer.trainable]
+    outermost = [p for p in frozen if not any(p[:i] in frozen for i in range(len(p)))]
+    return FreezeMask.from_paths(tree, outermost)
 
 
 def translate(mask: FreezeMask, source: LayerTree, target: LayerTree) -> FreezeMask:

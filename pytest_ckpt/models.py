@@ -140,10 +140,43 @@ def resnet50_nested(keras=None):
     )
 
 
-for _factory in (resnet_base, classic_nested, classic_functional, swap_prone_nested, deep_nested,
-                 shared_layer, lstm_model, attention_model, resnet50_nested):
-    # Lets the plugin collect only the formats that apply, without building.
-    _factory.ckpt_framework = "keras3"
+def _compiled(model, keras, optimizer: str = "adam"):
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def compiled_swap_prone_nested(keras=None):
+    """:func:`swap_prone_nested` compiled with Adam: its slots are restored by position too."""
+    keras = _keras(keras)
+    return _compiled(swap_prone_nested(keras), keras)
+
+
+def compiled_classic_functional(keras=None):
+    """:func:`classic_functional` compiled with Adam."""
+    keras = _keras(keras)
+    return _compiled(classic_functional(keras), keras)
+
+
+def fine_tuning(keras=None):
+    """The two-phase fine-tuning story, phase one: the base frozen, the head trains (Adam).
+
+    Phase two unfreezes the top of the base: every layer of
+    :data:`FINE_TUNING_PHASE_TWO_FROZEN` stays frozen, the rest of the base
+    trains.  ``ckpt_resume.check(fine_tuning, save_frozen=["resnet_small"],
+    load_frozen=FINE_TUNING_PHASE_TWO_FROZEN)`` checks resuming across it.
+    """
+    keras = _keras(keras)
+    model = classic_nested(keras)
+    model.layers[0].trainable = False
+    return _compiled(model, keras)
+
+
+# Phase two of fine_tuning: the stem and the first residual block stay frozen.
+FINE_TUNING_PHASE_TWO_FROZEN = [
+    "resnet_small/conv1_conv", "resnet_small/conv1_bn",
+    "resnet_small/conv2_block1_1_conv", "resnet_small/conv2_block1_1_bn",
+    "resnet_small/conv2_block1_2_conv", "resnet_small/conv2_block1_2_bn",
+]
 
 BUILTIN = (
     classic_nested,
@@ -154,3 +187,4 @@ BUILTIN = (
     lstm_model,
     attention_model,
 )
+COMPILED = (compiled_swap_prone_nested, compiled_classic_functional, fine_tuning)

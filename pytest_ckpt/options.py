@@ -41,6 +41,9 @@ class Option:
 OPTIONS = (
     Option("roundtrip", "collect a round-trip test for every registered model factory x format",
            kind="bool", default=False),
+    Option("resume", "collect a resume check for every registered factory x format: training "
+           "resumed from a checkpoint must equal training that never stopped (compiled models)",
+           kind="bool", default=False),
     Option("only", "collect only pytest-ckpt's generated items, no test files (what reproduce "
            "lines use)", kind="bool", default=False),
     Option("models", "model factories, 'package.module:callable' (ini: one per line; "
@@ -93,6 +96,7 @@ def _raw(config, opt: Option):
 @dataclass
 class Settings:
     roundtrip: bool = False
+    resume: bool = False
     only: bool = False
     models: list[str] = field(default_factory=list)
     migrations: list[tuple[str, str]] = field(default_factory=list)
@@ -115,6 +119,7 @@ def read_settings(config) -> Settings:
     raw = {opt.name: _raw(config, opt) for opt in OPTIONS}
     s = Settings(
         roundtrip=bool(raw["roundtrip"]),
+        resume=bool(raw["resume"]),
         only=bool(raw["only"]),
         models=_entries(raw["models"]),
         update=bool(raw["update"]),

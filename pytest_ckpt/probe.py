@@ -94,12 +94,12 @@ def _dtype_name(dtype) -> str:
     return getattr(dtype, "name", None) or str(dtype)
 
 
-def probe_inputs(*models):
+def probe_inputs(*models, batch: int = BATCH, seed: int = 1234):
     """A fixed input structure for the models (built from the first one's specs)."""
     specs = _specs(models[0])
     strings, ints = _vocabulary_tokens(models)
-    batch = max(BATCH, len(strings) if _has(specs, "string") else 0)
-    rng = np.random.default_rng(1234)
+    batch = max(batch, len(strings) if _has(specs, "string") else 0)
+    rng = np.random.default_rng(seed)
 
     def make(spec):
         shape, dtype = spec
@@ -111,7 +111,8 @@ def probe_inputs(*models):
         np_dtype = np.dtype(dtype) if dtype != "bfloat16" else np.float32
         if np.issubdtype(np_dtype, np.integer) or np_dtype == np.bool_:
             pool = ints or [0, 1]
-            return np.array([pool[i % len(pool)] for i in range(size)]).astype(np_dtype).reshape(shape)
+            start = int(rng.integers(len(pool)))
+            return np.array([pool[(start + i) % len(pool)] for i in range(size)]).astype(np_dtype).reshape(shape)
         return rng.standard_normal(shape).astype(np_dtype)
 
     return _map(specs, make, is_leaf=lambda v: isinstance(v, tuple) and len(v) == 2

@@ -94,24 +94,37 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> tupl
             "if this format should be order-independent, this is a bug worth reporting upstream")
 
 
+_REMEDY_OPTIMIZER = (
+    "freeze the same layers before loading as at save time, or load with keras.saving.load_model "
+    "(format keras-model), which restores the trainable flags first; after changing what is "
+    "trainable on purpose, reset the optimizer deliberately (compile again) instead of loading "
+    "its stale state")
+
+
 def _optimizer_cause(result, rows, same_freeze_state) -> tuple[str, str]:
-    skipped = [w for w in result.warnings if "Skipping variable loading for optimizer" in w]
-    if skipped:
-        cause = ("the optimizer's saved state was skipped: Keras restores optimizer variables by "
-                 "position and found a different number of them, because a different set of "
-                 "variables is trainable at load than at save")
-    elif same_freeze_state:
-        cause = ("optimizer variables did not come back even with the same freeze state at save "
-                 "and load")
-    else:
-        cause = ("Keras restores optimizer variables by position in the list of trainable "
-                 "variables; a different set of trainable variables at load moved each slot to "
-                 "another variable")
-    return (cause,
-            "freeze the same layers before loading as at save time, or load with "
-            "keras.saving.load_model (format keras-model), which restores the trainable flags "
-            "first; after changing what is trainable on purpose, reset the optimizer "
-            "deliberately (compile again) instead of loading its stale state")
+    return optimizer_cause(result.format, result.warnings, same_freeze_state,
+                           all(o.verdict == NOT_LOADED for o in rows))
+
+
+def optimizer_cause(format_name: str, warnings, same_freeze_state: bool,
+                    nothing_loaded: bool) -> tuple[str, str]:
+    """Why optimizer state did not come back: skipped, transplanted, or never stored."""
+    if matching(format_name) in ("position", "name") and nothing_loaded:
+        return ("load_weights() of a legacy HDF5 file restores the model's weights only, never the "
+                "optimizer's state: training resumed from it starts the optimizer from scratch "
+                "(iterations 0, empty slots)",
+                "save to '.weights.h5' or '.keras' (formats keras-weights, keras) to keep the "
+                "optimizer's state, or reset the optimizer deliberately (compile again) after loading")
+    if any("Skipping variable loading for optimizer" in w for w in warnings):
+        return ("the optimizer's saved state was skipped: Keras restores optimizer variables by "
+                "position and found a different number of them, because a different set of "
+                "variables is trainable at load than at save", _REMEDY_OPTIMIZER)
+    if same_freeze_state:
+        return ("optimizer variables did not come back even with the same freeze state at save "
+                "and load", "this is a bug in the format or in a custom optimizer's saving code")
+    return ("Keras restores optimizer variables by position in the list of trainable variables; "
+            "a different set of trainable variables at load moved each slot to another variable",
+            _REMEDY_OPTIMIZER)
 
 
 def _table(result: RoundTripResult) -> list[str]:
@@ -179,6 +192,59 @@ def render(result: RoundTripResult, *, seed=None, reproduce: str | None = None,
         for d in result.output_differences[:10]:
             lines.append(f"    {d.name}: {d.detail}")
     cause, remedy = diagnose(result, not_reproducible=not_reproducible)
+    lines.append(f"  cause:  {cause}")
+    lines.append(f"  remedy: {remedy}")
+    if seed is not None:
+        lines.append(f"  seed:   {seed}")
+    if reproduce:
+        lines.append(f"  reproduce: {reproduce}")
+    return "\n".join(lines)
+
+
+def render_resume(result, *, seed=None, reproduce: str | None = None,
+                  not_reproducible: bool = False, notes: tuple[str, ...] = ()) -> str:
+    """The report of a resume check (see :mod:`pytest_ckpt.resume`)."""
+    if result.ok:
+        return result.summary()
+    lines = [f"resumed training differs from training that never stopped: {result.factory}",
+             f"  format:    {result.format} ({result.framework})",
+             f"  save mask: {result.save_mask.describe()} (trained {result.steps} steps, then saved)"]
+    if result.new_model:
+        lines.append("  load mask: none: load_model builds a new model, with the trainable flags "
+                     "saved in the file")
+    else:
+        lines.append(f"  load mask: {result.load_mask.describe()} (the uninterrupted run switched to "
+                     f"it; the resumed run loaded under it; both trained {result.steps} more steps)")
+    lines += [f"  note:      {n}" for n in notes]
+    if not_reproducible:
+        lines.append("  failed once, passed on replay: training or saving is not deterministic")
+    for title, error in (("save", result.save_error), ("load", result.load_error),
+                         ("training after the load", result.train_error)):
+        if error:
+            lines.append(f"  {title} raised {error[0]}: {error[1]}")
+    for warning in result.warnings[:3]:
+        lines.append(f"  Keras warned: {warning[:300]}")
+    d = result.divergence
+    if d:
+        lines.append(f"  first difference: after resumed step {d.step} of {result.steps}, "
+                     f"{d.display} ({d.key}): {d.detail}")
+        lines.append(f"  {result.diverged} variables differ after that step")
+        same = result.save_mask.frozen == result.load_mask.frozen or result.new_model
+        if d.key.startswith("optimizer:") or any("optimizer" in w for w in result.warnings):
+            cause, remedy = optimizer_cause(result.format, result.warnings, same, True)
+        elif matching(result.format) in ("position", "name") and not same:
+            cause, remedy = ("legacy HDF5 restored the weights by position and the freeze state "
+                             "changed, so weights landed in the wrong places", _REMEDY_POSITIONAL)
+        elif matching(result.format) in ("position", "name"):
+            cause, remedy = optimizer_cause(result.format, result.warnings, same, True)
+        else:
+            cause, remedy = ("the checkpoint does not carry all the state training depends on "
+                             "(an optimizer variable, a weight, or state outside the variables)",
+                             "load with the same freeze state as at save time, or use format "
+                             "keras-model; if that fails too, report it upstream")
+    else:
+        cause, remedy = ("the round trip itself failed (see the error above)",
+                         "run the round-trip check of this factory and format for details")
     lines.append(f"  cause:  {cause}")
     lines.append(f"  remedy: {remedy}")
     if seed is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pytest_ckpt.comparison import OUTPUTS_DIFFER, VariableOutcome
-from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.comparison import CHANGED, NOT_LOADED, OUTPUTS_DIFFER, SWAPPED, VariableOutcome
+from pytest_ckpt.masks import FreezeMask, frozen_by
 from pytest_ckpt.probe import OutputDifference
 from pytest_ckpt.tree import LayerTree
 
@@ -42,6 +42,16 @@ class RoundTripResult:
             counts[OUTPUTS_DIFFER] = len(self.output_differences)
         return counts
 
+    def verdict_words(self) -> list[str]:
+        """The verdict in a few words, for the results matrix and JUnit."""
+        words = [f"{what} {error[0]}" for what, error in (("save", self.save_error),
+                 ("load", self.load_error)) if error]
+        counts = self.counts()
+        words += [v for v in (SWAPPED, NOT_LOADED, CHANGED, OUTPUTS_DIFFER) if counts.get(v)]
+        if any(o.kind == "optimizer" for o in self.outcomes):
+            words.insert(0, "optimizer")
+        return words
+
     def summary(self) -> str:
         if self.ok:
             return f"{self.factory} [{self.format}]: every variable survived"
@@ -65,9 +75,8 @@ class RoundTripResult:
         for node in self.tree.nodes:
             if len(node.index_path) != 1 or not node.is_container:
                 continue
-            inside = {n.index_path for n in self.tree.nodes
-                      if n.index_path[:1] == node.index_path}
-            if inside & self.save_mask.frozen != inside & self.load_mask.frozen:
+            inside = [n.index_path for n in self.tree.nodes if n.index_path[:1] == node.index_path]
+            if [frozen_by(self.save_mask, p) for p in inside] != [frozen_by(self.load_mask, p) for p in inside]:
                 names.append(node.display)
         return names
 

@@ -24,7 +24,6 @@ def _port(builder):
     factory.__name__ = factory.__qualname__ = builder.__name__
     factory.__doc__ = f"tf-keras build of :func:`pytest_ckpt.models.{builder.__name__}`."
     factory.__module__ = __name__
-    factory.ckpt_framework = "tf-keras"
     return factory
 
 

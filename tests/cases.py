@@ -147,3 +147,23 @@ def glitchy_save():
 def bfloat16_dense():
     """bfloat16 weights: legacy HDF5 cannot store them, whatever is frozen."""
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, dtype="bfloat16")])
+
+
+def compiled_twin():
+    """Two same-shaped Dense layers ``a``, ``b`` in a nested block, compiled with Adam."""
+    block = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(4, name="b")],
+        name="block")
+    model = keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2, name="head")])
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    return model
+
+
+def compiled_functional():
+    """A flat functional model, compiled with SGD with momentum: the known-good twin."""
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, name="a")(inputs)
+    x = keras.layers.Dense(4, name="b")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
+    return model

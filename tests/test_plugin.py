@@ -265,3 +265,21 @@ def test_report_file_and_github_step_summary(pytester, monkeypatch):
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="ckpt_verdict" value="FAIL: swapped"' in junit
     assert '<property name="ckpt_format" value="h5"' in junit
+
+
+def test_optimizer_and_resume_items_under_both_masks_policies(pytester):
+    ini(pytester, [f"{C}:compiled_twin", f"{M}:swap_prone_nested"], formats="keras-weights", examples=2)
+    independent = run(pytester, "--ckpt-roundtrip", "--ckpt-resume", "-v", "-rs", SEED)
+    assert outcomes_by_id(independent) == {
+        f"ckpt-roundtrip::{C}:compiled_twin::keras-weights": "FAILED",
+        f"ckpt-roundtrip::{M}:swap_prone_nested::keras-weights": "PASSED",
+        f"ckpt-resume::{C}:compiled_twin::keras-weights": "FAILED",
+        f"ckpt-resume::{M}:swap_prone_nested::keras-weights": "SKIPPED",
+    }
+    independent.stdout.fnmatch_lines(["*optimizer variables did not survive*"])
+    independent.stdout.fnmatch_lines(["*resumed training differs from training that never stopped*"])
+    independent.stdout.fnmatch_lines(["*reproduce: pytest --ckpt-only --ckpt-resume --no-ckpt-roundtrip "
+                                      f"--ckpt-models {C}:compiled_twin*"])
+    independent.stdout.fnmatch_lines(["*SKIPPED*is not compiled: a resume check trains it*"])
+    same = run(pytester, "--ckpt-roundtrip", "--ckpt-resume", "--ckpt-masks=same", "-v", SEED)
+    assert set(outcomes_by_id(same).values()) == {"PASSED", "SKIPPED"}

@@ -1,0 +1,105 @@
+"""Optimizer state in round trips, and resume equivalence, with real Keras files."""
+
+import pytest
+
+from pytest_ckpt import models
+from pytest_ckpt.comparison import NOT_LOADED, SWAPPED
+from pytest_ckpt.engine import ModelPair, RoundTrip, check_format
+from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.report import diagnose, render, render_resume
+from pytest_ckpt.resume import NotCompiled, check_resume
+
+C = "tests.cases"
+NOTHING = FreezeMask.nothing()
+
+
+@pytest.fixture(scope="module")
+def twin():
+    pair = ModelPair(f"{C}:compiled_twin")
+    pair.fill()
+    return pair
+
+
+def masks(pair, *names):
+    return FreezeMask.from_names(pair.saver, names)
+
+
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "keras-sharded"])
+def test_slots_are_transplanted_when_the_trainable_set_changes_but_not_its_size(twin, fmt, tmp_path):
+    result = RoundTrip(twin, fmt, tmp_path).run(masks(twin, "block/b"), masks(twin, "block/a"))
+    assert [o.kind for o in result.outcomes] == ["optimizer"] * 4
+    swapped = {o.display: o.source_display for o in result.outcomes if o.verdict == SWAPPED}
+    assert swapped == {"block/b/kernel momentum": "block/a/kernel momentum",
+                       "block/b/kernel velocity": "block/a/kernel velocity",
+                       "block/b/bias momentum": "block/a/bias momentum",
+                       "block/b/bias velocity": "block/a/bias velocity"}
+    assert "by position in the list of trainable variables" in diagnose(result)[0]
+
+
+def test_optimizer_state_is_skipped_when_the_trainable_count_changes(twin, tmp_path):
+    result = RoundTrip(twin, "keras-weights", tmp_path).run(NOTHING, masks(twin, "block/a"))
+    assert any("Skipping variable loading for optimizer" in w for w in result.warnings)
+    lost = {o.display for o in result.outcomes if o.verdict == NOT_LOADED}
+    assert "iteration" in lost and "head/kernel momentum" in lost
+    text = render(result)
+    assert "optimizer variables did not survive" in text and "Keras warned: Skipping" in text
+    assert "optimizer's saved state was skipped" in text
+
+
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "keras-model", "tf-checkpoint"])
+def test_same_freeze_state_restores_every_optimizer_variable(twin, fmt, tmp_path):
+    a = masks(twin, "block/a")
+    assert RoundTrip(twin, fmt, tmp_path).run(a, a).ok
+
+
+def test_load_model_restores_flags_then_optimizer(twin, tmp_path):
+    assert RoundTrip(twin, "keras-model", tmp_path).run(masks(twin, "block/b"), masks(twin, "block/a")).ok
+
+
+def test_legacy_h5_restores_no_optimizer_state(twin, tmp_path):
+    result = RoundTrip(twin, "h5", tmp_path).run(NOTHING, NOTHING)
+    assert {o.verdict for o in result.outcomes} == {NOT_LOADED}
+    assert all(o.kind == "optimizer" for o in result.outcomes)
+    assert "restores the model's weights only" in diagnose(result)[0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_nested_model_fails_with_independent_masks_on_every_seed(seed):
+    failure = check_format(f"{C}:compiled_twin", "keras-weights", examples=3, seed=seed).failure
+    assert failure is not None and any(o.kind == "optimizer" for o in failure.outcomes)
+
+
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "keras-model"])
+def test_compiled_models_pass_with_the_same_masks(fmt):
+    assert check_format(f"{C}:compiled_twin", fmt, examples=3, seed=0, masks="same").passed
+
+
+def test_resume_of_a_safe_setup_equals_not_stopping():
+    assert check_resume(f"{C}:compiled_twin", "keras-weights", examples=3, seed=0, masks="same").passed
+    assert check_resume(f"{C}:compiled_functional", "keras-model", examples=3, seed=0).passed
+
+
+def test_resume_after_the_optimizer_was_skipped_diverges_and_says_where():
+    failure = check_resume(f"{C}:compiled_twin", "keras-weights", examples=3, seed=0).failure
+    assert failure.divergence is not None and failure.divergence.step == 1
+    text = render_resume(failure)
+    assert "resumed training differs from training that never stopped" in text
+    assert "first difference: after resumed step 1 of 3" in text and "optimizer" in text
+
+
+def test_resume_from_legacy_h5_loses_the_optimizer():
+    failure = check_resume(f"{C}:compiled_twin", "h5", examples=3, seed=0, masks="same").failure
+    assert failure is not None and "restores the model's weights only" in render_resume(failure)
+
+
+def test_fine_tuning_story_resumes_only_with_the_phase_one_freeze_state():
+    unfreeze_top = (["resnet_small"], models.FINE_TUNING_PHASE_TWO_FROZEN)
+    failure = check_resume(models.fine_tuning, "keras-weights", examples=1, scenario=unfreeze_top).failure
+    assert failure is not None and "Skipping variable loading for optimizer" in render_resume(failure)
+    same = (["resnet_small"], ["resnet_small"])
+    assert check_resume(models.fine_tuning, "keras-weights", examples=1, scenario=same).passed
+
+
+def test_an_uncompiled_model_cannot_be_resumed():
+    with pytest.raises(NotCompiled, match="not compiled"):
+        check_resume("pytest_ckpt.models:swap_prone_nested", "keras-weights", examples=1)
