@@ -21,6 +21,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PY = sys.executable
 FACTORY = "pytest_ckpt.models:resnet50_nested"
+COMPILED_FACTORY = "pytest_ckpt.models:compiled_resnet50_nested"
+RESUME_FACTORY = "pytest_ckpt.models:fine_tuning"
 
 
 def _median_pair(run_a, run_b, repeats):
@@ -40,11 +42,12 @@ def per_example(repeats: int = 7) -> None:
 
     warnings.simplefilter("ignore")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    from pytest_ckpt.engine import PairCache, RoundTrip
+    from pytest_ckpt.engine import ModelPair, RoundTrip
     from pytest_ckpt.formats import get_format
     from pytest_ckpt.masks import FreezeMask
 
-    pair = PairCache().get(FACTORY)
+    pair = ModelPair(FACTORY)
+    pair.fill()
     mb = pair.parameter_bytes / 2**20
     print(f"model: {FACTORY}, {len(pair.saved)} variables, {mb:.0f} MiB of weights")
     tmp = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
@@ -165,7 +168,96 @@ def xdist() -> None:
               f"speed-up {serial / parallel:.2f}x on {os.cpu_count()} cores")
 
 
-SECTIONS = {"example": per_example, "memory": memory, "idle": idle, "xdist": xdist}
+def compiled(repeats: int = 5) -> None:
+    """A compiled model's round trip (optimizer state included) vs bare save + load of it."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    from pytest_ckpt.engine import ModelPair, RoundTrip
+    from pytest_ckpt.formats import get_format
+    from pytest_ckpt.masks import FreezeMask
+
+    pair = ModelPair(COMPILED_FACTORY)
+    pair.fill()
+    for model in (pair.saver.model, pair.loader.model):  # the bare side's optimizers, built once
+        model.optimizer.build(model.trainable_variables)
+    tmp = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
+    for name in ("keras-weights", "keras"):
+        fmt = get_format(name)
+        engine = RoundTrip(pair, name, tmp)
+        bare_path = fmt.path_in(tmp)
+
+        def bare():
+            fmt.save(pair.saver.model, bare_path)
+            fmt.load(pair.loader.model, bare_path)
+            bare_path.unlink()
+
+        def ours():
+            assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
+
+        head = FreezeMask.from_paths(pair.saver, [(3,)])
+        flip = iter(range(10**6))
+
+        def changing():
+            # A new trainable set every example: both optimizers are rebuilt.
+            mask = head if next(flip) % 2 else FreezeMask.nothing()
+            engine.run(mask, mask)
+
+        ours()
+        bare()
+        t_ours, t_bare = _median_pair(ours, bare, repeats)
+        print(f"compiled per-example [{name}]: engine {t_ours:.3f}s vs bare save+load {t_bare:.3f}s "
+              f"-> {t_ours / t_bare:.3f}x (target <= 1.15x; {COMPILED_FACTORY}, Adam)")
+        t_changing, t_bare = _median_pair(changing, bare, repeats)
+        print(f"compiled per-example [{name}], trainable set changing every example: engine "
+              f"{t_changing:.3f}s vs bare {t_bare:.3f}s -> {t_changing / t_bare:.3f}x "
+              "(rebuilding both optimizers, as training with that set would)")
+
+
+def resume(repeats: int = 3) -> None:
+    """One resume example vs the bare training, save and load it performs."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    from pytest_ckpt.engine import ModelPair, workdir
+    from pytest_ckpt.formats import get_format
+    from pytest_ckpt.masks import FreezeMask
+    from pytest_ckpt.resume import ResumeRun
+
+    pair = ModelPair(RESUME_FACTORY)
+    with workdir(None) as wd:
+        run = ResumeRun(pair, "keras-weights", wd)
+        fmt = get_format("keras-weights")
+        path = fmt.path_in(wd)
+        saver, loader = pair.saver.model, pair.loader.model
+        batches = run.batches
+
+        def bare():
+            for x, y in batches[:run.steps]:
+                saver.train_on_batch(x, y)
+            fmt.save(saver, path)
+            for x, y in batches[run.steps:]:  # the uninterrupted run goes on
+                saver.train_on_batch(x, y)
+            fmt.load(loader, path)
+            for x, y in batches[run.steps:]:  # the resumed run
+                loader.train_on_batch(x, y)
+
+        def ours():
+            assert run.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
+
+        ours()
+        bare()
+        t_ours, t_bare = _median_pair(ours, bare, repeats)
+        print(f"resume example [keras-weights]: {t_ours:.3f}s vs bare train+save+load {t_bare:.3f}s "
+              f"-> {t_ours / t_bare:.3f}x ({RESUME_FACTORY}, {run.steps}+{run.steps} steps)")
+
+
+SECTIONS = {"example": per_example, "compiled": compiled, "resume": resume, "memory": memory,
+            "idle": idle, "xdist": xdist}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

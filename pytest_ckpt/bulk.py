@@ -28,13 +28,21 @@ def read(variable) -> np.ndarray:
 class BulkOps:
     """``reset()`` puts each loading variable at its pre-load value (see
     :mod:`pytest_ckpt.values`); ``survived()`` says, per variable, whether the
-    loading variable holds exactly the saving variable's value."""
+    loading variable holds exactly the saving variable's value.
+
+    On TensorFlow the first round runs eagerly, op by op on the device (no
+    copy through NumPy); from the second reset on, both run as one compiled
+    function.  Tracing a function over hundreds of variables costs more than
+    a save, so variables used once (an optimizer built for a one-off
+    trainable set) are never compiled.
+    """
 
     def __init__(self, saved: list, loaded: list, dtypes: list[np.dtype]):
         self._saved, self._loaded, self._dtypes = saved, loaded, dtypes
-        self._tf = self._compile()
+        self._tf = self._tf_ops()
+        self._resets = 0
 
-    def _compile(self):
+    def _tf_ops(self):
         svars = [compat.tf_variable(v) for v in self._saved]
         lvars = [compat.tf_variable(v) for v in self._loaded]
         if not svars or any(v is None for v in svars + lvars):
@@ -50,21 +58,29 @@ class BulkOps:
                 return tf.zeros_like(v)
             return tf.negative(v)
 
-        @tf.function(autograph=False)
         def reset():
             for s, l, kind in zip(svars, lvars, kinds):
                 l.assign(preload(s, kind))
 
-        @tf.function(autograph=False)
         def survived():
             return tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)])
 
-        return reset, survived
+        return {"eager": (reset, survived), "compile": lambda: (
+            tf.function(reset, autograph=False), tf.function(survived, autograph=False))}
+
+    def _ops(self):
+        ops = self._tf["eager"]
+        if self._resets > 1:
+            if "compiled" not in self._tf:
+                self._tf["compiled"] = self._tf["compile"]()
+            ops = self._tf["compiled"]
+        return ops
 
     def reset(self) -> None:
+        self._resets += 1
         if self._tf is not None:
             with framework_chatter():
-                self._tf[0]()
+                self._ops()[0]()
             return
         for s, l in zip(self._saved, self._loaded):
             l.assign(values.preload_values(read(s)))
@@ -72,7 +88,7 @@ class BulkOps:
     def survived(self) -> list[bool]:
         if self._tf is not None:
             with framework_chatter():
-                return [bool(x) for x in self._tf[1]().numpy()]
+                return [bool(x) for x in self._ops()[1]().numpy()]
         return [_same(read(s), read(l)) for s, l in zip(self._saved, self._loaded)]
 
 

@@ -157,6 +157,12 @@ def compiled_classic_functional(keras=None):
     return _compiled(classic_functional(keras), keras)
 
 
+def compiled_resnet50_nested(keras=None):
+    """:func:`resnet50_nested` compiled with Adam (31.6M parameters, 2 slots each)."""
+    keras = _keras(keras)
+    return _compiled(resnet50_nested(keras), keras)
+
+
 def fine_tuning(keras=None):
     """The two-phase fine-tuning story, phase one: the base frozen, the head trains (Adam).
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_ckpt import compat
-from pytest_ckpt.bulk import read
+from pytest_ckpt.bulk import BulkOps, read
 from pytest_ckpt.comparison import NOT_LOADED, ExpectedValues, VariableOutcome, classify, fingerprint
 from pytest_ckpt.tree import LayerTree
-from pytest_ckpt.values import NEGATE, distinct_values, numpy_dtype, preload_kind, preload_values
+from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
 OPTIMIZER = "optimizer"
 
@@ -83,22 +83,53 @@ def slots_of(tree: LayerTree) -> list[Slot]:
     return slots
 
 
+@dataclass
+class _Built:
+    """One side's optimizer, built for one set of trainable variables."""
+
+    trainable: frozenset[str]
+    optimizer: object
+    slots: list[Slot]
+
+
+def trainable_keys(tree: LayerTree) -> frozenset[str]:
+    ids = {id(v) for v in tree.model.trainable_variables}
+    return frozenset(e.key for e in tree.variables() if id(e.variable) in ids)
+
+
 class OptimizerCheck:
-    """The optimizer side of a model pair's round trips."""
+    """The optimizer side of a model pair's round trips.
+
+    Building an optimizer for a large model costs as much as a save, so each
+    side keeps the last one it built and reuses it while the trainable set
+    stays the same (its values stay valid: saving never changes them, and the
+    loading side's are reset before every load).
+    """
 
     def __init__(self, saver: LayerTree, loader: LayerTree, seed: int):
         self.saver, self.loader = saver, loader
         self._seed = seed
-        self._saved: dict[str, Slot] = {}
         self._kinds: dict[str, int] = {}
+        self._save_side: _Built | None = None
+        self._load_side: _Built | None = None
+        self._ops = None  # (save key, load key, BulkOps over the matched slots, extra slots)
         self._expected: ExpectedValues | None = None
+
+    @property
+    def _saved(self) -> dict[str, Slot]:
+        return {s.key: s for s in self._save_side.slots}
 
     def _offset(self, kind: str) -> float:
         rank = self._kinds.setdefault(kind, len(self._kinds))
         return 2.0 * (rank + 1)
 
     def prepare_save(self) -> None:
-        """Under the save mask: a fresh optimizer, every variable a distinct value."""
+        """Under the save mask: an optimizer for the trainable variables, every variable a distinct value."""
+        trainable = trainable_keys(self.saver)
+        if self._save_side is not None and self._save_side.trainable == trainable:
+            self.saver.model.optimizer = self._save_side.optimizer
+            return
+        self._save_side = None  # let the old one go before building the next
         slots = attach_fresh_optimizer(self.saver)
         loose = [s for s in slots if s.owner is None]
         rng = np.random.default_rng(self._seed)
@@ -108,26 +139,31 @@ class OptimizerCheck:
         for slot in slots:
             if slot.owner is not None:
                 slot.variable.assign(slot.owner + self._offset(slot.kind))
-        self._saved = {s.key: s for s in slots}
+        self._save_side = _Built(trainable, self.saver.model.optimizer, slots)
         self._expected = None
 
     def prepare_load(self) -> None:
-        """Under the load mask: a fresh optimizer, every variable at a pre-load value."""
-        for slot in attach_fresh_optimizer(self.loader):
-            self._preload(slot)
-
-    def _preload(self, slot: Slot) -> None:
-        saved = self._saved.get(slot.key)
-        if saved is not None:
-            if preload_kind(numpy_dtype(slot.variable)) == NEGATE:
-                slot.variable.assign(-saved.variable)  # no copy through NumPy
-            else:
-                slot.variable.assign(preload_values(read(saved.variable)))
-        elif slot.owner is not None:
+        """Under the load mask: an optimizer for the trainable variables, each at a pre-load value."""
+        trainable = trainable_keys(self.loader)
+        if self._load_side is not None and self._load_side.trainable == trainable:
+            self.loader.model.optimizer = self._load_side.optimizer
+        else:
+            self._load_side = self._ops = None
+            slots = attach_fresh_optimizer(self.loader)
+            self._load_side = _Built(trainable, self.loader.model.optimizer, slots)
+        if self._ops is None or self._ops[0] is not self._save_side:
+            saved = self._saved
+            matched = [(saved[s.key], s) for s in self._load_side.slots if s.key in saved]
+            extra = [s for s in self._load_side.slots if s.key not in saved and s.owner is not None]
+            bulk = BulkOps([a.variable for a, _ in matched], [b.variable for _, b in matched],
+                           [numpy_dtype(b.variable) for _, b in matched])
+            self._ops = (self._save_side, matched, bulk, extra)
+        _, _, bulk, extra = self._ops
+        bulk.reset()
+        for slot in extra:
             # Trainable only at load: nothing was saved for it, and its
             # pre-load value must not look like anything that was.
-            counterpart = self._saver_variable(slot)
-            slot.variable.assign(-(counterpart + self._offset(slot.kind)))
+            slot.variable.assign(-(self._saver_variable(slot) + self._offset(slot.kind)))
 
     def _saver_variable(self, slot: Slot):
         key = slot.key.removeprefix(f"{OPTIMIZER}:").rsplit("/", 1)[0]
@@ -136,36 +172,51 @@ class OptimizerCheck:
     def expected(self) -> ExpectedValues:
         if self._expected is None:
             self._expected = ExpectedValues(
-                (s.key, s.display, fingerprint(read(s.variable))) for s in self._saved.values())
+                (s.key, s.display, fingerprint(read(s.variable))) for s in self._save_side.slots)
         return self._expected
 
     def compare(self, holder) -> list[VariableOutcome]:
         """Optimizer variables that did not come back, or received another's saved value."""
-        tree = self.loader if holder is self.loader.model else LayerTree(holder)
+        if holder is self.loader.model and self._ops is not None:
+            _, matched, bulk, extra = self._ops
+            failed = [(a, b) for (a, b), ok in zip(matched, bulk.survived()) if not ok]
+            outcomes = [self._classify(a, b.variable) for a, b in failed]
+            unmatched = [s for s in self._save_side.slots if s.owner is None
+                         and s.key not in {a.key for a, _ in matched}]
+            outcomes += [self._missing(s) for s in unmatched]
+            return outcomes + self._received(extra)
+        tree = LayerTree(holder)  # load_model's new model: the slow path, by key
         loaded = {s.key: s for s in slots_of(tree)} if is_compiled(tree.model) else {}
         outcomes = []
         for key, saved in self._saved.items():
             slot = loaded.get(key)
             if slot is None:
                 if saved.owner is None or not loaded:  # no optimizer, or no iterations
-                    outcomes.append(VariableOutcome(
-                        key=key, display=saved.display, shape=tuple(saved.variable.shape),
-                        dtype=str(numpy_dtype(saved.variable)), verdict=NOT_LOADED, kind=OPTIMIZER))
+                    outcomes.append(self._missing(saved))
                 continue  # else trainable at save only: the loading optimizer has no slot for it
             if not _equal(slot.variable, saved.variable):
-                got = read(slot.variable)
-                outcomes.append(classify(key=key, display=saved.display, got=got,
-                                         preload=preload_values(read(saved.variable)),
-                                         expected=self.expected(), kind=OPTIMIZER))
-        for key, slot in loaded.items():
-            if key in self._saved or slot.owner is None:
-                continue
+                outcomes.append(self._classify(saved, slot.variable))
+        extra = [s for key, s in loaded.items() if key not in self._saved and s.owner is not None]
+        return outcomes + self._received(extra)
+
+    def _classify(self, saved: Slot, variable) -> VariableOutcome:
+        return classify(key=saved.key, display=saved.display, got=read(variable),
+                        preload=preload_values(read(saved.variable)), expected=self.expected(),
+                        kind=OPTIMIZER)
+
+    def _missing(self, saved: Slot) -> VariableOutcome:
+        return VariableOutcome(key=saved.key, display=saved.display, shape=tuple(saved.variable.shape),
+                               dtype=str(numpy_dtype(saved.variable)), verdict=NOT_LOADED, kind=OPTIMIZER)
+
+    def _received(self, slots) -> list[VariableOutcome]:
+        """Slots of variables trainable only at load must not hold any saved slot."""
+        outcomes = []
+        for slot in slots:
             got = read(slot.variable)
-            if self.expected().sources(got, skip=key):
-                outcomes.append(classify(key=key, display=slot.display, got=got, preload=None,
+            if self.expected().sources(got, skip=slot.key):
+                outcomes.append(classify(key=slot.key, display=slot.display, got=got, preload=None,
                                          expected=self.expected(), kind=OPTIMIZER))
         return outcomes
-
 
 
 def _equal(a, b) -> bool:

@@ -36,7 +36,7 @@ from pytest_ckpt.engine import ModelPair, describe
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.formats import get_format
 from pytest_ckpt.masks import FreezeMask, masked
-from pytest_ckpt.optimizer_state import attach_fresh_optimizer, is_compiled, slots_of
+from pytest_ckpt.optimizer_state import trainable_keys, attach_fresh_optimizer, is_compiled, slots_of
 from pytest_ckpt.tree import LayerTree
 
 STEPS = 3
@@ -157,12 +157,40 @@ def _restore(model, values) -> None:
         v.assign(value)
 
 
-def _carry_over(tree: LayerTree, old_slots) -> None:
-    """The uninterrupted run's optimizer after the freeze state changed."""
-    old = {s.key: s for s in old_slots}
-    for slot in attach_fresh_optimizer(tree):
-        if slot.key in old:
-            slot.variable.assign(read(old[slot.key].variable))
+class _Trainer:
+    """One model's optimizers, one per trainable set, kept with their initial values.
+
+    Keras traces its train function for one optimizer and one trainable set;
+    switching either means tracing again, which costs more than the steps.
+    So an optimizer is built once per trainable set and put back to its
+    initial values for the next example, and the train function is traced
+    again only when the optimizer in use changes.
+    """
+
+    def __init__(self, tree: LayerTree):
+        self.tree = tree
+        self._built: dict[frozenset, tuple[object, list, list[np.ndarray]]] = {}
+        self._current = None
+
+    def start(self) -> list:
+        """Under the current mask: a fresh optimizer state and a train function for it; its slots."""
+        model = self.tree.model
+        key = trainable_keys(self.tree)
+        if key in self._built:
+            optimizer, slots, initial = self._built[key]
+            model.optimizer = optimizer
+            for v, value in zip(optimizer.variables, initial):
+                v.assign(value)
+        else:
+            while len(self._built) >= 2:  # keep memory bounded: S and L of the last pair
+                self._built.pop(next(iter(self._built)))
+            slots = attach_fresh_optimizer(self.tree)
+            optimizer = model.optimizer
+            self._built[key] = (optimizer, slots, [read(v) for v in optimizer.variables])
+        if self._current is not optimizer:
+            model.make_train_function(force=True)
+            self._current = optimizer
+        return slots
 
 
 def _train(model, batch) -> None:
@@ -184,6 +212,7 @@ class ResumeRun:
         self.load_format = get_format(format_name, pair.load_framework, backend)
         self.batches = batches or synthetic_batches(pair.saver.model, 2 * steps)
         self._initial = (_snapshot(pair.saver.model), _snapshot(pair.loader.model))
+        self._trainers = (_Trainer(pair.saver), _Trainer(pair.loader))
 
     def run(self, save_mask: FreezeMask, load_mask: FreezeMask) -> ResumeResult:
         saver, loader = self.pair.saver, self.pair.loader
@@ -197,8 +226,8 @@ class ResumeRun:
         try:
             path = self.save_format.path_in(directory)
             with framework_chatter(), masked(saver, save_mask):
-                attach_fresh_optimizer(saver)
-                saver.model.make_train_function(force=True)
+                phase_one = self._trainers[0].start()
+                trained_first = trainable_keys(saver)
                 for batch in self.batches[:self.steps]:
                     _train(saver.model, batch)
                 try:
@@ -206,18 +235,20 @@ class ResumeRun:
                 except Exception as exc:
                     result.save_error = describe(exc)
                     return result
-                phase_one = slots_of(saver)
             rng_state = [read(v) for v in _rng_variables(saver.model)]
             reference = []
             with framework_chatter(), masked(saver, load_mask):
-                _carry_over(saver, phase_one)
-                saver.model.make_train_function(force=True)
+                if trainable_keys(saver) != trained_first:
+                    carried = {slot.key: read(slot.variable) for slot in phase_one}
+                    for slot in self._trainers[0].start():
+                        if slot.key in carried:
+                            slot.variable.assign(carried[slot.key])
                 for batch in self.batches[self.steps:]:
                     _train(saver.model, batch)
                     reference.append(_state(saver))
             with framework_chatter() as said, masked(loader, FreezeMask.nothing() if new_model else load_mask):
                 if not new_model:
-                    attach_fresh_optimizer(loader)
+                    self._trainers[1].start()
                 try:
                     holder = self.load_format.load(loader.model, path)
                 except Exception as exc:
@@ -227,7 +258,8 @@ class ResumeRun:
                 tree = loader if holder is loader.model else LayerTree(holder)
                 for v, value in zip(_rng_variables(holder), rng_state):
                     v.assign(value)
-                holder.make_train_function(force=True)
+                if new_model:
+                    holder.make_train_function(force=True)
                 for step, (batch, expected) in enumerate(zip(self.batches[self.steps:], reference), 1):
                     try:
                         _train(holder, batch)

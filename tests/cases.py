@@ -43,9 +43,9 @@ _backbone = None
 def reused_backbone():
     """A module-level cached backbone: both builds share its variables.
 
-    Truth (tests/truth/reused_backbone.py): saved with the backbone's first
-    Dense frozen and loaded with nothing frozen, legacy h5 swaps 4 of 6
-    variables.  In one process the two models share storage, so no honest
+    Truth (tests/truth/README.md): saved with the backbone's first Dense
+    frozen and loaded with nothing frozen, in two processes, legacy h5 swaps
+    4 of 6 variables.  In one process the two models share storage, so no honest
     round trip is possible: the plugin must refuse the factory.
     """
     global _backbone
@@ -125,7 +125,11 @@ def forgetful_int8_late():
 
 
 class Glitchy(keras.layers.Layer):
-    """Writes a wrong value on every other save: a save that is not deterministic."""
+    """Writes a wrong value on every second save in a process: a save that is not deterministic.
+
+    One save per process never shows it (tests/truth/README.md); a training
+    loop that checkpoints every epoch writes a wrong value every other time.
+    """
 
     saves = itertools.count()
 
@@ -145,7 +149,7 @@ def glitchy_save():
 
 
 def bfloat16_dense():
-    """bfloat16 weights: legacy HDF5 cannot store them, whatever is frozen."""
+    """bfloat16 weights: legacy HDF5 writes them but cannot read them back, whatever is frozen."""
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, dtype="bfloat16")])
 
 
@@ -160,7 +164,12 @@ def compiled_twin():
 
 
 def compiled_functional():
-    """A flat functional model, compiled with SGD with momentum: the known-good twin."""
+    """A flat functional model, compiled with SGD with momentum.
+
+    Flat keeps the weights safe, not the optimizer: its slots are restored by
+    position too, so it is known-good only with the same freeze state at save
+    and load, or through load_model.
+    """
     inputs = keras.Input((4,))
     x = keras.layers.Dense(4, name="a")(inputs)
     x = keras.layers.Dense(4, name="b")(x)

@@ -1,0 +1,96 @@
+"""The plugin's verdicts agree with plain Keras, saving in one process and loading in another.
+
+``tests/truth/roundtrip.py`` is a plain-Keras script (no pytest_ckpt): it
+saves in a fresh process and loads in another, as users do.  For each case
+the plugin's check runs here; its minimal failing mask pair (or nothing
+frozen, when it passes) is then replayed by the script, and the two
+verdicts must agree.  Each replay starts four fresh interpreters, so all
+but the by-name case are marked slow.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from pytest_ckpt.comparison import OUTPUTS_DIFFER
+from pytest_ckpt.engine import check_format
+from pytest_ckpt.errors import FactoryError
+
+from tests.conftest import ROOT
+
+TRUTH = ROOT / "tests" / "truth" / "roundtrip.py"
+M = "pytest_ckpt.models"
+C = "tests.cases"
+
+
+def truth(factory, fmt, save=(), load=(), compile=False) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    args = [sys.executable, str(TRUTH), factory, fmt, "--save-freeze", ",".join(save),
+            "--load-freeze", ",".join(load)] + (["--compile"] if compile else [])
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def agree(factory, fmt, *, compile=False, **kw):
+    """Run the plugin's check, replay its verdict with the plain-Keras script, compare."""
+    failure = check_format(factory, fmt, examples=3, seed=0, **kw).failure
+    if failure is None:
+        t = truth(factory, fmt, compile=compile)
+        assert set(t["counts"]) == {"survived"} and not t["load_error"], t
+        assert not (t["outputs_max_diff"] or 0) > 1e-5, t
+        return None, t
+    t = truth(factory, fmt, failure.save_mask.labels, failure.load_mask.labels, compile=compile)
+    ours = Counter(o.verdict for o in failure.outcomes if o.kind == "model")
+    theirs = Counter({k: v for k, v in t["counts"].items() if k != "survived"})
+    assert ours == theirs, (failure.summary(), t)
+    if compile:
+        ours_opt = Counter(o.verdict for o in failure.outcomes if o.kind == "optimizer")
+        theirs_opt = Counter({k: v for k, v in t["optimizer_counts"].items()
+                              if k not in ("survived", "missing_in_loading_model")})
+        assert ours_opt == theirs_opt, (failure.summary(), t)
+    assert bool(failure.load_error) == bool(t["load_error"]), (failure.load_error, t["load_error"])
+    if OUTPUTS_DIFFER in failure.counts():
+        assert t["outputs_max_diff"] > 1e-5, t
+    return failure, t
+
+
+def test_by_name_verdicts_match_a_real_two_process_save_and_load():
+    agree(f"{C}:two_dense_auto_named", "h5-by-name")  # flat and auto-named: loads
+    failure, t = agree(f"{M}:swap_prone_nested", "h5-by-name")  # nested: by position inside
+    assert failure is not None and t["counts"].get("swapped") == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory, fmt", [
+    (f"{C}:nested_same_shaped", "h5"),
+    (f"{M}:classic_nested", "h5"),
+    (f"{C}:adapted_normalization", "tf-checkpoint"),
+    (f"{C}:fixed_normalization", "tf-checkpoint"),
+    (f"{C}:adapted_string_lookup", "keras-weights"),
+    (f"{C}:fixed_string_lookup", "keras-weights"),
+    (f"{C}:forgetful_int8_late", "keras-weights"),
+    (f"{C}:bfloat16_dense", "h5"),
+    (f"{M}:classic_functional", "h5"),
+])
+def test_verdicts_match_plain_keras(factory, fmt):
+    agree(factory, fmt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, masks", [("keras-weights", "independent"), ("keras", "independent"),
+                                        ("keras-weights", "same"), ("keras-model", "independent")])
+def test_optimizer_verdicts_match_plain_keras(fmt, masks):
+    agree(f"{C}:compiled_twin", fmt, compile=True, masks=masks)
+
+
+@pytest.mark.slow
+def test_a_reused_backbone_is_refused_where_plain_keras_swaps_silently():
+    with pytest.raises(FactoryError, match="share layer"):
+        check_format(f"{C}:reused_backbone", "h5", examples=3, seed=0)
+    t = truth(f"{C}:reused_backbone", "h5", save=["backbone/dense"])
+    assert t["counts"] == {"swapped": 4, "survived": 2} and not t["load_error"]
