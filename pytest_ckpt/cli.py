@@ -1,0 +1,193 @@
+"""``pytest-ckpt inspect FILE`` and ``pytest-ckpt diff A B`` (also ``python -m pytest_ckpt``).
+
+Exit codes: 0 fine / identical, 1 the checkpoints differ, 2 a file could not be read
+(one line ``error: FILE: what is wrong`` on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from pytest_ckpt.checkpoint_files import (BLOCK_BYTES, Checkpoint, CheckpointFileError,
+                                          StoredVariable, block_indexes, describe, dtype_name,
+                                          open_checkpoint)
+
+MAX_ROWS = 40
+
+
+def _size(ckpt: Checkpoint) -> str:
+    sizes = [v.nbytes for v in ckpt.variables]
+    unsized = sizes.count(None)
+    text = f"{sum(s for s in sizes if s is not None):,} bytes"
+    return text + (f" + {unsized} variable-length" if unsized else "")
+
+
+def inspect(path: str, as_json: bool = False) -> int:
+    with open_checkpoint(path) as ckpt:
+        if as_json:
+            print(json.dumps({
+                "path": ckpt.path, "format": ckpt.format, "notes": ckpt.notes,
+                "variables": [{"key": v.key, "group": v.group, "name": v.name or None,
+                               "position": v.position, "shape": list(v.shape),
+                               "dtype": dtype_name(v.dtype), "bytes": v.nbytes}
+                              for v in ckpt.variables]}, indent=1))
+            return 0
+        print(f"{ckpt.path}: format {ckpt.format}, {len(ckpt.variables)} variables, {_size(ckpt)}")
+        for note in ckpt.notes:
+            print(f"  note: {note}")
+        group = None
+        for v in ckpt.variables:
+            if v.group != group:
+                group = v.group
+                print(f"  [{group or '/'}]")
+            stored = v.key.removeprefix(f"{group}/") if group else v.key
+            where = f"#{v.position} " if v.position is not None else ""
+            own_name = f"  {v.name}" if v.name and v.name != stored else ""
+            print(f"    {where}{stored}  {v.shape} {dtype_name(v.dtype)}{own_name}")
+    return 0
+
+
+def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable):
+    """(equal, max |x-y| or None when not numeric, digest of x, digest of y), block by block."""
+    numeric = x.dtype.kind in "iufc"  # bool, bytes, strings and objects have no |A-B|
+    nan_aware = x.dtype.kind in "fc"
+    limit = BLOCK_BYTES if x.sliceable and y.sliceable else None
+    equal, worst = True, 0.0
+    digests = None if x.dtype.hasobject else (hashlib.sha1(), hashlib.sha1())
+    for index in block_indexes(x.shape, x.dtype.itemsize, limit):
+        p, q = a.read(x, index), b.read(y, index)
+        if digests:
+            digests[0].update(np.ascontiguousarray(p).tobytes())
+            digests[1].update(np.ascontiguousarray(q).tobytes())
+        if p.shape == q.shape and np.array_equal(p, q, equal_nan=nan_aware):
+            continue
+        equal = False
+        if numeric and p.shape == q.shape:
+            wide = np.result_type(p.dtype, np.float64)
+            with np.errstate(all="ignore"):
+                gap = np.abs(p.astype(wide) - q.astype(wide))
+            worst = float(np.fmax(worst, np.fmax.reduce(gap, axis=None)))
+    digest_x, digest_y = (d.hexdigest() for d in digests) if digests else (None, None)
+    return equal, (worst if numeric else None), digest_x, digest_y
+
+
+def _load_order_rows(a: Checkpoint, b: Checkpoint) -> list[str]:
+    """Where legacy load_weights() would assign a different saved weight to the same place."""
+    if a.load_order is None or b.load_order is None:
+        return []
+    rows = []
+    groups_a, groups_b = list(a.load_order), list(b.load_order)
+    for k in range(max(len(groups_a), len(groups_b))):
+        ga = groups_a[k] if k < len(groups_a) else "nothing"
+        gb = groups_b[k] if k < len(groups_b) else "nothing"
+        if ga != gb:
+            rows.append(f"layer group position #{k}: A has {ga}, B has {gb}")
+    for group in (g for g in groups_a if g in b.load_order):
+        names_a, names_b = a.load_order[group], b.load_order[group]
+        for i in range(max(len(names_a), len(names_b))):
+            wa = names_a[i] if i < len(names_a) else "nothing"
+            wb = names_b[i] if i < len(names_b) else "nothing"
+            if wa != wb:
+                rows.append(f"group {group}, position #{i}: A has {wa}, B has {wb}")
+    return rows
+
+
+def _print_rows(title: str, rows: list[str]) -> None:
+    if rows:
+        print(f"{title} ({len(rows)}):")
+        for row in rows[:MAX_ROWS]:
+            print(f"  {row}")
+        if len(rows) > MAX_ROWS:
+            print(f"  ... and {len(rows) - MAX_ROWS} more")
+
+
+def diff(path_a: str, path_b: str) -> int:
+    with open_checkpoint(path_a) as a, open_checkpoint(path_b) as b:
+        va, vb = a.by_key(), b.by_key()
+        only_a = [k for k in va if k not in vb]
+        only_b = [k for k in vb if k not in va]
+        shape, differing, digests_a, digests_b = [], {}, {}, {}
+        for k in (k for k in va if k in vb):
+            x, y = va[k], vb[k]
+            if x.shape != y.shape or x.dtype != y.dtype:
+                shape.append(f"{k}: {x.shape} {dtype_name(x.dtype)} vs {y.shape} {dtype_name(y.dtype)}")
+                continue
+            equal, worst, digests_a[k], digests_b[k] = _compare(a, x, b, y)
+            if not equal:
+                differing[k] = worst
+        value = []
+        for k, worst in differing.items():
+            gap = "" if worst is None else f": max |A-B| = {worst:.6g}"
+            # A swap shows as B holding exactly what A stored under another key.
+            same_as = [j for j, d in digests_a.items() if j != k and d is not None
+                       and d == digests_b[k] and va[j].shape == vb[k].shape and va[j].dtype == vb[k].dtype]
+            value.append(f"{k}{gap}" + (f" (B holds A's value of {same_as[0]})" if same_as else ""))
+        order = _load_order_rows(a, b)
+    _print_rows("only in A", only_a)
+    _print_rows("only in B", only_b)
+    _print_rows("shape or dtype differs", shape)
+    _print_rows("values differ", value)
+    _print_rows("load order differs (legacy load_weights assigns by position)", order)
+    total = len(va) + len(only_b)
+    same = total - len(only_a) - len(only_b) - len(shape) - len(value)
+    summary = f"{same} of {total} variables identical by key and value"
+    if order:
+        summary += f", but the positional load order differs in {len(order)} places"
+    print(summary)
+    return 1 if (only_a or only_b or shape or value or order) else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pytest-ckpt", description="Look inside Keras checkpoint files.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("inspect", help="print a checkpoint's stored tree (metadata only)")
+    p.add_argument("file", help="a checkpoint file, TensorFlow checkpoint prefix or folder")
+    p.add_argument("--json", action="store_true", help="print the tree as JSON")
+    p = sub.add_parser("diff", help="compare two checkpoints by key, by value and by load order")
+    p.add_argument("a")
+    p.add_argument("b")
+    return parser
+
+
+def _run(args) -> int:
+    first = args.file if args.command == "inspect" else args.a
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # library warnings would break the one-line contract
+            if args.command == "inspect":
+                return inspect(args.file, args.json)
+            return diff(args.a, args.b)
+    except CheckpointFileError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # a bug of ours; still one line, and marked as ours
+        print(f"error: {first}: internal error in pytest-ckpt: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage message
+        return exc.code if isinstance(exc.code, int) else 2
+    for stream in (sys.stdout, sys.stderr):
+        # Stored names may hold any bytes; a UnicodeEncodeError must not end the listing.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `pytest-ckpt inspect big.h5 | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
