@@ -32,6 +32,11 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _TF_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _TF_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
+# Called between library calls while reading, with the checkpoint's path when it changes
+# (None: still the same one), so that a supervisor can tell a libhdf5 stuck in a loop
+# from a long read.
+progress: Callable[[str | None], None] = lambda path: None
+
 
 class CheckpointFileError(CkptError):
     """A checkpoint file that is missing, truncated, corrupt or of no known format."""
@@ -71,6 +76,7 @@ class Checkpoint:
         return {v.key: v for v in self.variables}
 
     def read(self, variable: StoredVariable, index: tuple = ()) -> np.ndarray:
+        progress(self.path)
         try:
             return np.asarray(variable.reader(index))
         except Exception as exc:
@@ -112,6 +118,7 @@ def block_indexes(shape: tuple[int, ...], itemsize: int, limit: int | None = BLO
 def open_checkpoint(path) -> Iterator[Checkpoint]:
     """The checkpoint at ``path`` (file, TF prefix or folder), open until the block exits."""
     shown = str(path)
+    progress(shown)
     with contextlib.ExitStack() as stack:
         try:
             kind, target, notes = _resolve(Path(path))
@@ -126,6 +133,13 @@ def open_checkpoint(path) -> Iterator[Checkpoint]:
 
 
 # --- where to read ----------------------------------------------------------------------------
+
+
+def is_tf_checkpoint(path) -> bool:
+    try:
+        return _resolve(Path(path))[0] == "tf-checkpoint"
+    except Exception:  # reported when the file is read
+        return False
 
 
 def _resolve(path: Path) -> tuple[str, Path, list[str]]:
@@ -221,6 +235,7 @@ def _h5_tree(f) -> list[StoredVariable]:
     found = []
 
     def visit(key, item):
+        progress(None)
         if isinstance(item, h5py.Dataset):
             found.append(_h5_variable(key, item, group=key.rpartition("/")[0]))
 
@@ -290,6 +305,7 @@ def _read_h5(path: Path, stack) -> Checkpoint:
     if "top_level_model_weights" in root:
         groups.append("top_level_model_weights")  # load_weights() reads it after the layers
     for raw_group in groups:
+        progress(None)
         group_name = _text(raw_group)
         group = _member(root, raw_group, h5py.Group, f"layer group {group_name} (from layer_names)")
         names = _list_attr(group, "weight_names")

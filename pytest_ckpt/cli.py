@@ -7,17 +7,25 @@ Exit codes: 0 fine / identical, 1 the checkpoints differ, 2 a file could not be 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import hashlib
+import io
 import json
 import os
+import select
+import signal
+import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
 
+from pytest_ckpt import checkpoint_files
 from pytest_ckpt.checkpoint_files import (BLOCK_BYTES, Checkpoint, CheckpointFileError,
                                           StoredVariable, block_indexes, describe, dtype_name,
-                                          open_checkpoint)
+                                          is_tf_checkpoint, open_checkpoint)
 
 MAX_ROWS = 40
 
@@ -174,6 +182,118 @@ def _run(args) -> int:
         return 2
 
 
+# --- isolation -------------------------------------------------------------------------------
+# libhdf5 loops forever or crashes on some corrupt files (h5py#2088, HDFGroup/hdf5#1707), inside
+# one C call that no Python code can interrupt.  So HDF5 is read in a child process that reports
+# progress; the parent turns a child that stalls or dies into one error line.
+
+STALL_ENV = "PYTEST_CKPT_STALL_SECONDS"
+
+
+def _send(channel: int, message: dict) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(channel, data):]
+
+
+def _child(args, channel: int) -> None:
+    """Run the command, sending progress and finally its outcome to ``channel``."""
+    faulthandler.disable()  # a crash is the parent's to report, in one line
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # libhdf5 and TensorFlow write to the file descriptors directly
+    os.dup2(devnull, 2)
+    last = {"path": None, "at": 0.0}
+
+    def beat(path):
+        now = time.monotonic()
+        if (path is not None and path != last["path"]) or now - last["at"] > 0.5:
+            last.update(at=now, path=path or last["path"])
+            _send(channel, {"reading": last["path"]})
+
+    checkpoint_files.progress = beat
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = _run(args)
+    _send(channel, {"rc": rc, "out": out.getvalue(), "err": err.getvalue()})
+
+
+def _spawned_child() -> None:
+    channel = os.dup(1)
+    try:
+        _child(_parser().parse_args(json.loads(sys.argv[1])), channel)
+    finally:
+        os._exit(0)
+
+
+def _start_child(args, argv, spawn: bool):
+    """(channel to read, kill, wait for the exit status) of a child running the command."""
+    if not spawn:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read_end)
+                _child(args, write_end)
+            finally:
+                os._exit(0)  # skip the parent's atexit work, and libhdf5's own
+        os.close(write_end)
+
+        def wait():
+            os.close(read_end)
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+        return read_end, lambda: os.kill(pid, signal.SIGKILL), wait
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from pytest_ckpt.cli import _spawned_child; _spawned_child()",
+         json.dumps(argv)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, env=env)
+
+    def wait():
+        proc.stdout.close()
+        return proc.wait()
+
+    return proc.stdout.fileno(), proc.kill, wait
+
+
+def _isolated(args, argv, spawn: bool) -> int:
+    stall = float(os.environ.get(STALL_ENV, "120"))
+    channel, kill, wait = _start_child(args, argv, spawn)
+    reading = args.file if args.command == "inspect" else args.a
+    buffer, outcome, stalled = bytearray(), None, False
+    try:
+        while True:
+            if not select.select([channel], [], [], stall)[0]:
+                stalled = True
+                break
+            chunk = os.read(channel, 1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, rest = buffer.split(b"\n")
+            buffer = bytearray(rest)
+            for line in lines:
+                message = json.loads(line)
+                reading = message.get("reading", reading)
+                outcome = message if "rc" in message else outcome
+    finally:
+        if outcome is None:  # stalled, or we are interrupted
+            kill()
+        status = wait()
+    if stalled:
+        print(f"error: {reading}: no progress for {stall:g} s, stopped (libhdf5 can loop forever "
+              f"on a corrupt file; {STALL_ENV} sets the limit)", file=sys.stderr)
+        return 2
+    if outcome is None:
+        how = f"signal {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
+        print(f"error: {reading}: the reading process died ({how}; libhdf5 can crash on a "
+              "corrupt file)", file=sys.stderr)
+        return 2
+    sys.stdout.write(outcome["out"])
+    sys.stderr.write(outcome["err"])
+    return outcome["rc"]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -184,8 +304,15 @@ def main(argv=None) -> int:
         # Stored names may hold any bytes; a UnicodeEncodeError must not end the listing.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    paths = [args.file] if args.command == "inspect" else [args.a, args.b]
     try:
-        return _run(args)
+        # TensorFlow's reader has no such loops (it checks CRCs), and importing it in a child for
+        # every call would cost seconds: TF checkpoints alone are read in this process.
+        tf_inputs = [is_tf_checkpoint(p) for p in paths]
+        if not hasattr(os, "fork") or all(tf_inputs):
+            return _run(args)
+        # A child that will use TensorFlow must not be forked from a process where TF runs threads.
+        return _isolated(args, argv, spawn=any(tf_inputs) and "tensorflow" in sys.modules)
     except BrokenPipeError:  # `pytest-ckpt inspect big.h5 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
