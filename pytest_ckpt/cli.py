@@ -72,9 +72,11 @@ def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable)
     for index in block_indexes(x.shape, x.dtype.itemsize, limit):
         p, q = a.read(x, index), b.read(y, index)
         if digests:
-            digests[0].update(np.ascontiguousarray(p).tobytes())
-            digests[1].update(np.ascontiguousarray(q).tobytes())
-        if p.shape == q.shape and np.array_equal(p, q, equal_nan=nan_aware):
+            digests[0].update(p.tobytes())
+            digests[1].update(q.tobytes())
+        # equal_nan costs an isnan pass: only for blocks that differ at all.
+        if p.shape == q.shape and (np.array_equal(p, q) or
+                                   nan_aware and np.array_equal(p, q, equal_nan=True)):
             continue
         equal = False
         if numeric and p.shape == q.shape:
@@ -261,9 +263,11 @@ def _isolated(args, argv, spawn: bool) -> int:
     channel, kill, wait = _start_child(args, argv, spawn)
     reading = args.file if args.command == "inspect" else args.a
     buffer, outcome, stalled = bytearray(), None, False
+    poller = select.poll()  # unlike select(), not limited to descriptors below 1024
+    poller.register(channel, select.POLLIN)
     try:
         while True:
-            if not select.select([channel], [], [], stall)[0]:
+            if not poller.poll(stall * 1000):
                 stalled = True
                 break
             chunk = os.read(channel, 1 << 16)
@@ -318,3 +322,6 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # fork or pipe failing: still one line
+        print(f"error: {paths[0]}: cannot start reading it: {describe(exc)}", file=sys.stderr)
+        return 2
