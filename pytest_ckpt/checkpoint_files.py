@@ -176,15 +176,17 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
     state = folder / "checkpoint"
     if state.is_file():
         # tf.train.CheckpointManager's state file: a text proto naming the latest checkpoint.
-        found = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$', state.read_text(errors="replace"),
-                          re.MULTILINE)
+        found = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$',
+                          state.read_text(errors="replace"), re.MULTILINE)
         if not found:
             raise CheckpointFileError(f"{state.name} names no model_checkpoint_path")
         prefix = folder / found.group(1)
-        if not Path(f"{prefix}.index").is_file() and Path(f"{folder / prefix.name}.index").is_file():
-            prefix = folder / prefix.name  # the folder was moved since TF wrote an absolute path
+        moved = folder / prefix.name  # the folder was moved since TF wrote an absolute path
+        if not Path(f"{prefix}.index").is_file() and Path(f"{moved}.index").is_file():
+            prefix = moved
         if not Path(f"{prefix}.index").is_file():
-            raise CheckpointFileError(f"{state.name} names {found.group(1)}, which has no .index file")
+            raise CheckpointFileError(
+                f"{state.name} names {found.group(1)}, which has no .index file")
         return "tf-checkpoint", prefix, [f"latest checkpoint named by {state.name}: {prefix}"]
     indexes = sorted(folder.glob("*.index"), key=lambda p: natural_key(p.name))
     if len(indexes) > 1:
@@ -200,8 +202,8 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
     if len(indexes) == 1:
         return "keras-sharded", indexes[0], [f"sharded weights index {indexes[0]}"]
     raise CheckpointFileError(
-        f"a folder with {len(indexes) or 'no'} sharded weights indexes and no TensorFlow checkpoint "
-        "('checkpoint' file, *.index or variables/variables.index)")
+        f"a folder with {len(indexes) or 'no'} sharded weights indexes and no TensorFlow "
+        "checkpoint ('checkpoint' file, *.index or variables/variables.index)")
 
 
 # --- readers: one per format, each (target, ExitStack) -> Checkpoint ---------------------------
@@ -270,7 +272,8 @@ def _list_attr(group, name: str) -> list:
         raise CheckpointFileError(
             f"attribute {name} of {_text(group.name)} is unreadable ({describe(exc)})") from None
     if not all(isinstance(item, (bytes, str)) for item in items):
-        raise CheckpointFileError(f"attribute {name} of {_text(group.name)} holds non-string values")
+        raise CheckpointFileError(
+            f"attribute {name} of {_text(group.name)} holds non-string values")
     return items
 
 
@@ -289,7 +292,7 @@ def _member(group, name, kind, what: str):
 def _legacy_root(f):
     h5py = _h5py()
     for root in (f, f.get("model_weights")):
-        if isinstance(root, h5py.Group) and ("layer_names" in root.attrs or "layer_names0" in root.attrs):
+        if isinstance(root, h5py.Group) and {"layer_names", "layer_names0"} & set(root.attrs):
             return root
     return None
 
@@ -317,8 +320,8 @@ def _read_h5(path: Path, stack) -> Checkpoint:
         if len(set(order[group_name])) != len(names):
             raise CheckpointFileError(f"weight_names of layer group {group_name} repeats a name")
         for position, raw in enumerate(names):
-            dataset = _member(group, raw, h5py.Dataset,
-                              f"weight {_text(raw)} of layer group {group_name} (from weight_names)")
+            what = f"weight {_text(raw)} of layer group {group_name} (from weight_names)"
+            dataset = _member(group, raw, h5py.Dataset, what)
             variables.append(_h5_variable(f"{group_name}/{_text(raw)}", dataset, group=group_name,
                                           name=_text(raw), position=position))
     notes = ["legacy HDF5: load_weights() assigns each layer group's list by position to "
@@ -344,7 +347,8 @@ def _read_keras_archive(path: Path, stack) -> Checkpoint:
 def _read_sharded(path: Path, stack) -> Checkpoint:
     try:
         weight_map = json.loads(path.read_bytes())["weight_map"]
-        shards = {s for files in weight_map.values() for s in ([files] if isinstance(files, str) else files)}
+        shards = {s for files in weight_map.values()
+                  for s in ([files] if isinstance(files, str) else files)}
         if not all(isinstance(s, str) for s in shards):
             raise TypeError("shard names must be strings")
     except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as exc:
@@ -365,8 +369,9 @@ def _read_sharded(path: Path, stack) -> Checkpoint:
                 seen.add(v.key)
                 variables.append(v)
     variables.sort(key=lambda v: (natural_key(v.group), natural_key(v.key)))
+    listed = ", ".join(sorted(shards, key=natural_key))
     return Checkpoint(str(path), "keras-sharded", variables,
-                      [f"{len(shards)} shards: {', '.join(sorted(shards, key=natural_key))}"] + notes)
+                      [f"{len(shards)} shards: {listed}"] + notes)
 
 
 def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
@@ -383,7 +388,8 @@ def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
         reader = tf.train.load_checkpoint(str(prefix))
         shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     except Exception as exc:
-        raise CheckpointFileError(f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
+        raise CheckpointFileError(
+            f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
     names, notes = {}, []
     if _TF_OBJECT_GRAPH in shapes:
         # The object graph records each variable's own name (full_name) next to its key.

@@ -127,7 +127,8 @@ def diff(path_a: str, path_b: str) -> int:
         for k in (k for k in va if k in vb):
             x, y = va[k], vb[k]
             if x.shape != y.shape or x.dtype != y.dtype:
-                shape.append(f"{k}: {x.shape} {dtype_name(x.dtype)} vs {y.shape} {dtype_name(y.dtype)}")
+                shape.append(f"{k}: {x.shape} {dtype_name(x.dtype)} "
+                             f"vs {y.shape} {dtype_name(y.dtype)}")
                 continue
             equal, worst, digests_a[k], digests_b[k] = _compare(a, x, b, y)
             if not equal:
@@ -136,8 +137,9 @@ def diff(path_a: str, path_b: str) -> int:
         for k, worst in differing.items():
             gap = "" if worst is None else f": max |A-B| = {worst:.6g}"
             # A swap shows as B holding exactly what A stored under another key.
-            same_as = [j for j, d in digests_a.items() if j != k and d is not None
-                       and d == digests_b[k] and va[j].shape == vb[k].shape and va[j].dtype == vb[k].dtype]
+            same_as = [j for j, d in digests_a.items()
+                       if j != k and d is not None and d == digests_b[k]
+                       and (va[j].shape, va[j].dtype) == (vb[k].shape, vb[k].dtype)]
             value.append(f"{k}{gap}" + (f" (B holds A's value of {same_as[0]})" if same_as else ""))
         order = _load_order_rows(a, b)
     _print_rows("only in A", only_a)
@@ -155,7 +157,8 @@ def diff(path_a: str, path_b: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pytest-ckpt", description="Look inside Keras checkpoint files.")
+    parser = argparse.ArgumentParser(prog="pytest-ckpt",
+                                     description="Look inside Keras checkpoint files.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="print a checkpoint's stored tree (metadata only)")
     p.add_argument("file", help="a checkpoint file, TensorFlow checkpoint prefix or folder")
