@@ -213,6 +213,12 @@ def test_diff_reports_the_positional_load_order_of_legacy_files(work, capsys):
                         "load order differs in 20 places\n")
     assert cli(capsys, "diff", "unfrozen.h5", "unfrozen_again.h5")[:2] == (
         0, "32 of 32 variables identical by key and value\n")
+    # Layer groups are assigned to the model's layers by position too.
+    shutil.copy("legacy.h5", "reordered.h5")
+    edit_h5("reordered.h5",
+            lambda f: f["model_weights"].attrs.create("layer_names", [b"dense_2", b"twin_dense"]))
+    rc, out, _ = cli(capsys, "diff", "legacy.h5", "reordered.h5")
+    assert rc == 1 and "  layer group position #0: A has twin_dense, B has dense_2\n" in out
 
 
 def test_diff_of_strings_bools_and_nan_without_casting(tmp_path, capsys):
