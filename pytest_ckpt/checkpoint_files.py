@@ -2,22 +2,40 @@
 
 Every format the project writes is read here: Keras 3 ``.weights.h5``,
 sharded ``.weights.json``, ``.keras`` archives, legacy HDF5 (with the
-positional order its loader will use) and TensorFlow checkpoints.  A file
-that cannot be read gives one :class:`CheckpointFileError` naming it, never
-a bare h5py traceback.
+positional order its loader will use) and TensorFlow checkpoints, given as
+a file, a prefix or the folder holding them.
+
+Opening a checkpoint reads metadata only (keys, shapes, dtypes, names):
+values are read on request, a block at a time, because a file of a few KB
+may declare terabytes of unallocated data.  Anything wrong with a file
+becomes one :class:`CheckpointFileError` naming it, never a bare traceback.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
+import math
+import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from pytest_ckpt.errors import CkptError
+
+BLOCK_BYTES = 4 << 20
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_TF_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_TF_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+# Called between library calls while reading, with the checkpoint's path when it changes
+# (None: still the same one), so that a supervisor can tell a libhdf5 stuck in a loop
+# from a long read.
+progress: Callable[[str | None], None] = lambda path: None
 
 
 class CheckpointFileError(CkptError):
@@ -26,29 +44,169 @@ class CheckpointFileError(CkptError):
 
 @dataclass
 class StoredVariable:
-    key: str  # where it is stored: "layers/sequential/layers/dense/vars/0"
-    value: np.ndarray = field(repr=False)
-    group: str = ""  # the layer group it belongs to, in stored order
+    key: str  # unique in its checkpoint: "layers/dense/vars/0", "dense_2/sequential/dense_2/bias"
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    group: str = ""
+    name: str = ""  # Keras's own variable name, where the format stores one
     position: int | None = None  # legacy HDF5: its place in the group's positional list
+    # Takes a numpy-style index, returns those values.
+    reader: Callable[[tuple], Any] | None = field(default=None, repr=False)
+    # TensorFlow reads a whole tensor even for a slice of it.
+    sliceable: bool = True
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.value.shape)
-
-    @property
-    def dtype(self) -> str:
-        return str(self.value.dtype)
+    def nbytes(self) -> int | None:
+        """Declared size; None for variable-length data, whose size is only known by reading it."""
+        if self.dtype.hasobject:
+            return None
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 @dataclass
-class CheckpointContents:
-    path: Path
+class Checkpoint:
+    path: str  # as the user gave it: every message starts with it
     format: str
     variables: list[StoredVariable]
     notes: list[str] = field(default_factory=list)
+    # Legacy HDF5 only: layer group -> weight names, both in the order load_weights() assigns them.
+    load_order: dict[str, list[str]] | None = None
 
     def by_key(self) -> dict[str, StoredVariable]:
         return {v.key: v for v in self.variables}
+
+    def read(self, variable: StoredVariable, index: tuple = ()) -> np.ndarray:
+        progress(self.path)
+        try:
+            return np.asarray(variable.reader(index))
+        except Exception as exc:
+            raise CheckpointFileError(
+                f"{self.path}: cannot read the values of {variable.key}: {describe(exc)}") from None
+
+
+def describe(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def natural_key(text: str) -> tuple:
+    """Sorts dense_2 before dense_10."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text)))
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    vlen = (dtype.metadata or {}).get("vlen")  # how h5py marks variable-length strings
+    return f"variable-length {getattr(vlen, '__name__', vlen)}" if vlen is not None else str(dtype)
+
+
+def block_indexes(shape: tuple[int, ...], itemsize: int, limit: int | None = BLOCK_BYTES):
+    """Indexes covering an array of ``shape`` in blocks of at most ``limit`` bytes (or one row)."""
+    # Keep whole the trailing axes that fit in limit; step along the axis before them.
+    k, row = len(shape), itemsize
+    while k > 0 and (limit is None or row * shape[k - 1] <= limit):
+        k -= 1
+        row *= shape[k]
+    if k == 0:
+        yield ()
+        return
+    step = max(1, limit // row)
+    for outer in np.ndindex(*shape[:k - 1]):
+        for start in range(0, shape[k - 1], step):
+            yield (*outer, slice(start, start + step))
+
+
+@contextlib.contextmanager
+def open_checkpoint(path) -> Iterator[Checkpoint]:
+    """The checkpoint at ``path`` (file, TF prefix or folder), open until the block exits."""
+    shown = str(path)
+    progress(shown)
+    with contextlib.ExitStack() as stack:
+        try:
+            kind, target, notes = _resolve(Path(path))
+            checkpoint = _READERS[kind](target, stack)
+        except CheckpointFileError as exc:
+            raise CheckpointFileError(f"{shown}: {exc}") from None
+        except Exception as exc:  # h5py, zipfile and TF raise anything on a corrupt file
+            raise CheckpointFileError(f"{shown}: unreadable ({describe(exc)})") from None
+        checkpoint.path = shown
+        checkpoint.notes[:0] = notes
+        yield checkpoint
+
+
+# --- where to read ----------------------------------------------------------------------------
+
+
+def is_tf_checkpoint(path) -> bool:
+    try:
+        return _resolve(Path(path))[0] == "tf-checkpoint"
+    except Exception:  # reported when the file is read
+        return False
+
+
+def _resolve(path: Path) -> tuple[str, Path, list[str]]:
+    """The reader to use, what it reads, and a note when that is not ``path`` itself."""
+    if path.is_dir():
+        return _resolve_folder(path)
+    tf_prefix = re.sub(r"\.(index|data-\d+-of-\d+)$", "", str(path))
+    if tf_prefix != str(path) or Path(f"{path}.index").is_file():
+        return "tf-checkpoint", Path(tf_prefix), []
+    if not path.exists():
+        raise CheckpointFileError("no such file")
+    if not path.is_file():
+        raise CheckpointFileError("not a regular file")
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    name = path.name.lower()
+    # Contents first: a legacy model saved as "model.keras" is still HDF5.
+    if magic == _HDF5_MAGIC:
+        return "h5", path, []
+    if magic[:2] == b"PK":
+        return "keras", path, []
+    if name.endswith((".h5", ".hdf5")):
+        return "h5", path, []
+    if name.endswith(".keras"):
+        return "keras", path, []
+    if name.endswith(".json"):
+        return "keras-sharded", path, []
+    raise CheckpointFileError(
+        "unknown checkpoint format (expected .weights.h5, .h5, .keras, .weights.json, "
+        "a TensorFlow checkpoint prefix or a folder holding one)")
+
+
+def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
+    state = folder / "checkpoint"
+    if state.is_file():
+        # tf.train.CheckpointManager's state file: a text proto naming the latest checkpoint.
+        found = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$',
+                          state.read_text(errors="replace"), re.MULTILINE)
+        if not found:
+            raise CheckpointFileError(f"{state.name} names no model_checkpoint_path")
+        prefix = folder / found.group(1)
+        moved = folder / prefix.name  # the folder was moved since TF wrote an absolute path
+        if not Path(f"{prefix}.index").is_file() and Path(f"{moved}.index").is_file():
+            prefix = moved
+        if not Path(f"{prefix}.index").is_file():
+            raise CheckpointFileError(
+                f"{state.name} names {found.group(1)}, which has no .index file")
+        return "tf-checkpoint", prefix, [f"latest checkpoint named by {state.name}: {prefix}"]
+    indexes = sorted(folder.glob("*.index"), key=lambda p: natural_key(p.name))
+    if len(indexes) > 1:
+        listed = ", ".join(p.name for p in indexes[:5])
+        raise CheckpointFileError(f"holds {len(indexes)} TensorFlow checkpoints ({listed}) and no "
+                                  "'checkpoint' file naming the latest: pass one prefix")
+    saved_model = folder / "variables" / "variables.index"
+    candidates = indexes or ([saved_model] if saved_model.is_file() else [])
+    if candidates:
+        prefix = Path(str(candidates[0]).removesuffix(".index"))
+        return "tf-checkpoint", prefix, [f"TensorFlow checkpoint {prefix}"]
+    indexes = sorted(folder.glob("*.weights.json"))
+    if len(indexes) == 1:
+        return "keras-sharded", indexes[0], [f"sharded weights index {indexes[0]}"]
+    raise CheckpointFileError(
+        f"a folder with {len(indexes) or 'no'} sharded weights indexes and no TensorFlow "
+        "checkpoint ('checkpoint' file, *.index or variables/variables.index)")
+
+
+# --- readers: one per format, each (target, ExitStack) -> Checkpoint ---------------------------
 
 
 def _h5py():
@@ -57,128 +215,207 @@ def _h5py():
     return h5py
 
 
-def _walk_h5(group, prefix="") -> list[StoredVariable]:
+def _open_h5(source, stack: contextlib.ExitStack):
+    try:
+        return stack.enter_context(_h5py().File(source, "r"))
+    except Exception as exc:  # OSError, ValueError... depending on the damage
+        raise CheckpointFileError(
+            f"not a readable HDF5 file (truncated or corrupt?): {describe(exc)}") from None
+
+
+def _h5_variable(key: str, dataset, **kwargs) -> StoredVariable:
+    # Shape and dtype come from the object header: no data is read.
+    if dataset.shape is None:  # an HDF5 null dataspace: no elements at all
+        return StoredVariable(key, (0,), dataset.dtype,
+                              reader=np.empty((0,), dataset.dtype).__getitem__, **kwargs)
+    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=dataset.__getitem__,
+                          **kwargs)
+
+
+def _h5_tree(f) -> list[StoredVariable]:
     h5py = _h5py()
     found = []
-    for name, item in group.items():
-        key = f"{prefix}{name}"
+
+    def visit(key, item):
+        progress(None)
         if isinstance(item, h5py.Dataset):
-            found.append(StoredVariable(key, np.asarray(item[()]), group=prefix.rstrip("/")))
-        else:
-            found.extend(_walk_h5(item, key + "/"))
-    return found
+            found.append(_h5_variable(key, item, group=key.rpartition("/")[0]))
+
+    f.visititems(visit)  # visits each object once even if links make a cycle
+    return sorted(found, key=lambda v: (natural_key(v.group), natural_key(v.key)))
 
 
-def _open_h5(source, path: Path):
+def _raw(name) -> bytes:
+    # h5py hands back non-UTF-8 bytes in a str as surrogates: undo that for exact lookups.
+    return name.encode("utf-8", errors="surrogateescape") if isinstance(name, str) else bytes(name)
+
+
+def _text(name) -> str:
+    return _raw(name).decode("utf-8", errors="backslashreplace")
+
+
+def _list_attr(group, name: str) -> list:
+    """A list attribute as Keras's legacy saver wrote it, raw (bytes or str) for exact lookups.
+
+    Lists over HDF5's 64 KiB header limit are split into ``name0``, ``name1``, ...
+    (keras ``save_attributes_to_hdf5_group``).
+    """
     try:
-        return _h5py().File(source, "r")
-    except Exception as exc:  # h5py raises OSError, ValueError... for bad files
+        if name in group.attrs:
+            chunks = [group.attrs[name]]
+        else:
+            chunks = []
+            while f"{name}{len(chunks)}" in group.attrs:
+                chunks.append(group.attrs[f"{name}{len(chunks)}"])
+        items = [item for chunk in chunks for item in np.ravel(chunk).tolist()]
+    except Exception as exc:
         raise CheckpointFileError(
-            f"{path}: not a readable HDF5 file (truncated or corrupt?): {type(exc).__name__}: {exc}"
-        ) from None
+            f"attribute {name} of {_text(group.name)} is unreadable ({describe(exc)})") from None
+    if not all(isinstance(item, (bytes, str)) for item in items):
+        raise CheckpointFileError(
+            f"attribute {name} of {_text(group.name)} holds non-string values")
+    return items
 
 
-def _attr_strings(values) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+def _member(group, name, kind, what: str):
+    try:
+        item = group.get(_raw(name))
+    except UnicodeError:  # h5py fails to word its KeyError about a non-UTF-8 name
+        item = None
+    if item is None:
+        raise CheckpointFileError(f"{what} is missing")
+    if not isinstance(item, kind):
+        raise CheckpointFileError(f"{what} is not an HDF5 {kind.__name__.lower()}")
+    return item
 
 
-def _read_legacy_h5(f, path: Path) -> CheckpointContents:
-    root = f["model_weights"] if "model_weights" in f and "layer_names" not in f.attrs else f
-    variables = []
-    for layer_name in _attr_strings(root.attrs["layer_names"]):
-        group = root[layer_name]
-        for position, weight_name in enumerate(_attr_strings(group.attrs.get("weight_names", []))):
-            variables.append(StoredVariable(f"{layer_name}/{weight_name}",
-                                            np.asarray(group[weight_name][()]),
-                                            group=layer_name, position=position))
+def _legacy_root(f):
+    h5py = _h5py()
+    for root in (f, f.get("model_weights")):
+        if isinstance(root, h5py.Group) and {"layer_names", "layer_names0"} & set(root.attrs):
+            return root
+    return None
+
+
+def _read_h5(path: Path, stack) -> Checkpoint:
+    f = _open_h5(str(path), stack)
+    root = _legacy_root(f)
+    if root is None:
+        return Checkpoint(str(path), "keras-weights", _h5_tree(f))
+    h5py = _h5py()
+    variables, order = [], {}
+    groups = _list_attr(root, "layer_names")
+    if "top_level_model_weights" in root:
+        groups.append("top_level_model_weights")  # load_weights() reads it after the layers
+    for raw_group in groups:
+        progress(None)
+        group_name = _text(raw_group)
+        group = _member(root, raw_group, h5py.Group, f"layer group {group_name} (from layer_names)")
+        names = _list_attr(group, "weight_names")
+        if not names:
+            continue  # load_weights() skips weightless groups: they take no position
+        if group_name in order:
+            raise CheckpointFileError(f"layer_names lists {group_name} twice")
+        order[group_name] = [_text(n) for n in names]
+        if len(set(order[group_name])) != len(names):
+            raise CheckpointFileError(f"weight_names of layer group {group_name} repeats a name")
+        for position, raw in enumerate(names):
+            what = f"weight {_text(raw)} of layer group {group_name} (from weight_names)"
+            dataset = _member(group, raw, h5py.Dataset, what)
+            variables.append(_h5_variable(f"{group_name}/{_text(raw)}", dataset, group=group_name,
+                                          name=_text(raw), position=position))
     notes = ["legacy HDF5: load_weights() assigns each layer group's list by position to "
              "layer.trainable_weights + layer.non_trainable_weights of the loading model"]
-    return CheckpointContents(path, "h5", variables, notes)
+    return Checkpoint(str(path), "h5", variables, notes, load_order=order)
 
 
-def _read_h5(path: Path) -> CheckpointContents:
-    with _open_h5(str(path), path) as f:
-        if "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs):
-            return _read_legacy_h5(f, path)
-        return CheckpointContents(path, "keras-weights", _walk_h5(f))
-
-
-def _read_keras_archive(path: Path) -> CheckpointContents:
+def _read_keras_archive(path: Path, stack) -> Checkpoint:
     try:
-        with zipfile.ZipFile(path) as archive:
-            data = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise CheckpointFileError(f"{path}: not a readable .keras archive: {exc}") from None
-    with _open_h5(io.BytesIO(data), path) as f:
-        return CheckpointContents(path, "keras", _walk_h5(f))
+        archive = stack.enter_context(zipfile.ZipFile(path))
+        members = set(archive.namelist())
+        if "model.weights.h5" not in members:
+            held = ("model.weights.npz, which this inspector does not read"
+                    if "model.weights.npz" in members else "no model.weights.h5")
+            raise CheckpointFileError(f".keras archive with {held}")
+        # Streamed from the archive, as Keras itself does: never the whole member in memory.
+        member = stack.enter_context(archive.open("model.weights.h5"))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise CheckpointFileError(f"not a readable .keras archive: {describe(exc)}") from None
+    return Checkpoint(str(path), "keras", _h5_tree(_open_h5(member, stack)))
 
 
-def _read_sharded(path: Path) -> CheckpointContents:
+def _read_sharded(path: Path, stack) -> Checkpoint:
     try:
-        config = json.loads(path.read_text())
-        shards = sorted({s for files in config["weight_map"].values() for s in files})
-    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise CheckpointFileError(f"{path}: not a sharded Keras weights index: {exc}") from None
-    variables = []
-    for shard in shards:
+        weight_map = json.loads(path.read_bytes())["weight_map"]
+        shards = {s for files in weight_map.values()
+                  for s in ([files] if isinstance(files, str) else files)}
+        if not all(isinstance(s, str) for s in shards):
+            raise TypeError("shard names must be strings")
+    except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as exc:
+        raise CheckpointFileError(f"not a sharded Keras weights index: {describe(exc)}") from None
+    variables, seen, notes = [], set(), []
+    for shard in sorted(shards, key=natural_key):
         shard_path = path.parent / shard
-        if not shard_path.exists():
-            raise CheckpointFileError(f"{path}: shard {shard_path} is missing")
-        with _open_h5(str(shard_path), shard_path) as f:
-            variables += _walk_h5(f)
-    return CheckpointContents(path, "keras-sharded", variables,
-                              [f"{len(shards)} shards: {', '.join(shards)}"])
+        if not shard_path.is_file():
+            raise CheckpointFileError(f"shard {shard} is missing")
+        try:
+            f = _open_h5(str(shard_path), stack)
+        except CheckpointFileError as exc:
+            raise CheckpointFileError(f"shard {shard}: {exc}") from None
+        for v in _h5_tree(f):
+            if v.key in seen:
+                notes.append(f"{v.key} is stored again in {shard}; showing the first")
+            else:
+                seen.add(v.key)
+                variables.append(v)
+    variables.sort(key=lambda v: (natural_key(v.group), natural_key(v.key)))
+    listed = ", ".join(sorted(shards, key=natural_key))
+    return Checkpoint(str(path), "keras-sharded", variables,
+                      [f"{len(shards)} shards: {listed}"] + notes)
 
 
-def _read_tf_checkpoint(prefix: Path) -> CheckpointContents:
-    import tensorflow as tf
-
+def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
+    if not Path(f"{prefix}.index").is_file():
+        raise CheckpointFileError(f"no TensorFlow checkpoint index {prefix}.index")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # stderr carries our one error line only
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise CheckpointFileError(
+            f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({describe(exc)}); "
+            "install tensorflow or tensorflow-cpu to read it") from None
     try:
         reader = tf.train.load_checkpoint(str(prefix))
-        names = sorted(reader.get_variable_to_shape_map())
+        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     except Exception as exc:
-        raise CheckpointFileError(f"{prefix}: not a readable TensorFlow checkpoint: {exc}") from None
+        raise CheckpointFileError(
+            f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
+    names, notes = {}, []
+    if _TF_OBJECT_GRAPH in shapes:
+        # The object graph records each variable's own name (full_name) next to its key.
+        try:
+            from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
+
+            graph = TrackableObjectGraph.FromString(reader.get_tensor(_TF_OBJECT_GRAPH))
+            names = {a.checkpoint_key: a.full_name for n in graph.nodes for a in n.attributes}
+        except Exception as exc:
+            notes.append(f"object graph unreadable, showing keys only ({describe(exc)})")
     variables = []
-    for n in names:
-        if "OBJECT_GRAPH" in n:
+    for key in shapes:
+        if key == _TF_OBJECT_GRAPH:
             continue
-        key = n.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE")
-        variables.append(StoredVariable(key, np.asarray(reader.get_tensor(n)),
-                                        group=key.rsplit("/", 1)[0]))
-    return CheckpointContents(prefix, "tf-checkpoint", variables)
+        shown = key.removesuffix(_TF_VALUE_SUFFIX)
+        variables.append(StoredVariable(
+            shown, tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype),
+            group=shown.rpartition("/")[0], name=names.get(key, ""), sliceable=False,
+            reader=lambda index, key=key: np.asarray(reader.get_tensor(key))[index]))
+    variables.sort(key=lambda v: (natural_key(v.group), natural_key(v.key)))
+    return Checkpoint(str(prefix), "tf-checkpoint", variables, notes)
 
 
-def detect_format(path: Path) -> str:
-    path = Path(path)
-    name = path.name
-    if name.endswith(".index") or Path(f"{path}.index").exists():
-        return "tf-checkpoint"
-    if not path.exists():
-        raise CheckpointFileError(f"{path}: no such file")
-    if name.endswith(".keras"):
-        return "keras"
-    if name.endswith(".json"):
-        return "keras-sharded"
-    if name.endswith((".h5", ".hdf5")):
-        return "h5-file"
-    with open(path, "rb") as f:
-        magic = f.read(8)
-    if magic == b"\x89HDF\r\n\x1a\n":
-        return "h5-file"
-    if magic[:2] == b"PK":
-        return "keras"
-    raise CheckpointFileError(
-        f"{path}: unknown checkpoint format (expected .weights.h5, .h5, .keras, "
-        ".weights.json or a TensorFlow checkpoint prefix)")
-
-
-def read_checkpoint(path) -> CheckpointContents:
-    path = Path(path)
-    kind = detect_format(path)
-    if kind == "tf-checkpoint":
-        return _read_tf_checkpoint(Path(str(path).removesuffix(".index")))
-    if kind == "keras":
-        return _read_keras_archive(path)
-    if kind == "keras-sharded":
-        return _read_sharded(path)
-    return _read_h5(path)
+_READERS = {
+    "h5": _read_h5,
+    "keras": _read_keras_archive,
+    "keras-sharded": _read_sharded,
+    "tf-checkpoint": _read_tf_checkpoint,
+}
