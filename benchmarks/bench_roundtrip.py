@@ -223,7 +223,8 @@ def resume(repeats: int = 3) -> None:
 
     warnings.simplefilter("ignore")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    from pytest_ckpt.engine import ModelPair, workdir
+    from pytest_ckpt.engine import ModelPair
+    from pytest_ckpt.tempfiles import workdir
     from pytest_ckpt.formats import get_format
     from pytest_ckpt.masks import FreezeMask
     from pytest_ckpt.resume import ResumeRun

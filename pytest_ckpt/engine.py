@@ -21,7 +21,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.masks import INDEPENDENT, FreezeMask, masked, translate
 from pytest_ckpt.optimizer_state import OptimizerCheck, is_compiled
 from pytest_ckpt.result import CheckOutcome, RoundTripResult
+from pytest_ckpt.tempfiles import workdir
 from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
@@ -221,6 +221,28 @@ def describe(exc: BaseException) -> tuple[str, str]:
 
 
 @dataclass
+class Loaded:
+    holder: object  # the model holding the loaded state (a new one for load_model)
+    error: tuple[str, str] | None
+    warnings: list[str]
+
+
+def load_into(tree: LayerTree, fmt: Format, path: Path, mask: FreezeMask, *, prepare=None) -> Loaded:
+    """The load half of every check (round trip, migration, golden): under ``mask``,
+    after ``prepare()``, load ``path`` the way users do, keeping the
+    framework's warnings and the exception if it raised."""
+    holder, error = tree.model, None
+    with framework_chatter() as said, masked(tree, mask):
+        if prepare is not None:
+            prepare()
+        try:
+            holder = fmt.load(tree.model, path)
+        except Exception as exc:
+            error = describe(exc)
+    return Loaded(holder, error, said)
+
+
+@dataclass
 class RoundTrip:
     """One model pair and one format; ``run`` does one example."""
 
@@ -256,15 +278,9 @@ class RoundTrip:
                     result.save_error = describe(exc)
                     return result
             self.pair.reset_loader()
-            holder = self.pair.loader.model
-            with framework_chatter() as said, masked(self.pair.loader, result.load_mask):
-                if optimizers and not new_model:
-                    optimizers.prepare_load()
-                try:
-                    holder = self.load_format.load(self.pair.loader.model, path)
-                except Exception as exc:
-                    result.load_error = describe(exc)
-            result.warnings = said
+            loaded = load_into(self.pair.loader, self.load_format, path, result.load_mask,
+                               prepare=optimizers.prepare_load if optimizers and not new_model else None)
+            holder, result.load_error, result.warnings = loaded.holder, loaded.error, loaded.warnings
             if result.load_error is None or not new_model:
                 try:
                     result.outcomes = self.pair.compare(holder)
@@ -321,16 +337,6 @@ def check_outputs(pair: ModelPair, format_name: str, workdir: Path) -> OutputsCh
         shutil.rmtree(directory, ignore_errors=True)
     rtol, atol = OUTPUT_TOLERANCE["migration" if pair.is_migration else "same"]
     return OutputsCheck(probe.differences(expected, got, rtol=rtol, atol=atol))
-
-
-@contextmanager
-def workdir(tmp_root: str | Path | None):
-    """A fresh temporary folder for one check, removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="pytest-ckpt-", dir=tmp_root))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def check_format(factory: Callable | str, format_name: str, *, examples: int, seed: int | None = None,

@@ -203,49 +203,74 @@ def ckpt_tf_keras_models() -> dict[str, Callable]:
 
 
 class RegressionChecker:
-    """``ckpt_regression.check(model, format=None, examples=None, rtol=1e-6, atol=1e-6)``."""
+    """``ckpt_regression.check(model, *, format=None, name=None, values="distinct",
+    examples=None, rtol=1e-6, atol=1e-6)``.
+
+    With ``--ckpt-update`` it writes the golden; otherwise it loads it into
+    ``model`` and fails the test with the report of any mismatch.
+    """
 
     def __init__(self, request):
         self._request = request
         self._state = request.config.stash[SESSION_KEY]
         self._count = 0
 
-    def check(self, model, format=None, examples=None, rtol: float = 1e-6, atol: float = 1e-6):
+    def check(self, model, *, format: str | None = None, name: str | None = None,
+              values: str = "distinct", examples: int | None = None, rtol: float = 1e-6,
+              atol: float = 1e-6) -> None:
         __tracebackhide__ = True
         from pytest_ckpt.frameworks import TF_KERAS, framework_of
-        from pytest_ckpt.golden import GoldenFolder, golden_path
+        from pytest_ckpt.golden import GoldenFolder, golden_location
+        from pytest_ckpt.golden_check import check_golden, write_golden
         from pytest_ckpt.options import parse_examples
-        from pytest_ckpt.regression import check_golden, write_golden
 
         settings = self._state.settings
         self._count += 1
         node = self._request.node
-        folder = GoldenFolder(golden_path(node.path, settings.golden_dir, node.name, self._count))
+        label = name if name is not None else f"check-{self._count}"
+        names = [n.name for n in node.listchain() if isinstance(n, (pytest.Class, pytest.Function))]
+        folder = GoldenFolder(golden_location(node.path, settings.golden_dir, names, label))
+        owner = f"{node.nodeid}, check {self._count}" + (f" (name={name!r})" if name is not None else "")
         seed = self._state.seed_for(f"{node.nodeid}#{self._count}")
         try:
+            taken = self._state.golden_folders.setdefault(str(folder.path).casefold(), owner)
+            if taken != owner:
+                pytest.fail(f"two golden checks map to one folder {folder.path}: {taken} and {owner}; "
+                            "give one of them another name=...", pytrace=False)
+            if framework_of(model) is None:
+                pytest.fail(f"ckpt_regression.check: expected a Keras model, got "
+                            f"{type(model).__module__}.{type(model).__qualname__}", pytrace=False)
             if settings.update:
                 fmt = format or ("h5" if framework_of(model) == TF_KERAS else "keras-weights")
-                write_golden(model, folder, fmt)
+                write_golden(model, folder, fmt, values=values, tmp_root=settings.tmpdir)
                 return
             if not folder.exists():
                 pytest.fail(f"no golden checkpoint at {folder.path} for this check; create it with "
                             "pytest --ckpt-update (a run without it never writes goldens)",
                             pytrace=False)
             examples = parse_examples(examples) if examples is not None else settings.examples
-            mismatch = check_golden(model, folder, examples=examples, seed=seed, rtol=rtol, atol=atol)
+            mismatch = check_golden(model, folder, format_name=format, examples=examples, seed=seed,
+                                    rtol=rtol, atol=atol)
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
         if mismatch is not None:
-            pytest.fail(mismatch.render(seed=self._state.seed), pytrace=False)
+            reproduce = (f"pytest {shlex.quote(node.nodeid)} "
+                         f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
+            pytest.fail(mismatch.render(seed=self._state.seed, reproduce=reproduce), pytrace=False)
 
 
 @pytest.fixture
-def ckpt_regression(request) -> RegressionChecker:
+def ckpt_regression(request):
     """Regression test against a stored, known-good checkpoint ("golden").
 
     ``ckpt_regression.check(model)``: with ``--ckpt-update`` it writes the
-    golden beside the test module (``<golden_dir>/<module>/<test>[-N]/``);
-    later runs load it into ``model`` under random freeze masks and compare
-    every variable exactly and the outputs on a fixed probe within tolerance.
+    golden beside the test module (``<golden_dir>/<module>/<Class>/<test>/<check>/``);
+    later runs load it into ``model`` under freeze masks and compare every
+    variable exactly and the outputs on a fixed probe within tolerance.
+    Models the test builds get the auto-generated names a fresh process
+    would give, so by-name goldens do not depend on which tests ran before.
     """
-    return RegressionChecker(request)
+    from pytest_ckpt.compat import fresh_process_names
+
+    with fresh_process_names():
+        yield RegressionChecker(request)

@@ -1,12 +1,17 @@
-"""Golden checkpoints on disk: the folder layout, the manifest, atomic writes.
+"""Golden checkpoints on disk: where they live, the manifest, atomic writes.
 
 A golden is a folder holding one checkpoint file, ``outputs.npz`` (a fixed
-probe input and the model's outputs on it) and ``manifest.txt``: per
-variable its stable key, shape, dtype and SHA-256, plus the framework, the
-Keras version, the format and the checksums of the two other files.  Every
-file is written to a temporary name in the same folder and renamed into
-place, the manifest last, so a reader sees the old set or the new one; the
-manifest's checksums catch a set that was edited or torn anyway.
+probe input and the model's outputs on it, no pickles) and ``manifest.txt``:
+per variable its stable key, shape, dtype and SHA-256, plus the framework,
+backend, Keras version, format, how the values were chosen and the
+checksums of the two other files.  Every file is written to a temporary
+name in the same folder and renamed into place, the manifest last, so a
+reader sees the old set or the new one; the manifest's checksums catch a
+set that was edited or torn anyway.
+
+Folders are named from the test's node id (module, classes, function and
+parametrize id) and the check's name, each part encoded injectively: two
+different tests never share a folder.
 """
 
 from __future__ import annotations
@@ -18,40 +23,49 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
+from pytest_ckpt import tempfiles
+from pytest_ckpt.comparison import fingerprint
 from pytest_ckpt.errors import CkptError
 from pytest_ckpt.formats import get_format
 
 MANIFEST = "manifest.txt"
 OUTPUTS = "outputs.npz"
-HEADER = "# pytest-ckpt golden manifest v1"
+HEADER = "# pytest-ckpt golden manifest v2"
+_OLD_HEADERS = ("# pytest-ckpt golden manifest v1",)
 # Formats whose checkpoint is one file, so that one rename publishes it.
 GOLDEN_FORMATS = ("keras-weights", "keras", "h5", "h5-by-name")
+# Where the golden's values come from: distinct deterministic values (a swap
+# between two variables always shows) or the model's own (trained weights).
+DISTINCT = "distinct"
+MODEL = "model"
+_MAX_PART = 120
 
 
 class GoldenError(CkptError):
     """A golden folder or file that cannot be read or written; names the file."""
 
 
-def sanitize(name: str) -> str:
-    """A test id as a folder name: 'test_x[a/b-1]' -> 'test_x-a_b-1'."""
-    name = name.replace("[", "-").replace("]", "")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "test"
+def encode(part: str) -> str:
+    """One folder-name component, injectively: anything but letters, digits and
+    ``_.-~[]=,`` is %-escaped ("/" too, and "%" itself); "." and ".." are
+    escaped; a long name keeps a readable head and a hash of the whole."""
+    text = quote(part, safe="_.-~[]=,") or "%00"
+    if set(text) == {"."}:
+        text = text.replace(".", "%2E")
+    if len(text) > _MAX_PART:
+        digest = hashlib.sha256(part.encode()).hexdigest()[:20]
+        text = f"{text[:_MAX_PART - 22]}@{digest}"  # quote() always escapes "@"
+    return text
 
 
-def golden_path(test_file: Path, golden_dir: str, test_name: str, index: int) -> Path:
-    """``<dir of test module>/<golden_dir>/<module>/<test name>[-N]``; N counts repeated checks."""
-    suffix = f"-{index}" if index > 1 else ""
-    return Path(test_file).parent / golden_dir / Path(test_file).stem / f"{sanitize(test_name)}{suffix}"
-
-
-def checksum(array: np.ndarray) -> str:
-    array = np.ascontiguousarray(array)
-    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    h.update(array.tobytes())
-    return h.hexdigest()
+def golden_location(test_file: Path, golden_dir: str, names: list[str], check: str) -> Path:
+    """``<dir of test module>/<golden_dir>/<module>/<Class>.../<test[param]>/<check>``."""
+    parts = [encode(Path(test_file).stem)] + [encode(n) for n in names] + [encode(check)]
+    return Path(test_file).parent / golden_dir / Path(*parts)
 
 
 def file_checksum(path: Path) -> str:
@@ -71,21 +85,26 @@ class GoldenVariable:
     name: str = ""  # the layer path it had when written, for people
 
 
+_FIELDS = ("framework", "backend", "keras_version", "format", "values", "checkpoint",
+           "checkpoint_sha256", "outputs_sha256")
+# What a v1 manifest (before backends and distinct values) meant.
+_V1_DEFAULTS = {"backend": "tensorflow", "values": MODEL}
+
+
 @dataclass
 class Manifest:
     framework: str
+    backend: str
     keras_version: str
     format: str
+    values: str
     checkpoint: str
     checkpoint_sha256: str
     outputs_sha256: str
     variables: list[GoldenVariable] = field(default_factory=list)
 
     def dumps(self) -> str:
-        lines = [HEADER]
-        for attr in ("framework", "keras_version", "format", "checkpoint",
-                     "checkpoint_sha256", "outputs_sha256"):
-            lines.append(f"{attr}: {getattr(self, attr)}")
+        lines = [HEADER] + [f"{attr}: {getattr(self, attr)}" for attr in _FIELDS]
         lines.append("# key\tshape\tdtype\tsha256\tname")
         for v in self.variables:
             shape = "x".join(map(str, v.shape)) or "scalar"
@@ -95,13 +114,13 @@ class Manifest:
     @classmethod
     def load(cls, path: Path) -> Manifest:
         try:
-            text = path.read_text()
-        except OSError as exc:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise GoldenError(f"cannot read golden manifest {path}: {exc}") from None
         lines = text.splitlines()
-        if not lines or lines[0] != HEADER:
+        if not lines or lines[0] not in (HEADER, *_OLD_HEADERS):
             raise GoldenError(f"{path}: not a pytest-ckpt manifest (first line must be {HEADER!r})")
-        fields: dict[str, str] = {}
+        fields: dict[str, str] = dict(_V1_DEFAULTS) if lines[0] != HEADER else {}
         variables = []
         for number, line in enumerate(lines[1:], start=2):
             if not line.strip() or line.startswith("#"):
@@ -112,7 +131,6 @@ class Manifest:
                     dims = () if shape == "scalar" else tuple(int(d) for d in shape.split("x"))
                     if not re.fullmatch(r"[0-9a-f]{64}", sha):
                         raise ValueError("bad sha256")
-                    np.dtype(dtype)
                     variables.append(GoldenVariable(key, dims, dtype, sha, name))
                 else:
                     name, sep, value = line.partition(": ")
@@ -121,23 +139,38 @@ class Manifest:
                     fields[name] = value
             except (ValueError, TypeError) as exc:
                 raise GoldenError(f"{path}, line {number}: cannot parse {line!r} ({exc})") from None
-        try:
-            return cls(variables=variables, **{k: fields[k] for k in (
-                "framework", "keras_version", "format", "checkpoint",
-                "checkpoint_sha256", "outputs_sha256")})
-        except KeyError as exc:
-            raise GoldenError(f"{path}: missing field {exc.args[0]!r}") from None
+        missing = [k for k in _FIELDS if k not in fields]
+        if missing:
+            raise GoldenError(f"{path}: missing field {missing[0]!r}")
+        if fields["values"] not in (DISTINCT, MODEL):
+            raise GoldenError(f"{path}: values must be {DISTINCT!r} or {MODEL!r}, got {fields['values']!r}")
+        return cls(variables=variables, **{k: fields[k] for k in _FIELDS})
 
 
 def _atomic_write(path: Path, write) -> None:
     """``write(tmp_path)`` then rename into place: readers never see half a file."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    tmp = tempfiles.register(path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}"))
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+        tempfiles.release(tmp)
+
+
+def save_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """``.npz`` bytes that load without pickle (strings stored as unicode arrays)."""
+    clean = {}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype == object:
+            value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()],
+                             dtype=str).reshape(value.shape)
+        clean[name] = value
+    buffer = io.BytesIO()
+    np.savez(buffer, **clean)
+    return buffer.getvalue()
 
 
 class GoldenFolder:
@@ -154,37 +187,41 @@ class GoldenFolder:
         return self.manifest_path.exists()
 
     def read(self) -> tuple[Manifest, Path, dict[str, np.ndarray]]:
-        """Manifest, checkpoint path and stored outputs, each checked against the manifest."""
+        """Manifest, checkpoint path and stored probe arrays, each checked against the manifest."""
         manifest = Manifest.load(self.manifest_path)
         checkpoint = self.path / manifest.checkpoint
         outputs_path = self.path / OUTPUTS
         for file, expected in ((checkpoint, manifest.checkpoint_sha256),
                                (outputs_path, manifest.outputs_sha256)):
-            if not file.exists():
-                raise GoldenError(f"golden file {file} is missing (listed in {self.manifest_path})")
-            if file_checksum(file) != expected:
+            if not file.is_file():
+                what = "is not a file" if file.exists() else "is missing"
+                raise GoldenError(f"golden file {file} {what} (listed in {self.manifest_path})")
+            try:
+                matches = file_checksum(file) == expected
+            except OSError as exc:
+                raise GoldenError(f"cannot read golden file {file}: {exc}") from None
+            if not matches:
                 raise GoldenError(f"golden file {file} does not match its manifest "
                                   f"{self.manifest_path} (edited, truncated or half-written?)")
         try:
-            with np.load(outputs_path) as data:
-                outputs = {k: data[k] for k in data.files}
+            with np.load(outputs_path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
         except Exception as exc:
             raise GoldenError(f"cannot read golden outputs {outputs_path}: {exc}") from None
-        return manifest, checkpoint, outputs
+        return manifest, checkpoint, arrays
 
-    def write(self, model, format_name: str, framework: str, keras_version: str,
-              variables: list[GoldenVariable], probe: dict[str, np.ndarray]) -> Manifest:
-        fmt = get_format(format_name, framework)
+    def write(self, save, manifest: Manifest, arrays: dict[str, np.ndarray]) -> Manifest:
+        """``save(path)`` writes the checkpoint; the manifest gets the files' checksums."""
+        fmt = get_format(manifest.format, manifest.framework)
         checkpoint = self.path / f"checkpoint{fmt.suffix}"
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            _atomic_write(checkpoint, lambda tmp: fmt.save(model, tmp))
-            buffer = io.BytesIO()
-            np.savez(buffer, **probe)
-            _atomic_write(self.path / OUTPUTS, lambda tmp: tmp.write_bytes(buffer.getvalue()))
-            manifest = Manifest(framework, keras_version, format_name, checkpoint.name,
-                                file_checksum(checkpoint), file_checksum(self.path / OUTPUTS),
-                                variables)
+            _atomic_write(checkpoint, save)
+            data = save_arrays(arrays)
+            _atomic_write(self.path / OUTPUTS, lambda tmp: tmp.write_bytes(data))
+            manifest.checkpoint = checkpoint.name
+            manifest.checkpoint_sha256 = file_checksum(checkpoint)
+            manifest.outputs_sha256 = file_checksum(self.path / OUTPUTS)
             _atomic_write(self.manifest_path, lambda tmp: tmp.write_text(manifest.dumps()))
         except Exception as exc:  # PermissionError, or h5py's OSError from inside Keras
             raise GoldenError(f"cannot write golden folder {self.path}: "
@@ -193,3 +230,8 @@ class GoldenFolder:
             if stale != checkpoint and not stale.name.startswith(".tmp-"):
                 stale.unlink()
         return manifest
+
+
+def variable_records(entries, values) -> list[GoldenVariable]:
+    return [GoldenVariable(e.key, e.shape, e.dtype, fingerprint(v), e.display)
+            for e, v in zip(entries, values)]

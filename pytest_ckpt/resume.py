@@ -305,7 +305,7 @@ def check_resume(factory, format_name: str, *, examples: int, seed: int | None =
     (say "base frozen, then the top of the base unfrozen").
     """
     from pytest_ckpt import driver
-    from pytest_ckpt.engine import workdir
+    from pytest_ckpt.tempfiles import workdir
     from pytest_ckpt.fixed_pairs import fixed_pairs
     from pytest_ckpt.result import CheckOutcome
     from pytest_ckpt.strategies import mask_pairs

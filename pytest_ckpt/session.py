@@ -45,6 +45,8 @@ class CkptSession:
     # A factory that cannot be built fails its first item with the full
     # message; its other items point there instead of building it again.
     factory_errors: dict[tuple, tuple[str, str]] = field(default_factory=dict)
+    # Golden folders taken in this session (case-folded), and by which check.
+    golden_folders: dict[str, str] = field(default_factory=dict)
 
     @property
     def seed(self):

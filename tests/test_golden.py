@@ -1,11 +1,19 @@
-"""Golden-checkpoint regression tests end to end, and the checkpoint inspector."""
+"""Golden-checkpoint regression tests end to end (pytester, real Keras files)."""
 
 import hashlib
-import shutil
+import os
 import subprocess
 import sys
 
 import pytest
+
+# Imported before pytester snapshots sys.modules (see test_plugin.py).
+import hypothesis  # noqa: F401
+import keras  # noqa: F401
+import pytest_ckpt.driver  # noqa: F401
+import pytest_ckpt.golden_check  # noqa: F401
+
+from tests.test_plugin import make_read_only
 
 MODEL = """
 import os
@@ -43,7 +51,8 @@ def digest(root):
 def run(pytester, monkeypatch):
     def run(*args, variant="base"):
         monkeypatch.setenv("VARIANT", variant)
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hypothesis-seed=7", *args)
+        return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--hypothesis-seed=7",
+                                            "--ckpt-examples=3", *args)
 
     return run
 
@@ -53,39 +62,44 @@ def test_golden_lifecycle(pytester, run):
     # Missing golden: fails, writes nothing.
     result = run()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no golden checkpoint at *ckpt_golden/test_reg/test_model for this "
-                                 "check; create it with pytest --ckpt-update*"])
+    result.stdout.fnmatch_lines(["*no golden checkpoint at *ckpt_golden/test_reg/test_model/check-1 "
+                                 "for this check; create it with pytest --ckpt-update*"])
     assert digest(pytester.path) == {}
-    # --ckpt-update writes one file set per check, numbered, atomically (no temp files left).
+    # --ckpt-update writes one file set per check, atomically (no temp files left).
     run("--ckpt-update").assert_outcomes(passed=1)
     golden = digest(pytester.path)
     assert sorted(golden) == [
-        "ckpt_golden/test_reg/test_model-2/checkpoint.h5",
-        "ckpt_golden/test_reg/test_model-2/manifest.txt",
-        "ckpt_golden/test_reg/test_model-2/outputs.npz",
-        "ckpt_golden/test_reg/test_model/checkpoint.weights.h5",
-        "ckpt_golden/test_reg/test_model/manifest.txt",
-        "ckpt_golden/test_reg/test_model/outputs.npz",
+        "ckpt_golden/test_reg/test_model/check-1/checkpoint.weights.h5",
+        "ckpt_golden/test_reg/test_model/check-1/manifest.txt",
+        "ckpt_golden/test_reg/test_model/check-1/outputs.npz",
+        "ckpt_golden/test_reg/test_model/check-2/checkpoint.h5",
+        "ckpt_golden/test_reg/test_model/check-2/manifest.txt",
+        "ckpt_golden/test_reg/test_model/check-2/outputs.npz",
     ]
-    manifest = (pytester.path / "ckpt_golden/test_reg/test_model/manifest.txt").read_text()
-    assert "framework: keras3" in manifest and "format: keras-weights" in manifest
-    assert "keras_version: 3." in manifest and "1:Dense/kernel\t4x4\tfloat32\t" in manifest
+    manifest = (pytester.path / "ckpt_golden/test_reg/test_model/check-1/manifest.txt").read_text()
+    for line in ("framework: keras3", "backend: tensorflow", "format: keras-weights",
+                 "values: distinct", "keras_version: 3."):
+        assert line in manifest
+    assert "1:Dense/kernel\t4x4\tfloat32\t" in manifest
     # Unchanged model: passes.
     run().assert_outcomes(passed=1)
     # A renamed layer: keras-weights keys by path and still loads; by name it is not loaded.
     renamed = run(variant="renamed")
     renamed.assert_outcomes(failed=1)
-    renamed.stdout.fnmatch_lines(["golden checkpoint check failed: *test_model-2",
+    renamed.stdout.fnmatch_lines(["golden checkpoint check failed: *test_model/check-2",
                                   "*format:    h5-by-name*",
-                                  "*1:Dense/kernel  not_loaded*"])
-    # Two same-shaped layers applied in the other order: swapped, naming both.
+                                  "*1:Dense/kernel (alpha/kernel)  not_loaded*"])
+    # Two same-shaped layers applied in the other order: the layer now first in the
+    # graph ("second") holds what the golden had second: swapped, naming the source.
     reordered = run(variant="reorder")
     reordered.assert_outcomes(failed=1)
-    reordered.stdout.fnmatch_lines(["*1:Dense/kernel  swapped  holds the golden value of 2:Dense/kernel (second/kernel)*"])
+    reordered.stdout.fnmatch_lines(["*1:Dense/kernel (second/kernel)  swapped  holds the golden value of "
+                                    "2:Dense/kernel (second/kernel)*"])
     # A changed shape: reported before any load.
     reshaped = run(variant="shape")
     reshaped.assert_outcomes(failed=1)
-    reshaped.stdout.fnmatch_lines(["*shape or dtype changed (2):*", "*3:Dense/kernel: (4, 3) float32 -> (4, 4) float32*"])
+    reshaped.stdout.fnmatch_lines(["*shape or dtype changed (2):*",
+                                   "*3:Dense/kernel: (4, 3) float32 -> (4, 4) float32*"])
     # None of the failing runs touched a golden.
     assert digest(pytester.path) == golden
     # --ckpt-update accepts the change.
@@ -94,53 +108,274 @@ def test_golden_lifecycle(pytester, run):
     run(variant="shape").assert_outcomes(passed=1)
 
 
-def test_parallel_updates_write_complete_golden_sets(pytester, run):
-    body = "\n".join(f"""
-def test_m{i}(ckpt_regression):
-    ckpt_regression.check(build())
-    ckpt_regression.check(build())
-""" for i in range(6))
-    pytester.makepyfile(test_many=MODEL.split("def test_model")[0] + body)
-    run("--ckpt-update", "-n", "2").assert_outcomes(passed=6)
-    files = digest(pytester.path)
-    assert len(files) == 6 * 2 * 3 and not any(".tmp-" in f for f in files)
-    run("-n", "2").assert_outcomes(passed=6)
+COLLIDING = """
+import keras
+import pytest
+
+
+def build(units):
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(units)])
+
+
+@pytest.mark.parametrize("units", [2, 3], ids=["a/b", "a_b"])
+def test_ids(ckpt_regression, units):
+    ckpt_regression.check(build(units))
+
+
+@pytest.mark.parametrize("units", [2, 4], ids=["x", "x-2"])
+def test_repeat(ckpt_regression, units):
+    ckpt_regression.check(build(units))
+    ckpt_regression.check(build(units + 1))
+
+
+class TestA:
+    def test_x(self, ckpt_regression):
+        ckpt_regression.check(build(5))
+
+
+class TestB:
+    def test_x(self, ckpt_regression):
+        ckpt_regression.check(build(6))
+
+
+def test_named(ckpt_regression):
+    ckpt_regression.check(build(7), name="release 1.0/weights")
+"""
+
+
+def test_golden_folders_never_collide(pytester, run):
+    pytester.makepyfile(test_col=COLLIDING)
+    run("--ckpt-update").assert_outcomes(passed=7)
+    folders = sorted({str(p.parent.relative_to(pytester.path / "ckpt_golden"))
+                      for p in (pytester.path / "ckpt_golden").rglob("manifest.txt")})
+    assert folders == [
+        "test_col/TestA/test_x/check-1", "test_col/TestB/test_x/check-1",
+        "test_col/test_ids[a%2Fb]/check-1", "test_col/test_ids[a_b]/check-1",
+        "test_col/test_named/release%201.0%2Fweights",
+        "test_col/test_repeat[x-2]/check-1", "test_col/test_repeat[x-2]/check-2",
+        "test_col/test_repeat[x]/check-1", "test_col/test_repeat[x]/check-2",
+    ]
+    run().assert_outcomes(passed=7)  # each test reads back its own golden
+
+
+def test_two_checks_mapping_to_one_folder_are_an_error_naming_both(pytester, run):
+    pytester.makepyfile(test_dup="""
+        import keras
+
+        def test_dup(ckpt_regression):
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            ckpt_regression.check(model)
+            ckpt_regression.check(model, name="check-1")
+    """)
+    result = run("--ckpt-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*two golden checks map to one folder *test_dup/test_dup/check-1: "
+                                 "test_dup.py::test_dup, check 1 and test_dup.py::test_dup, check 2 "
+                                 "(name='check-1')*"])
+
+
+def test_a_format_other_than_the_goldens_asks_for_an_update(pytester, run):
+    pytester.makepyfile(test_fmt="""
+        import os, keras
+
+        def test_fmt(ckpt_regression):
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            ckpt_regression.check(model, format=os.environ.get("FMT", "keras-weights"))
+    """)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    os.environ["FMT"] = "h5"
+    try:
+        result = run()
+    finally:
+        del os.environ["FMT"]
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*was written in format 'keras-weights' and this check asks for 'h5': "
+                                 "run pytest --ckpt-update*"])
+
+
+SWAPS = """
+import os
+import keras
+
+def test_nested(ckpt_regression):
+    block = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(),
+                              keras.layers.BatchNormalization()], name="block")
+    model = keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2)])
+    if os.environ.get("VARIANT") == "frozen":
+        block.layers[0].trainable = False  # under h5, every BatchNorm variable moves
+    ckpt_regression.check(model, format="h5", values=os.environ.get("VALUES", "distinct"))
+"""
+
+
+@pytest.mark.parametrize("values", ["distinct", "model"])
+def test_distinct_golden_values_show_swaps_a_fresh_models_values_hide(pytester, run, monkeypatch, values):
+    monkeypatch.setenv("VALUES", values)
+    pytester.makepyfile(test_swaps=SWAPS)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    result = run(variant="frozen")
+    if values == "distinct":
+        # Legacy h5 swaps the two BatchNorms' gamma and beta; each holds exactly one
+        # golden value, so its source is named.
+        result.assert_outcomes(failed=1)
+        rows = [line for line in result.outlines if " swapped " in line]
+        assert len(rows) == 4 and all("holds the golden value of 1:Sequential/" in r for r in rows)
+    else:
+        # With the fresh model's own values (gammas all ones, betas all zeros) that swap
+        # exchanges equal values and hides; the check fails on a larger freeze instead,
+        # and names no source, since several variables held each value.
+        result.assert_outcomes(failed=1)
+        rows = [line for line in result.outlines if " swapped " in line]
+        assert rows and all("holds the golden value of one of" in r for r in rows)
+
+
+ANY_MODEL = """
+import keras
+import numpy as np
+
+
+def dict_outputs():
+    inputs = {"x": keras.Input((3,), name="x"), "ids": keras.Input((2,), dtype="int32", name="ids")}
+    emb = keras.layers.Flatten()(keras.layers.Embedding(5, 2)(inputs["ids"]))
+    joined = keras.layers.Concatenate()([inputs["x"], emb])
+    return keras.Model(inputs, {"logits": keras.layers.Dense(2)(joined),
+                                "score": keras.layers.Dense(1)(joined)})
+
+
+def list_outputs():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(1)(inputs)])
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(4)
+        self.out = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def subclassed():
+    model = Subclassed()
+    model.build((None, 5))
+    return model
+
+
+def strings():
+    inputs = keras.Input((1,), dtype="string")
+    x = keras.layers.StringLookup(vocabulary=["a", "b", "c"])(inputs)
+    x = keras.layers.Flatten()(keras.layers.Embedding(5, 2)(x))
+    return keras.Model(inputs, keras.layers.Dense(1)(x))
+
+
+def test_dict(ckpt_regression):
+    ckpt_regression.check(dict_outputs())
+
+
+def test_list(ckpt_regression):
+    ckpt_regression.check(list_outputs())
+
+
+def test_subclassed(ckpt_regression):
+    ckpt_regression.check(subclassed())
+
+
+def test_strings(ckpt_regression):
+    ckpt_regression.check(strings())
+
+
+def test_flags_and_values_are_put_back(ckpt_regression):
+    model = list_outputs()
+    kernel = model.layers[1].kernel
+    kernel.trainable = False
+    model.layers[2].trainable = False
+    before = [np.array(w.numpy()) for w in model.weights]
+    ckpt_regression.check(model)
+    assert kernel.trainable is False and model.layers[1].trainable is True
+    assert model.layers[2].trainable is False
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+
+
+def test_by_name(ckpt_regression):
+    # Auto-named: passes whatever ran before it in the process.
+    ckpt_regression.check(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
+                                            keras.layers.Dense(2)]), format="h5-by-name")
+"""
+
+
+def test_any_keras_model_updates_and_then_passes(pytester, run):
+    pytester.makepyfile(test_any=ANY_MODEL)
+    run("--ckpt-update").assert_outcomes(passed=6)
+    run().assert_outcomes(passed=6)
+    run("-k", "by_name").assert_outcomes(passed=1, deselected=5)
 
 
 @pytest.fixture
 def golden(pytester, run):
     pytester.makepyfile(test_reg=MODEL)
     run("--ckpt-update").assert_outcomes(passed=1)
-    return pytester.path / "ckpt_golden/test_reg/test_model"
+    return pytester.path / "ckpt_golden/test_reg/test_model/check-1"
 
 
-def test_truncated_golden_checkpoint_is_named(pytester, golden, run):
+@pytest.mark.parametrize("damage", ["truncated", "directory", "non-utf8", "nonsense-line", "no-probe"])
+def test_a_damaged_golden_is_named_and_never_modified(pytester, golden, run, damage):
     ckpt = golden / "checkpoint.weights.h5"
-    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    manifest = golden / "manifest.txt"
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:200])
+        message = f"*golden file {ckpt} does not match its manifest*"
+    elif damage == "directory":
+        ckpt.unlink()
+        ckpt.mkdir()
+        message = f"*golden file {ckpt} is not a file*"
+    elif damage == "non-utf8":
+        manifest.write_bytes(manifest.read_bytes().replace(b"keras3", b"k\xe9ras3"))
+        message = f"*cannot read golden manifest {manifest}*"
+    elif damage == "nonsense-line":
+        lines = manifest.read_text().splitlines()
+        lines[-1] = "1:Dense/kernel\tfour by four\tfloat32\tnot-a-checksum"
+        manifest.write_text("\n".join(lines) + "\n")
+        message = f"*{manifest}, line {len(lines)}: cannot parse*"
+    else:
+        import numpy as np
+        from pytest_ckpt.golden import file_checksum
+
+        outputs = golden / "outputs.npz"
+        np.savez(outputs, output=np.zeros(2))
+        manifest.write_text(manifest.read_text().replace(
+            [l for l in manifest.read_text().splitlines() if l.startswith("outputs_sha256")][0],
+            f"outputs_sha256: {file_checksum(outputs)}"))
+        message = "*the golden probe in * is unreadable*run pytest --ckpt-update*"
     before = digest(pytester.path)
     result = run()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*golden file {ckpt} does not match its manifest*"])
+    result.stdout.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str() and digest(pytester.path) == before
 
 
-def test_nonsense_manifest_is_named_with_its_line(pytester, golden, run):
-    manifest = golden / "manifest.txt"
-    lines = manifest.read_text().splitlines()
-    lines[-1] = "1:Dense/kernel\tfour by four\tfloat32\tnot-a-checksum"
-    manifest.write_text("\n".join(lines) + "\n")
-    result = run()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*{manifest}, line {len(lines)}: cannot parse*"])
-
-
 def test_read_only_golden_folder_with_update_is_a_clear_error(pytester, golden, run):
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(golden)]).returncode:
-        pytest.skip("needs chattr +i to make a folder read-only for root")
-    try:
-        result = run("--ckpt-update", variant="shape")
-    finally:
-        subprocess.run(["chattr", "-i", str(golden)], check=True)
+    make_read_only(golden)
+    result = run("--ckpt-update", variant="shape")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*cannot write golden folder {golden}: *"])
 
+
+@pytest.mark.slow
+def test_concurrent_updates_of_the_same_goldens_leave_complete_sets(pytester):
+    """Two processes rewrite the same goldens at once: every set is whole and passes."""
+    body = "\n".join(f"""
+def test_m{i}(ckpt_regression):
+    ckpt_regression.check(build())
+    ckpt_regression.check(build(), format="h5")
+""" for i in range(4))
+    pytester.makepyfile(test_many=MODEL.split("def test_model")[0] + body)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ckpt-update", "-q"]
+    procs = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stdout.read().decode()[-2000:]
+    files = digest(pytester.path)
+    assert len(files) == 4 * 2 * 3 and not any(".tmp-" in f for f in files)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-examples=2")
+    result.assert_outcomes(passed=4)

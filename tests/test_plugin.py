@@ -96,7 +96,7 @@ def check_silent_swap_report(known):
     assert "cause:  legacy HDF5 matches weights by position" in swap
     assert "freeze the same layers before load_weights()" in swap
     assert "seed:   20261128" in swap
-    assert (f"reproduce: pytest --ckpt-only --ckpt-roundtrip --ckpt-models {M}:swap_prone_nested "
+    assert (f"reproduce: pytest --ckpt-only --ckpt-roundtrip --no-ckpt-resume --ckpt-models {M}:swap_prone_nested "
             "--ckpt-migrations= --ckpt-formats h5 --ckpt-examples 3 --ckpt-masks independent "
             "--hypothesis-seed=20261128") in swap
 

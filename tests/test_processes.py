@@ -96,3 +96,25 @@ def test_full_size_nested_resnet50_is_caught_under_h5(pytester):
         "*of 320 variables did not survive*",
         "*cause:  legacy HDF5 matches weights by position*freeze state of resnet50 differs*",
     ])
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_cancelled_run_leaves_no_temporary_folders(pytester, project_on_path, tmp_path, signal_name):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    pytester.makeini(f"[pytest]\nckpt_models = {C}:forgetful_int8_late\nckpt_formats = h5\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--ckpt-roundtrip", "-p", "no:cacheprovider",
+                             f"--ckpt-tmpdir={scratch}"], cwd=pytester.path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not list(scratch.glob("pytest-ckpt-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait for the check to start working in its folder
+    assert list(scratch.glob("pytest-ckpt-*")), "the check never started"
+    proc.send_signal(getattr(signal, signal_name))
+    proc.wait(timeout=120)
+    assert list(scratch.iterdir()) == []

@@ -1,0 +1,280 @@
+"""Golden-checkpoint checks: does today's model still load a checkpoint that is already out there?
+
+Writing a golden records a checkpoint of the model, its variables'
+fingerprints and its outputs on a fixed probe input.  By default the model
+first gets distinct, deterministic values (seeded by each variable's stable
+key): a fresh BatchNorm's gamma and moving variance are all ones, so a swap
+between them would be invisible in the model's own values.  ``values="model"``
+keeps the model's own values (trained weights, say).
+
+Checking one loads the golden into the model the test built, under freeze
+masks (fixed ones first, then drawn by Hypothesis), through the engine's
+load half (:func:`pytest_ckpt.engine.load_into`), and compares every
+variable exactly and the outputs within a tolerance.  The model's values and
+every layer's and variable's trainable flag are put back afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pytest_ckpt import probe
+from pytest_ckpt.bulk import read
+from pytest_ckpt.chatter import framework_chatter
+from pytest_ckpt.comparison import ExpectedValues, VariableOutcome, classify, fingerprint
+from pytest_ckpt.engine import describe, load_into
+from pytest_ckpt.errors import CkptError
+from pytest_ckpt.formats import get_format
+from pytest_ckpt.frameworks import backend_of, framework_of
+from pytest_ckpt.golden import (DISTINCT, GOLDEN_FORMATS, MODEL, GoldenError, GoldenFolder, GoldenVariable,
+                                Manifest, variable_records)
+from pytest_ckpt.masks import SAME, FreezeMask, TrainableState
+from pytest_ckpt.tempfiles import workdir
+from pytest_ckpt.tree import LayerTree
+from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
+
+MAX_ROWS = 40
+STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
+
+
+def keras_version(model) -> str:
+    module = type(model).__module__.split(".")[0]
+    try:
+        return __import__(module).__version__
+    except Exception:
+        return "unknown"
+
+
+def golden_values(entries) -> list[np.ndarray]:
+    """Distinct values, each seeded by its variable's stable key: the same on every run."""
+    out = []
+    for e in entries:
+        seed = int.from_bytes(hashlib.sha256(e.key.encode()).digest()[:8], "big")
+        out += distinct_values([(e.shape, numpy_dtype(e.variable))], np.random.default_rng(seed))
+    return out
+
+
+@contextmanager
+def preserved(tree: LayerTree):
+    """The model's values and trainable flags, as they were, afterwards."""
+    flags = TrainableState.of(tree)
+    entries = tree.variables()
+    before = [read(e.variable) for e in entries]
+    try:
+        yield entries
+    finally:
+        for e, value in zip(entries, before):
+            e.variable.assign(value)
+        flags.restore(tree)
+
+
+def _flatten(structure, leaves: dict[str, np.ndarray]):
+    """The structure as JSON-able nesting of leaf names; the arrays go into ``leaves``."""
+    if isinstance(structure, dict):
+        return {"dict": {str(k): _flatten(structure[k], leaves) for k in structure}}
+    if isinstance(structure, (list, tuple)):
+        return {"list": [_flatten(item, leaves) for item in structure]}
+    name = f"input{len(leaves)}"
+    leaves[name] = np.asarray(structure)
+    return name
+
+
+def _unflatten(spec, arrays: dict[str, np.ndarray]):
+    if isinstance(spec, str):
+        return arrays[spec]
+    if "dict" in spec:
+        return {k: _unflatten(v, arrays) for k, v in spec["dict"].items()}
+    return [_unflatten(v, arrays) for v in spec["list"]]
+
+
+def _materialize(model):
+    """Call the model once on a probe: a subclassed model creates its weights on
+    its first call, so before that there is nothing to record or load into."""
+    try:
+        inputs = probe.probe_inputs(model)
+        with framework_chatter():
+            probe.outputs(model, inputs)
+    except probe.ProbeUnavailable as exc:
+        raise GoldenError(f"cannot build a probe input for this model: {exc}") from None
+    except Exception as exc:
+        raise GoldenError("calling the model on a probe input built from its input specs raised "
+                          f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    return inputs
+
+
+def write_golden(model, folder: GoldenFolder, format_name: str, *, values: str = DISTINCT,
+                 tmp_root=None) -> Manifest:
+    if format_name not in GOLDEN_FORMATS:
+        raise CkptError(f"golden format {format_name!r}: must be a single-file format, one of "
+                        f"{', '.join(GOLDEN_FORMATS)}")
+    if values not in (DISTINCT, MODEL):
+        raise CkptError(f"values={values!r}: must be {DISTINCT!r} (the default) or {MODEL!r}")
+    framework = framework_of(model)
+    backend = backend_of(framework)
+    fmt = get_format(format_name, framework, backend)
+    inputs = _materialize(model)
+    tree = LayerTree(model)
+    with preserved(tree) as entries, workdir(tmp_root) as wd, framework_chatter():
+        if values == DISTINCT:
+            for e, value in zip(entries, golden_values(entries)):
+                e.variable.assign(value)
+        written = [read(e.variable) for e in entries]
+        source = fmt.path_in(wd)
+        try:
+            fmt.save(model, source)
+            if values == DISTINCT:
+                # Assigned values leave caches (adapted statistics) behind; the
+                # outputs are those of the model as it comes back from the file.
+                fmt.load(model, source)
+            outputs = probe.outputs(model, inputs)
+        except Exception as exc:
+            raise GoldenError(f"cannot write a golden in format {format_name} for this model: "
+                              f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        manifest = Manifest(framework, backend, keras_version(model), format_name, values, "", "", "",
+                            variable_records(entries, written))
+        leaves: dict[str, np.ndarray] = {}
+        spec = _flatten(inputs, leaves)
+        arrays = {**leaves, STRUCTURE: np.array(json.dumps(spec)), **outputs}
+        return folder.write(lambda tmp: shutil.copyfile(source, tmp), manifest, arrays)
+
+
+@dataclass
+class GoldenResult:
+    folder: str
+    format: str
+    load_mask: FreezeMask = field(default_factory=FreezeMask)
+    missing: list[GoldenVariable] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    reshaped: list[str] = field(default_factory=list)
+    outcomes: list[VariableOutcome] = field(default_factory=list)
+    load_error: tuple[str, str] | None = None
+    warnings: list[str] = field(default_factory=list)
+    output_differences: list[probe.OutputDifference] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.new or self.reshaped or self.outcomes or self.load_error
+                    or self.output_differences)
+
+    def summary(self) -> str:
+        return f"golden {self.folder}: {'ok' if self.ok else 'mismatch'}"
+
+    def render(self, seed=None, reproduce: str | None = None) -> str:
+        lines = [f"golden checkpoint check failed: {self.folder}",
+                 f"  format:    {self.format}",
+                 f"  load mask: {self.load_mask.describe()}"]
+        if self.load_error:
+            lines.append(f"  load raised {self.load_error[0]}: {self.load_error[1]}")
+        for warning in self.warnings[:3]:
+            lines.append(f"  Keras warned: {warning[:300]}")
+        rows = []
+        for o in self.outcomes:
+            if o.source_key:
+                detail = f"holds the golden value of {o.source_key} ({o.source_display})"
+            elif o.candidates:
+                detail = f"holds the golden value of one of {o.candidates} variables"
+            else:
+                detail = {"not_loaded": "(kept its pre-load value)"}.get(o.verdict,
+                                                                          "(a value the golden does not hold)")
+            rows.append(f"{o.key} ({o.display})  {o.verdict}  {detail}")
+        for title, items in (
+            ("missing from the model (in the golden)", [f"{v.key} ({v.name}) {v.shape}" for v in self.missing]),
+            ("new in the model (not in the golden)", self.new),
+            ("shape or dtype changed", self.reshaped),
+            (f"variables that changed (of {self.total})", rows),
+        ):
+            if items:
+                lines.append(f"  {title} ({len(items)}):")
+                lines += [f"    {r}" for r in items[:MAX_ROWS]]
+                if len(items) > MAX_ROWS:
+                    lines.append(f"    ... and {len(items) - MAX_ROWS} more")
+        for d in self.output_differences[:10]:
+            lines.append(f"  outputs differ from the golden's: {d.name}: {d.detail}")
+        lines.append("  remedy: if the change is intended, accept it with pytest --ckpt-update; "
+                     "otherwise the model no longer loads checkpoints that are already out there")
+        if seed is not None:
+            lines.append(f"  seed:   {seed}")
+        if reproduce:
+            lines.append(f"  reproduce: {reproduce}")
+        return "\n".join(lines)
+
+
+def _structure(entries, manifest: Manifest, result: GoldenResult) -> None:
+    golden = {v.key: v for v in manifest.variables}
+    current = {e.key: e for e in entries}
+    result.missing = [v for k, v in golden.items() if k not in current]
+    result.new = [f"{e.key} ({e.display}) {e.shape}" for k, e in current.items() if k not in golden]
+    result.reshaped = [f"{k}: {golden[k].shape} {golden[k].dtype} -> {e.shape} {e.dtype}"
+                       for k, e in current.items()
+                       if k in golden and (golden[k].shape != e.shape or golden[k].dtype != e.dtype)]
+
+
+def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None, examples: int,
+                 seed=None, rtol: float = 1e-6, atol: float = 1e-6) -> GoldenResult | None:
+    """Load the golden into ``model`` under fixed and drawn masks; the minimal mismatch, or None."""
+    from pytest_ckpt.driver import search
+    from pytest_ckpt.fixed_pairs import fixed_pairs
+    from pytest_ckpt.strategies import freeze_masks
+
+    manifest, checkpoint, arrays = folder.read()
+    if format_name is not None and format_name != manifest.format:
+        raise GoldenError(f"golden {folder.path} was written in format {manifest.format!r} and this "
+                          f"check asks for {format_name!r}: run pytest --ckpt-update to write it again")
+    framework = framework_of(model)
+    fmt = get_format(manifest.format, framework, backend_of(framework))
+    _materialize(model)
+    tree = LayerTree(model)
+    with preserved(tree) as entries:
+        result = GoldenResult(str(folder.path), manifest.format, total=len(entries))
+        _structure(entries, manifest, result)
+        if not result.ok:
+            return result  # structural: no mask changes that
+        golden = {v.key: v for v in manifest.variables}
+        expected = ExpectedValues((v.key, v.name, v.sha256) for v in manifest.variables)
+        if manifest.values == DISTINCT:
+            before = [preload_values(v) for v in golden_values(entries)]
+        else:  # the golden's values are unknown here: random negatives cannot be among them
+            rng = np.random.default_rng(20261129)
+            before = [preload_values(v) for v in
+                      distinct_values([(e.shape, numpy_dtype(e.variable)) for e in entries], rng)]
+        try:
+            inputs = _unflatten(json.loads(str(arrays[STRUCTURE])), arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise GoldenError(f"the golden probe in {folder.path} is unreadable ({exc!r}): "
+                              "run pytest --ckpt-update to write it again") from None
+        stored = {k: v for k, v in arrays.items() if k.startswith("output")}
+
+        def prepare():
+            for e, value in zip(entries, before):
+                e.variable.assign(value)
+
+        def run(load_mask):
+            loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare)
+            found = GoldenResult(str(folder.path), manifest.format, load_mask, total=len(entries),
+                                 load_error=loaded.error, warnings=loaded.warnings)
+            for e, pre in zip(entries, before):
+                got = read(e.variable)
+                if fingerprint(got) != golden[e.key].sha256:
+                    found.outcomes.append(classify(key=e.key, display=e.display, got=got, preload=pre,
+                                                   expected=expected))
+            if found.ok:
+                try:
+                    with framework_chatter():
+                        now = probe.outputs(model, inputs)
+                except Exception as exc:
+                    found.load_error = describe(exc)
+                    return found
+                found.output_differences = probe.differences(stored, now, rtol=rtol, atol=atol)
+            return found
+
+        masks = [load for _, load in fixed_pairs(tree, tree, SAME)]
+        outcome = search(run, fixed=[{"load_mask": m} for m in masks],
+                         strategies={"load_mask": freeze_masks(tree)}, examples=examples, seed=seed)
+        return outcome.failure
