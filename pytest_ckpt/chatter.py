@@ -10,6 +10,7 @@ failure, so messages are kept, de-duplicated, for the report.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from contextlib import contextmanager
 
@@ -35,3 +36,17 @@ def framework_chatter():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+# TensorFlow's C++ log lines ("I0000 00:00:1795921339.534413    4488 cudart_stub.cc:31] ...")
+# and its start-up banners: printed when TensorFlow is imported, they end up
+# in a failing test's captured stderr and read like the cause of the failure.
+_STARTUP_NOISE = re.compile(
+    r"^(?:[IWEFV]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|.*This TensorFlow binary is optimized to use available CPU instructions.*"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.)$")
+
+
+def without_startup_noise(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not _STARTUP_NOISE.match(line))

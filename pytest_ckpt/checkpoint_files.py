@@ -394,9 +394,9 @@ def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
     if _TF_OBJECT_GRAPH in shapes:
         # The object graph records each variable's own name (full_name) next to its key.
         try:
-            from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
+            from pytest_ckpt.compat import tf_object_graph
 
-            graph = TrackableObjectGraph.FromString(reader.get_tensor(_TF_OBJECT_GRAPH))
+            graph = tf_object_graph(reader.get_tensor(_TF_OBJECT_GRAPH))
             names = {a.checkpoint_key: a.full_name for n in graph.nodes for a in n.attributes}
         except Exception as exc:
             notes.append(f"object graph unreadable, showing keys only ({describe(exc)})")

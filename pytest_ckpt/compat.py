@@ -87,6 +87,17 @@ def storage_identity(variable):
     return variable
 
 
+def tf_object_graph(serialized: bytes):
+    """A TF checkpoint's object graph, parsed: each variable's own name beside its key.
+
+    The proto class lives in ``tensorflow.core.protobuf``, which is not
+    TensorFlow's public API (no public parser exists).
+    """
+    from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
+
+    return TrackableObjectGraph.FromString(serialized)
+
+
 # -- auto-generated names ---------------------------------------------------
 
 

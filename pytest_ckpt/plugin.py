@@ -51,6 +51,18 @@ def pytest_collection_modifyitems(session, config, items):
         items.extend(generate_items(session, state.settings))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and (item.get_closest_marker("ckpt") or
+                          any(name.startswith("ckpt_") for name in getattr(item, "fixturenames", ()))):
+        from pytest_ckpt.chatter import without_startup_noise
+
+        sections = [(title, without_startup_noise(text)) for title, text in report.sections]
+        report.sections = [(title, text) for title, text in sections if text.strip()]
+
+
 def pytest_report_header(config):
     state = config.stash[SESSION_KEY]
     if not (state.settings.roundtrip or state.settings.resume):

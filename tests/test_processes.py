@@ -1,7 +1,7 @@
 """What a fresh pytest process does: what collection imports, xdist, the full-size model.
 
 These start real subprocesses (TensorFlow starts in each), so they are the
-slowest tests; the full-size ResNet50 is marked slow.
+slowest tests; the full-size ResNet50 and the multi-worker run are marked slow.
 """
 
 import re
@@ -59,6 +59,7 @@ def verdicts(result):
     return found
 
 
+@pytest.mark.slow
 def test_xdist_gives_the_verdicts_of_a_serial_run_and_one_matrix(pytester, project_on_path):
     pytester.makeini(f"""
         [pytest]
