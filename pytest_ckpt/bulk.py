@@ -9,6 +9,9 @@ they cost a few percent of it.  Other backends take the NumPy path.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import numpy as np
 
 from pytest_ckpt import compat, values
@@ -30,16 +33,19 @@ class BulkOps:
     :mod:`pytest_ckpt.values`); ``survived()`` says, per variable, whether the
     loading variable holds exactly the saving variable's value.
 
-    On TensorFlow the first round runs eagerly, op by op on the device (no
-    copy through NumPy); from the second reset on, both run as one compiled
-    function.  Tracing a function over hundreds of variables costs more than
-    a save, so variables used once (an optimizer built for a one-off
-    trainable set) are never compiled.
+    Both run on the device, in the backend's own terms: no copy through
+    NumPy.  On TensorFlow and JAX the first round runs op by op; from the
+    second reset on, both run as one compiled function (tracing hundreds of
+    variables costs more than a save, so variables used once, such as an
+    optimizer built for a one-off trainable set, are never compiled).
+    PyTorch runs them op by op, outside autograd.
     """
 
     def __init__(self, saved: list, loaded: list, dtypes: list[np.dtype]):
         self._saved, self._loaded, self._dtypes = saved, loaded, dtypes
-        self._tf = self._tf_ops()
+        self._kinds = [values.preload_kind(d) for d in dtypes]
+        self._eager, self._compile = self._tf_ops() or self._keras_ops() or (None, None)
+        self._compiled = None
         self._resets = 0
 
     def _tf_ops(self):
@@ -49,8 +55,6 @@ class BulkOps:
             return None
         import tensorflow as tf
 
-        kinds = [values.preload_kind(d) for d in self._dtypes]
-
         def preload(v, kind):
             if kind == values.INVERT:
                 return tf.logical_not(v)
@@ -59,37 +63,103 @@ class BulkOps:
             return tf.negative(v)
 
         def reset():
-            for s, l, kind in zip(svars, lvars, kinds):
+            for s, l, kind in zip(svars, lvars, self._kinds):
                 l.assign(preload(s, kind))
 
         def survived():
-            return tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)])
+            return tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)]).numpy()
 
-        return {"eager": (reset, survived), "compile": lambda: (
-            tf.function(reset, autograph=False), tf.function(survived, autograph=False))}
+        def compile():
+            run_reset = tf.function(reset, autograph=False)
+            run_survived = tf.function(
+                lambda: tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)]),
+                autograph=False)
+            return run_reset, lambda: run_survived().numpy()
+
+        return (reset, survived), compile
+
+    def _keras_ops(self):
+        """Keras 3 on JAX or PyTorch."""
+        everything = self._saved + self._loaded
+        if not everything or not all(hasattr(v, "value") and hasattr(v, "assign") for v in everything):
+            return None
+        import keras
+
+        ops, backend = keras.ops, keras.backend.backend()
+
+        def preload(v, kind):
+            if kind == values.INVERT:
+                return ops.logical_not(v)
+            if kind == values.ZERO:
+                return ops.zeros_like(v)
+            return ops.negative(v)
+
+        def reset():
+            with _no_autograd():
+                for s, l, kind in zip(self._saved, self._loaded, self._kinds):
+                    l.assign(preload(s.value, kind))
+
+        if backend == "torch":
+            import torch
+
+            def survived():
+                with torch.no_grad():
+                    return [torch.equal(s.value, l.value) for s, l in zip(self._saved, self._loaded)]
+
+            return (reset, survived), None
+
+        def survived():
+            flags = ops.stack([ops.all(ops.equal(s.value, l.value)) for s, l in zip(self._saved, self._loaded)])
+            return np.asarray(ops.convert_to_numpy(flags))
+
+        if backend != "jax":
+            return (reset, survived), None
+        import jax
+        import jax.numpy as jnp
+
+        def compile():
+            # JAX arrays are immutable: compute every pre-load value (or flag)
+            # in one jitted call, then hand the new arrays to the variables.
+            kinds = tuple(self._kinds)
+            negate = jax.jit(lambda xs: [preload(x, k) for x, k in zip(xs, kinds)])
+            equal = jax.jit(lambda a, b: jnp.stack([jnp.array_equal(x, y) for x, y in zip(a, b)]))
+
+            def run_reset():
+                for l, v in zip(self._loaded, negate([s.value for s in self._saved])):
+                    l.assign(v)
+
+            return run_reset, lambda: np.asarray(equal([s.value for s in self._saved],
+                                                       [l.value for l in self._loaded]))
+
+        return (reset, survived), compile
 
     def _ops(self):
-        ops = self._tf["eager"]
-        if self._resets > 1:
-            if "compiled" not in self._tf:
-                self._tf["compiled"] = self._tf["compile"]()
-            ops = self._tf["compiled"]
-        return ops
+        if self._resets > 1 and self._compile is not None:
+            if self._compiled is None:
+                self._compiled = self._compile()
+            return self._compiled
+        return self._eager
 
     def reset(self) -> None:
         self._resets += 1
-        if self._tf is not None:
-            with framework_chatter():
-                self._ops()[0]()
+        if self._eager is None:
+            for s, l in zip(self._saved, self._loaded):
+                l.assign(values.preload_values(read(s)))
             return
-        for s, l in zip(self._saved, self._loaded):
-            l.assign(values.preload_values(read(s)))
+        with framework_chatter():
+            self._ops()[0]()
 
     def survived(self) -> list[bool]:
-        if self._tf is not None:
-            with framework_chatter():
-                return [bool(x) for x in self._ops()[1]().numpy()]
-        return [_same(read(s), read(l)) for s, l in zip(self._saved, self._loaded)]
+        if self._eager is None:
+            return [_same(read(s), read(l)) for s, l in zip(self._saved, self._loaded)]
+        with framework_chatter():
+            return [bool(x) for x in self._ops()[1]()]
+
+
+def _no_autograd():
+    """PyTorch records every op on a trainable variable for backprop; these need none."""
+    torch = sys.modules.get("torch")
+    return torch.no_grad() if torch is not None else contextlib.nullcontext()
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

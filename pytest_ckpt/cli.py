@@ -318,8 +318,11 @@ def main(argv=None) -> int:
         tf_inputs = [is_tf_checkpoint(p) for p in paths]
         if not hasattr(os, "fork") or all(tf_inputs):
             return _run(args)
-        # A child that will use TensorFlow must not be forked from a process where TF runs threads.
-        return _isolated(args, argv, spawn=any(tf_inputs) and "tensorflow" in sys.modules)
+        # A fork can deadlock a child that uses a framework's threads: a child that will use
+        # TensorFlow is not forked from a process where TF runs, nor any child where JAX runs
+        # (JAX warns on every fork).  Those children are fresh interpreters instead.
+        spawn = "jax" in sys.modules or (any(tf_inputs) and "tensorflow" in sys.modules)
+        return _isolated(args, argv, spawn=spawn)
     except BrokenPipeError:  # `pytest-ckpt inspect big.h5 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

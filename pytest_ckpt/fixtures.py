@@ -204,7 +204,7 @@ def ckpt_tf_keras_models() -> dict[str, Callable]:
 
 class RegressionChecker:
     """``ckpt_regression.check(model, *, format=None, name=None, values="distinct",
-    examples=None, rtol=1e-6, atol=1e-6)``.
+    examples=None, masks=None, rtol=1e-6, atol=1e-6)``.
 
     With ``--ckpt-update`` it writes the golden; otherwise it loads it into
     ``model`` and fails the test with the report of any mismatch.
@@ -216,13 +216,13 @@ class RegressionChecker:
         self._count = 0
 
     def check(self, model, *, format: str | None = None, name: str | None = None,
-              values: str = "distinct", examples: int | None = None, rtol: float = 1e-6,
-              atol: float = 1e-6) -> None:
+              values: str = "distinct", examples: int | None = None, masks: str | None = None,
+              rtol: float = 1e-6, atol: float = 1e-6) -> None:
         __tracebackhide__ = True
         from pytest_ckpt.frameworks import TF_KERAS, framework_of
         from pytest_ckpt.golden import GoldenFolder, golden_location
         from pytest_ckpt.golden_check import check_golden, write_golden
-        from pytest_ckpt.options import parse_examples
+        from pytest_ckpt.options import parse_examples, parse_masks
 
         settings = self._state.settings
         self._count += 1
@@ -249,8 +249,9 @@ class RegressionChecker:
                             "pytest --ckpt-update (a run without it never writes goldens)",
                             pytrace=False)
             examples = parse_examples(examples) if examples is not None else settings.examples
+            masks = parse_masks(masks) if masks is not None else settings.masks
             mismatch = check_golden(model, folder, format_name=format, examples=examples, seed=seed,
-                                    rtol=rtol, atol=atol)
+                                    masks=masks, rtol=rtol, atol=atol)
         except CkptError as exc:
             pytest.fail(str(exc), pytrace=False)
         if mismatch is not None:

@@ -85,10 +85,10 @@ class GoldenVariable:
     name: str = ""  # the layer path it had when written, for people
 
 
-_FIELDS = ("framework", "backend", "keras_version", "format", "values", "checkpoint",
+_FIELDS = ("framework", "backend", "keras_version", "format", "values", "frozen", "checkpoint",
            "checkpoint_sha256", "outputs_sha256")
-# What a v1 manifest (before backends and distinct values) meant.
-_V1_DEFAULTS = {"backend": "tensorflow", "values": MODEL}
+# What a v1 manifest (before backends, distinct values and freeze states) meant.
+_V1_DEFAULTS = {"backend": "tensorflow", "values": MODEL, "frozen": ""}
 
 
 @dataclass
@@ -98,13 +98,16 @@ class Manifest:
     keras_version: str
     format: str
     values: str
+    # The layers frozen when it was written (outermost, as index paths "1.2,3"),
+    # for --ckpt-masks same.
+    frozen: str
     checkpoint: str
     checkpoint_sha256: str
     outputs_sha256: str
     variables: list[GoldenVariable] = field(default_factory=list)
 
     def dumps(self) -> str:
-        lines = [HEADER] + [f"{attr}: {getattr(self, attr)}" for attr in _FIELDS]
+        lines = [HEADER] + [f"{attr}: {getattr(self, attr)}".rstrip() for attr in _FIELDS]
         lines.append("# key\tshape\tdtype\tsha256\tname")
         for v in self.variables:
             shape = "x".join(map(str, v.shape)) or "scalar"
@@ -133,10 +136,10 @@ class Manifest:
                         raise ValueError("bad sha256")
                     variables.append(GoldenVariable(key, dims, dtype, sha, name))
                 else:
-                    name, sep, value = line.partition(": ")
+                    name, sep, value = line.partition(":")
                     if not sep:
                         raise ValueError("expected 'name: value'")
-                    fields[name] = value
+                    fields[name] = value.strip()
             except (ValueError, TypeError) as exc:
                 raise GoldenError(f"{path}, line {number}: cannot parse {line!r} ({exc})") from None
         missing = [k for k in _FIELDS if k not in fields]
@@ -144,7 +147,20 @@ class Manifest:
             raise GoldenError(f"{path}: missing field {missing[0]!r}")
         if fields["values"] not in (DISTINCT, MODEL):
             raise GoldenError(f"{path}: values must be {DISTINCT!r} or {MODEL!r}, got {fields['values']!r}")
+        try:
+            frozen_paths(fields["frozen"])
+        except ValueError:
+            raise GoldenError(f"{path}: frozen must be index paths like 1.2,3, got {fields['frozen']!r}") from None
         return cls(variables=variables, **{k: fields[k] for k in _FIELDS})
+
+
+def frozen_paths(text: str) -> list[tuple[int, ...]]:
+    """"1.2,3" -> [(1, 2), (3,)]; "" -> []; the root is "."."""
+    return [() if p == "." else tuple(int(i) for i in p.split(".")) for p in text.split(",") if p]
+
+
+def frozen_text(paths) -> str:
+    return ",".join("." if not p else ".".join(map(str, p)) for p in sorted(paths))
 
 
 def _atomic_write(path: Path, write) -> None:

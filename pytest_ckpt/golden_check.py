@@ -27,20 +27,23 @@ import numpy as np
 from pytest_ckpt import probe
 from pytest_ckpt.bulk import read
 from pytest_ckpt.chatter import framework_chatter
-from pytest_ckpt.comparison import ExpectedValues, VariableOutcome, classify, fingerprint
+from pytest_ckpt.comparison import NOT_LOADED, ExpectedValues, VariableOutcome, classify, fingerprint
 from pytest_ckpt.engine import describe, load_into
 from pytest_ckpt.errors import CkptError
 from pytest_ckpt.formats import get_format
 from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.golden import (DISTINCT, GOLDEN_FORMATS, MODEL, GoldenError, GoldenFolder, GoldenVariable,
-                                Manifest, variable_records)
-from pytest_ckpt.masks import SAME, FreezeMask, TrainableState
+                                Manifest, frozen_paths, frozen_text, variable_records)
+from pytest_ckpt.masks import INDEPENDENT, SAME, FreezeMask, TrainableState, current_mask
+from pytest_ckpt.optimizer_state import (OPTIMIZER, attach_fresh_optimizer, fill_distinct, is_compiled,
+                                         slots_of)
 from pytest_ckpt.tempfiles import workdir
 from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
 MAX_ROWS = 40
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
+OPTIMIZER_PREFIX = f"{OPTIMIZER}:"
 
 
 def keras_version(model) -> str:
@@ -62,16 +65,43 @@ def golden_values(entries) -> list[np.ndarray]:
 
 @contextmanager
 def preserved(tree: LayerTree):
-    """The model's values and trainable flags, as they were, afterwards."""
+    """The model's values, trainable flags and optimizer, as they were, afterwards."""
     flags = TrainableState.of(tree)
     entries = tree.variables()
     before = [read(e.variable) for e in entries]
+    optimizer = getattr(tree.model, "optimizer", None)
     try:
         yield entries
     finally:
         for e, value in zip(entries, before):
             e.variable.assign(value)
         flags.restore(tree)
+        if optimizer is not None:
+            tree.model.optimizer = optimizer
+
+
+def _optimizer_slots(tree: LayerTree, values: str | None) -> list:
+    """The optimizer's variables for a golden: a fresh optimizer for the trainable
+    variables now, with distinct values (or, with ``values="model"``, the model's
+    own optimizer if it has been built)."""
+    if not is_compiled(tree.model):
+        return []
+    if values == MODEL and tree.model.optimizer.built:
+        return slots_of(tree)
+    slots = attach_fresh_optimizer(tree)
+    if values == DISTINCT:
+        fill_distinct(slots)
+    return slots
+
+
+def _matches(got: np.ndarray, record: GoldenVariable) -> bool:
+    """Exactly the golden's value.  The one tolerance: an integer's width (the
+    optimizer's iterations is int64 on TensorFlow, int32 on JAX and PyTorch)."""
+    if fingerprint(got) == record.sha256:
+        return True
+    widths = {"int32", "int64"}
+    return (str(got.dtype) in widths and record.dtype in widths and str(got.dtype) != record.dtype
+            and fingerprint(got.astype(record.dtype)) == record.sha256)
 
 
 def _flatten(structure, leaves: dict[str, np.ndarray]):
@@ -125,6 +155,7 @@ def write_golden(model, folder: GoldenFolder, format_name: str, *, values: str =
             for e, value in zip(entries, golden_values(entries)):
                 e.variable.assign(value)
         written = [read(e.variable) for e in entries]
+        slots = _optimizer_slots(tree, values)
         source = fmt.path_in(wd)
         try:
             fmt.save(model, source)
@@ -136,8 +167,12 @@ def write_golden(model, folder: GoldenFolder, format_name: str, *, values: str =
         except Exception as exc:
             raise GoldenError(f"cannot write a golden in format {format_name} for this model: "
                               f"{type(exc).__name__}: {str(exc)[:300]}") from None
-        manifest = Manifest(framework, backend, keras_version(model), format_name, values, "", "", "",
-                            variable_records(entries, written))
+        records = variable_records(entries, written) + [
+            GoldenVariable(slot.key, tuple(slot.variable.shape), str(numpy_dtype(slot.variable)),
+                           fingerprint(read(slot.variable)), slot.display) for slot in slots]
+        frozen = frozen_text(current_mask(tree).frozen)
+        manifest = Manifest(framework, backend, keras_version(model), format_name, values, frozen,
+                            "", "", "", records)
         leaves: dict[str, np.ndarray] = {}
         spec = _flatten(inputs, leaves)
         arrays = {**leaves, STRUCTURE: np.array(json.dumps(spec)), **outputs}
@@ -207,7 +242,7 @@ class GoldenResult:
 
 
 def _structure(entries, manifest: Manifest, result: GoldenResult) -> None:
-    golden = {v.key: v for v in manifest.variables}
+    golden = {v.key: v for v in manifest.variables if not v.key.startswith(OPTIMIZER_PREFIX)}
     current = {e.key: e for e in entries}
     result.missing = [v for k, v in golden.items() if k not in current]
     result.new = [f"{e.key} ({e.display}) {e.shape}" for k, e in current.items() if k not in golden]
@@ -216,9 +251,35 @@ def _structure(entries, manifest: Manifest, result: GoldenResult) -> None:
                        if k in golden and (golden[k].shape != e.shape or golden[k].dtype != e.dtype)]
 
 
+def _compare_optimizer(slots, golden, expected, preloads) -> list[VariableOutcome]:
+    """Slots the golden holds must come back; a slot of a variable that was not
+    trainable when the golden was written must not receive any golden value."""
+    outcomes, present = [], set()
+    for slot in slots:
+        present.add(slot.key)
+        got = read(slot.variable)
+        record = golden.get(slot.key)
+        if record is not None and _matches(got, record):
+            continue
+        if record is not None or expected.sources(got, skip=slot.key):
+            outcomes.append(classify(key=slot.key, display=slot.display, got=got,
+                                     preload=preloads.get(slot.key), expected=expected, kind=OPTIMIZER))
+    for key, record in golden.items():
+        if key.startswith(OPTIMIZER_PREFIX) and key not in present and "/" not in key.removeprefix(OPTIMIZER_PREFIX):
+            # iterations, learning rate...: every optimizer has them
+            outcomes.append(VariableOutcome(key=key, display=record.name, shape=record.shape,
+                                            dtype=record.dtype, verdict=NOT_LOADED, kind=OPTIMIZER))
+    return outcomes
+
+
 def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None, examples: int,
-                 seed=None, rtol: float = 1e-6, atol: float = 1e-6) -> GoldenResult | None:
-    """Load the golden into ``model`` under fixed and drawn masks; the minimal mismatch, or None."""
+                 seed=None, masks: str = INDEPENDENT, rtol: float = 1e-6,
+                 atol: float = 1e-6) -> GoldenResult | None:
+    """Load the golden into ``model`` under fixed and drawn masks; the minimal mismatch, or None.
+
+    With ``masks="same"`` it loads under the freeze state the golden was
+    written with, only: a regression test of the format itself.
+    """
     from pytest_ckpt.driver import search
     from pytest_ckpt.fixed_pairs import fixed_pairs
     from pytest_ckpt.strategies import freeze_masks
@@ -238,6 +299,9 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
             return result  # structural: no mask changes that
         golden = {v.key: v for v in manifest.variables}
         expected = ExpectedValues((v.key, v.name, v.sha256) for v in manifest.variables)
+        compiled = is_compiled(model) and any(k.startswith(OPTIMIZER_PREFIX) for k in golden)
+        rng = np.random.default_rng(20261130)
+        slot_preloads: dict[str, np.ndarray] = {}
         if manifest.values == DISTINCT:
             before = [preload_values(v) for v in golden_values(entries)]
         else:  # the golden's values are unknown here: random negatives cannot be among them
@@ -251,9 +315,18 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
                               "run pytest --ckpt-update to write it again") from None
         stored = {k: v for k, v in arrays.items() if k.startswith("output")}
 
+        slots: list = []
+
         def prepare():
             for e, value in zip(entries, before):
                 e.variable.assign(value)
+            if compiled:  # under the load mask: an optimizer for what is trainable now
+                slots[:] = attach_fresh_optimizer(tree)
+                for slot in slots:
+                    if slot.key not in slot_preloads:  # negative: never a golden value
+                        shape, dtype = tuple(slot.variable.shape), numpy_dtype(slot.variable)
+                        slot_preloads[slot.key] = preload_values(distinct_values([(shape, dtype)], rng)[0])
+                    slot.variable.assign(slot_preloads[slot.key])
 
         def run(load_mask):
             loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare)
@@ -261,9 +334,11 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
                                  load_error=loaded.error, warnings=loaded.warnings)
             for e, pre in zip(entries, before):
                 got = read(e.variable)
-                if fingerprint(got) != golden[e.key].sha256:
+                if not _matches(got, golden[e.key]):
                     found.outcomes.append(classify(key=e.key, display=e.display, got=got, preload=pre,
                                                    expected=expected))
+            if compiled:
+                found.outcomes += _compare_optimizer(slots, golden, expected, slot_preloads)
             if found.ok:
                 try:
                     with framework_chatter():
@@ -274,7 +349,13 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
                 found.output_differences = probe.differences(stored, now, rtol=rtol, atol=atol)
             return found
 
-        masks = [load for _, load in fixed_pairs(tree, tree, SAME)]
-        outcome = search(run, fixed=[{"load_mask": m} for m in masks],
-                         strategies={"load_mask": freeze_masks(tree)}, examples=examples, seed=seed)
+        if masks == SAME:
+            written = FreezeMask.from_paths(tree, [p for p in frozen_paths(manifest.frozen)
+                                                   if p in {n.index_path for n in tree.nodes}])
+            outcome = search(run, fixed=[{"load_mask": written}], strategies={"load_mask": freeze_masks(tree)},
+                             examples=1, seed=seed, generate=False)
+        else:
+            fixed = [load for _, load in fixed_pairs(tree, tree, SAME)]
+            outcome = search(run, fixed=[{"load_mask": m} for m in fixed],
+                             strategies={"load_mask": freeze_masks(tree)}, examples=examples, seed=seed)
         return outcome.failure

@@ -54,6 +54,14 @@ def verdict_word(outcome) -> str:
     return "FAIL: " + ", ".join(words)
 
 
+def excluded_note(outcome) -> str | None:
+    if not outcome.excluded:
+        return None
+    from pytest_ckpt.unsaved import describe
+
+    return describe(outcome.excluded)
+
+
 class CheckItem(_CkptNode, pytest.Item):
     """One factory (or one migration pair) in one format."""
 
@@ -109,14 +117,15 @@ class CheckItem(_CkptNode, pytest.Item):
             raise ReportedFailure(str(exc)) from None
         self.user_properties += [("ckpt_verdict", verdict_word(outcome)),
                                  ("ckpt_examples_run", str(outcome.examples_run))]
-        if outcome.outputs_note:
-            self.user_properties.append(("ckpt_note", outcome.outputs_note))
+        notes = [n for n in (outcome.outputs_note, excluded_note(outcome)) if n]
+        if notes:
+            self.user_properties.append(("ckpt_note", "; ".join(notes)))
         if outcome.failure is not None:
             show = render_resume if self.kind == "resume" else render
             raise ReportedFailure(show(outcome.failure, seed=session.seed,
                                        reproduce=self.reproduce_command(),
                                        not_reproducible=outcome.not_reproducible,
-                                       notes=self.seed_notes()))
+                                       notes=tuple(notes) + self.seed_notes()))
 
     def seed_notes(self) -> tuple[str, ...]:
         session = self.config.stash[SESSION_KEY]

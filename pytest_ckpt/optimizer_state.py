@@ -21,6 +21,7 @@ weights (see :mod:`pytest_ckpt.values`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,26 @@ def slots_of(tree: LayerTree) -> list[Slot]:
     return slots
 
 
+def _offset(kinds: dict[str, int], kind: str) -> float:
+    rank = kinds.setdefault(kind, len(kinds))
+    return 2.0 * (rank + 1)
+
+
+def fill_distinct(slots: list[Slot], offset=None) -> None:
+    """Every optimizer variable a distinct value (see the module docstring): a slot
+    its variable's value plus its kind's offset; the rest seeded by their key."""
+    if offset is None:
+        kinds: dict[str, int] = {}
+        offset = lambda kind: _offset(kinds, kind)  # noqa: E731
+    for slot in slots:
+        if slot.owner is not None:
+            slot.variable.assign(slot.owner + offset(slot.kind))
+        else:
+            seed = int.from_bytes(hashlib.sha256(slot.key.encode()).digest()[:8], "big")
+            shape, dtype = tuple(slot.variable.shape), numpy_dtype(slot.variable)
+            slot.variable.assign(distinct_values([(shape, dtype)], np.random.default_rng(seed))[0])
+
+
 @dataclass
 class _Built:
     """One side's optimizer, built for one set of trainable variables."""
@@ -106,9 +127,8 @@ class OptimizerCheck:
     loading side's are reset before every load).
     """
 
-    def __init__(self, saver: LayerTree, loader: LayerTree, seed: int):
+    def __init__(self, saver: LayerTree, loader: LayerTree):
         self.saver, self.loader = saver, loader
-        self._seed = seed
         self._kinds: dict[str, int] = {}
         self._save_side: _Built | None = None
         self._load_side: _Built | None = None
@@ -120,8 +140,7 @@ class OptimizerCheck:
         return {s.key: s for s in self._save_side.slots}
 
     def _offset(self, kind: str) -> float:
-        rank = self._kinds.setdefault(kind, len(self._kinds))
-        return 2.0 * (rank + 1)
+        return _offset(self._kinds, kind)
 
     def prepare_save(self) -> None:
         """Under the save mask: an optimizer for the trainable variables, every variable a distinct value."""
@@ -131,14 +150,7 @@ class OptimizerCheck:
             return
         self._save_side = None  # let the old one go before building the next
         slots = attach_fresh_optimizer(self.saver)
-        loose = [s for s in slots if s.owner is None]
-        rng = np.random.default_rng(self._seed)
-        given = distinct_values([(tuple(s.variable.shape), numpy_dtype(s.variable)) for s in loose], rng)
-        for slot, value in zip(loose, given):
-            slot.variable.assign(value)
-        for slot in slots:
-            if slot.owner is not None:
-                slot.variable.assign(slot.owner + self._offset(slot.kind))
+        fill_distinct(slots, self._offset)
         self._save_side = _Built(trainable, self.saver.model.optimizer, slots)
         self._expected = None
 

@@ -146,12 +146,11 @@ def outputs(model, inputs) -> dict[str, np.ndarray]:
 
 
 def _numpy(tensor) -> np.ndarray:
-    try:
+    if hasattr(tensor, "detach"):  # PyTorch: outputs carry the autograd graph
+        return tensor.detach().cpu().numpy()
+    if hasattr(tensor, "numpy"):  # TensorFlow
         return np.asarray(tensor.numpy())
-    except AttributeError:
-        import keras
-
-        return np.asarray(keras.ops.convert_to_numpy(tensor))
+    return np.asarray(tensor)  # JAX arrays, NumPy
 
 
 def differences(expected: dict[str, np.ndarray], got: dict[str, np.ndarray], *,

@@ -93,8 +93,8 @@ class CheckOutcome:
     not_reproducible: bool = False
     # Why the outputs were not compared, when they could not be.
     outputs_note: str | None = None
-    # Variables left out of the exact comparison, and why (seed generators).
-    excluded: list[str] = field(default_factory=list)
+    # Variables left out of the exact comparison: (path, reason), see unsaved.py.
+    excluded: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -10,12 +10,14 @@ from pytest_ckpt.session import CkptSession
 
 def matrix(records) -> str:
     """A Markdown grid: one row per factory, one column per format, verdict words in the cells."""
-    formats: list[str] = []
+    from pytest_ckpt.formats import format_names
+
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for r in records:
-        if r.format not in formats:
-            formats.append(r.format)
         rows.setdefault((r.kind, r.factory), {})[r.format] = r.verdict
+    seen = {r.format for r in records}
+    # Columns in the one order formats have everywhere, whatever order xdist reported them in.
+    formats = [f for f in format_names() if f in seen] + sorted(seen - set(format_names()))
     lines = ["| check | factory | " + " | ".join(formats) + " |",
              "|---|---|" + "---|" * len(formats)]
     for (kind, factory), cells in rows.items():

@@ -176,3 +176,33 @@ def compiled_functional():
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
     model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
     return model
+
+
+@keras.saving.register_keras_serializable(package="pytest_ckpt_tests")
+class Scaled(keras.layers.Layer):
+    """Multiplies by a constant chosen when the model is built: state that is no variable."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def call(self, x):
+        return x * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def data_dependent_constant():
+    """A constant computed from data at build time (a temperature, a threshold): no weights
+    format stores it, so a build with other data computes other outputs.  load_model
+    restores it from the layer's config."""
+    scale = 1.0 + np.random.default_rng().random()
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, Scaled(scale)(keras.layers.Dense(2)(inputs)))
+
+
+def with_dropout():
+    """A Dropout layer: its seed generator's state is a variable no format saves."""
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dropout(0.5),
+                             keras.layers.Dense(2)])

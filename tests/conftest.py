@@ -16,3 +16,19 @@ def project_on_path(monkeypatch):
     """Subprocesses started by pytester import ``tests.cases`` from the project root."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+
+
+# What this environment can check: the suite runs on every Keras 3 backend.
+def _backend():
+    from pytest_ckpt.frameworks import configured_backend
+
+    return configured_backend()
+
+
+BACKEND = _backend()
+ON_TENSORFLOW = BACKEND == "tensorflow"
+needs_tensorflow_backend = pytest.mark.skipif(
+    not ON_TENSORFLOW, reason=f"tf.train.Checkpoint needs the TensorFlow backend (Keras runs on {BACKEND})")
+needs_tensorflow_installed = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("tensorflow") is None,
+    reason="Keras's StringLookup needs TensorFlow installed, whatever the backend")

@@ -19,6 +19,7 @@ from pytest_ckpt.strategies import freeze_masks
 from pytest_ckpt.tree import LayerTree
 
 from tests import cases
+from tests.conftest import BACKEND
 
 NOTHING = FreezeMask.nothing()
 
@@ -167,7 +168,7 @@ def test_a_factory_that_returns_models_frozen_gets_that_state_among_the_fixed_pa
     assert (own, NOTHING) in fixed_pairs(tree, tree, "independent")
 
 
-@pytest.mark.parametrize("fmt", applicable("keras3", "tensorflow"))
+@pytest.mark.parametrize("fmt", applicable("keras3", BACKEND))
 def test_nothing_frozen_survives_in_every_format(pairs, fmt, tmp_path):
     result = run(pairs(models.classic_functional), fmt, NOTHING, NOTHING, tmp_path)
     assert result.ok, result.summary()
@@ -227,8 +228,20 @@ def test_sharded_format_writes_several_shards(pairs, tmp_path):
     assert len([p for p in tmp_path.iterdir() if p.suffix == ".h5"]) >= 2
 
 
-def test_temp_files_are_removed_after_each_example(pairs, tmp_path):
-    run(pairs(models.swap_prone_nested), "keras", NOTHING, NOTHING, tmp_path)
+def test_one_saved_file_at_a_time_reused_for_the_same_save_mask_but_not_on_replay(pairs, tmp_path):
+    pair = pairs(models.swap_prone_nested)
+    engine = RoundTrip(pair, "keras", tmp_path)
+    first = FreezeMask.from_paths(pair.saver, [(1, 1)])
+    assert engine.run(NOTHING, NOTHING).ok
+    (saved,) = tmp_path.iterdir()
+    assert engine.run(NOTHING, first).ok
+    assert list(tmp_path.iterdir()) == [saved]  # the same save mask: the same file, loaded again
+    assert engine.run(NOTHING, first).ok  # the same example again (a replay): saved afresh
+    (fresh,) = tmp_path.iterdir()
+    assert fresh != saved
+    engine.run(first, NOTHING)
+    assert len(list(tmp_path.iterdir())) == 1  # a new save mask replaces the file
+    engine.forget_file()
     assert list(tmp_path.iterdir()) == []
 
 

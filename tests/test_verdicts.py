@@ -12,6 +12,8 @@ from pytest_ckpt.engine import check_format
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.report import diagnose, render
 
+from tests.conftest import ON_TENSORFLOW, needs_tensorflow_backend, needs_tensorflow_installed
+
 M = "pytest_ckpt.models"
 C = "tests.cases"
 SEEDS = range(5)
@@ -38,7 +40,8 @@ def test_nested_models_fail_under_h5(factory):
     assert not check(f"{M}:{factory}", "h5").passed
 
 
-@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "keras-sharded", "tf-checkpoint", "keras-model"])
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "keras-sharded", "keras-model"] +
+                         (["tf-checkpoint"] if ON_TENSORFLOW else []))
 def test_nested_twins_survive_formats_that_key_by_path(fmt):
     assert check(f"{M}:swap_prone_nested", fmt).passed
 
@@ -60,6 +63,7 @@ def test_reused_backbone_is_refused_not_passed():
         check(f"{C}:reused_backbone", "h5")
 
 
+@needs_tensorflow_backend
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_statistics_cached_at_adapt_are_not_restored_by_tf_checkpoint(seed):
     failure = check(f"{C}:adapted_normalization", "tf-checkpoint", seed).failure
@@ -71,16 +75,25 @@ def test_statistics_cached_at_adapt_are_not_restored_by_tf_checkpoint(seed):
 @pytest.mark.parametrize("factory, fmt", [
     (f"{C}:adapted_normalization", "keras-weights"),
     (f"{C}:adapted_normalization", "h5"),
-    (f"{C}:fixed_normalization", "tf-checkpoint"),
-    (f"{C}:fixed_string_lookup", "keras-weights"),
-    (f"{C}:adapted_string_lookup", "keras-model"),
+    pytest.param(f"{C}:fixed_normalization", "tf-checkpoint", marks=needs_tensorflow_backend),
+    pytest.param(f"{C}:fixed_string_lookup", "keras-weights", marks=needs_tensorflow_installed),
+    pytest.param(f"{C}:adapted_string_lookup", "keras-model", marks=needs_tensorflow_installed),
+    (f"{C}:data_dependent_constant", "keras-model"),
 ])
 def test_state_outside_variables_that_is_restored_or_identical_passes(factory, fmt):
     outcome = check(factory, fmt)
     assert outcome.passed and outcome.outputs_note is None
 
 
-@pytest.mark.parametrize("fmt", ["keras-weights", "h5", "tf-checkpoint"])
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras", "h5"])
+def test_a_constant_that_differs_between_builds_is_caught_on_every_backend(fmt):
+    failure = check(f"{C}:data_dependent_constant", fmt).failure
+    assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
+    assert "state outside the variables" in diagnose(failure)[0]
+
+
+@needs_tensorflow_installed
+@pytest.mark.parametrize("fmt", ["keras-weights", "h5"] + (["tf-checkpoint"] if ON_TENSORFLOW else []))
 def test_a_vocabulary_that_differs_between_builds_is_never_restored_by_load_weights(fmt):
     failure = check(f"{C}:adapted_string_lookup", fmt).failure
     assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}

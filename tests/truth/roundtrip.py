@@ -183,9 +183,18 @@ def read(v):
 
 
 def write(v, value):
-    import tensorflow as tf
+    if framework_of_variable(v) == "tf-keras":
+        import tensorflow as tf
 
-    v.assign(tf.cast(tf.constant(value), dtype_name(v)))
+        v.assign(tf.cast(tf.constant(value), dtype_name(v)))
+    else:  # Keras 3 on any backend
+        import keras
+
+        v.assign(keras.ops.cast(value, dtype_name(v)))
+
+
+def framework_of_variable(v):
+    return "tf-keras" if type(v).__module__.startswith("tensorflow") else "keras3"
 
 
 def random_value(v, rng, used):
@@ -283,11 +292,27 @@ def probe_inputs(model, rng):
 
 
 def outputs(model, probes):
-    import tensorflow as tf
+    y = model(probes if len(probes) > 1 else probes[0], training=False)
+    flat = []
 
-    x = [tf.constant(p) for p in probes]
-    y = model(x if len(x) > 1 else x[0], training=False)
-    return [np.asarray(t).astype(np.float64) for t in tf.nest.flatten(y)]
+    def walk(value):
+        if isinstance(value, dict):
+            for k in sorted(value):
+                walk(value[k])
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        else:
+            flat.append(value)
+
+    walk(y)
+    return [to_numpy(t).astype(np.float64) for t in flat]
+
+
+def to_numpy(t):
+    if hasattr(t, "detach"):  # PyTorch
+        t = t.detach().cpu()
+    return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
 
 
 def compile_model(model, framework):

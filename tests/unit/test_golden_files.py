@@ -6,7 +6,7 @@ import pytest
 
 from pytest_ckpt.chatter import without_startup_noise
 from pytest_ckpt.golden import (DISTINCT, HEADER, GoldenError, GoldenVariable, Manifest, encode,
-                                golden_location)
+                                frozen_paths, frozen_text, golden_location)
 
 
 def test_folder_name_encoding_is_injective_on_the_classic_collisions():
@@ -26,7 +26,7 @@ def test_location_has_one_level_per_class_and_the_check_last():
 
 
 def manifest():
-    return Manifest("keras3", "tensorflow", "3.15.1", "keras-weights", DISTINCT, "checkpoint.weights.h5",
+    return Manifest("keras3", "tensorflow", "3.15.1", "keras-weights", DISTINCT, "1.2,.", "checkpoint.weights.h5",
                     "a" * 64, "b" * 64, [GoldenVariable("1:Dense/kernel", (4, 3), "float32", "c" * 64,
                                                         "dense/kernel"),
                                          GoldenVariable("~0/step", (), "int64", "d" * 64)])
@@ -40,18 +40,25 @@ def test_manifest_round_trip(tmp_path):
 
 def test_v1_manifests_still_read_as_model_values_on_tensorflow(tmp_path):
     text = manifest().dumps().replace(HEADER, "# pytest-ckpt golden manifest v1")
-    text = "\n".join(line for line in text.splitlines() if not line.startswith(("backend:", "values:")))
+    text = "\n".join(line for line in text.splitlines()
+                     if not line.startswith(("backend:", "values:", "frozen:")))
     path = tmp_path / "manifest.txt"
     path.write_text(text + "\n")
     old = Manifest.load(path)
-    assert (old.backend, old.values) == ("tensorflow", "model")
+    assert (old.backend, old.values, old.frozen) == ("tensorflow", "model", "")
+
+
+def test_frozen_paths_round_trip():
+    assert frozen_paths(frozen_text([(3,), (), (1, 2)])) == [(), (1, 2), (3,)]
+    assert frozen_paths("") == []
 
 
 @pytest.mark.parametrize("damage, message", [
     (lambda t: "hello\n", "not a pytest-ckpt manifest"),
     (lambda t: t.replace("values: distinct", "values: some"), "values must be"),
     (lambda t: t.replace("format: keras-weights\n", ""), "missing field 'format'"),
-    (lambda t: t.replace("4x3", "four"), "line 11: cannot parse"),
+    (lambda t: t.replace("4x3", "four"), "line 12: cannot parse"),
+    (lambda t: t.replace("frozen: 1.2,.", "frozen: one"), "frozen must be index paths"),
 ])
 def test_damaged_manifests_name_the_file_and_line(tmp_path, damage, message):
     path = tmp_path / "manifest.txt"

@@ -61,13 +61,13 @@ def test_item_seeds_derive_from_the_session_seed_and_node_id():
     assert CkptSession(Settings(), explicit_seed=6).seed_for("x::h5") != a.seed_for("x::h5")
 
 
-def test_matrix_is_a_factory_by_format_grid():
+def test_matrix_is_a_factory_by_format_grid_in_the_formats_own_order():
     table = matrix([ItemRecord("roundtrip", "m:f", "h5", "FAIL: swapped"),
                     ItemRecord("roundtrip", "m:f", "keras", "pass"),
                     ItemRecord("roundtrip", "m:g", "keras", "pass")])
     assert table.splitlines() == [
-        "| check | factory | h5 | keras |",
+        "| check | factory | keras | h5 |",
         "|---|---|---|---|",
-        "| roundtrip | `m:f` | FAIL: swapped | pass |",
-        "| roundtrip | `m:g` |  | pass |",
+        "| roundtrip | `m:f` | pass | FAIL: swapped |",
+        "| roundtrip | `m:g` | pass |  |",
     ]
