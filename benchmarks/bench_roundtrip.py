@@ -1,7 +1,8 @@
 """Side-by-side benchmarks of pytest-ckpt against bare Keras, measured in one run.
 
-    python benchmarks/bench_roundtrip.py            # everything (about 10 minutes on 2 cores)
-    python benchmarks/bench_roundtrip.py example    # one section: example, memory, idle, xdist
+    python benchmarks/bench_roundtrip.py            # everything (about 40 minutes on 2 cores)
+    python benchmarks/bench_roundtrip.py example    # sections: example, compiled, resume, verdict,
+                                                    # scaling, memory, idle, xdist
 
 Prints ratios, never asserts: the machines are noisy, so the two sides of
 every ratio are measured alternately in the same run.
@@ -17,6 +18,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PY = sys.executable
@@ -35,7 +38,7 @@ def _median_pair(run_a, run_b, repeats):
     return statistics.median(a), statistics.median(b)
 
 
-def per_example(repeats: int = 7) -> None:
+def per_example(repeats: int = 11) -> None:
     """Engine's per-example cost vs bare save + load_weights of the same models."""
     import logging
     import warnings
@@ -51,8 +54,11 @@ def per_example(repeats: int = 7) -> None:
     mb = pair.parameter_bytes / 2**20
     print(f"model: {FACTORY}, {len(pair.saved)} variables, {mb:.0f} MiB of weights")
     tmp = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
+    import keras
+
+    print(f"backend: {keras.backend.backend()}")
     for name in ("keras-weights", "h5"):
-        fmt = get_format(name)
+        fmt = get_format(name, backend=keras.backend.backend())
         engine = RoundTrip(pair, name, tmp)
         bare_path = fmt.path_in(tmp)
 
@@ -61,14 +67,26 @@ def per_example(repeats: int = 7) -> None:
             fmt.load(pair.loader.model, bare_path)
             bare_path.unlink()
 
+        def bare_checked():
+            # What a careful user's script does: save, load, check every variable.
+            fmt.save(pair.saver.model, bare_path)
+            fmt.load(pair.loader.model, bare_path)
+            assert all(np.array_equal(keras.ops.convert_to_numpy(a.variable),
+                                      keras.ops.convert_to_numpy(b.variable))
+                       for a, b in zip(pair.saved, pair.loaded))
+            bare_path.unlink()
+
         def ours():
             assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
 
-        ours()  # warm-up both paths once
+        ours()  # warm-up every path once
         bare()
+        bare_checked()
         t_ours, t_bare = _median_pair(ours, bare, repeats)
+        t_ours2, t_checked = _median_pair(ours, bare_checked, repeats)
         print(f"per-example [{name}]: engine {t_ours:.3f}s vs bare save+load {t_bare:.3f}s "
-              f"-> {t_ours / t_bare:.3f}x (target <= 1.15x)")
+              f"-> {t_ours / t_bare:.3f}x; vs bare save+load+compare {t_checked:.3f}s -> "
+              f"{t_ours2 / t_checked:.3f}x (target <= 1.15x)")
 
 
 MEMORY_OURS = """
@@ -144,8 +162,8 @@ def idle(repeats: int = 15) -> None:
               f"-p no:ckpt {without:.3f}s -> +{(with_plugin / without - 1) * 100:.1f}% (target < 5%)")
 
 
-def xdist() -> None:
-    """Wall time of --ckpt-roundtrip -n 2 vs -n 0 on 4 factories x 2 formats."""
+def xdist(repeats: int = 3) -> None:
+    """Wall time of --ckpt-roundtrip -n 2 vs -n 0 on 4 factories x 3 formats x 10 examples."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "pytest.ini").write_text(textwrap.dedent("""
             [pytest]
@@ -154,8 +172,8 @@ def xdist() -> None:
                 pytest_ckpt.models:classic_functional
                 pytest_ckpt.models:attention_model
                 pytest_ckpt.models:lstm_model
-            ckpt_formats = keras-weights, keras
-            ckpt_examples = 30
+            ckpt_formats = keras-weights, keras, h5
+            ckpt_examples = 10
         """))
 
         def run(n):
@@ -163,9 +181,143 @@ def xdist() -> None:
                                            "-p", "no:cacheprovider", "--hypothesis-seed=1"],
                                           cwd=tmp, stdout=subprocess.DEVNULL)
 
-        serial, parallel = _median_pair(run("0"), run("2"), 3)
-        print(f"xdist: 8 items, -n 0 {serial:.1f}s vs -n 2 {parallel:.1f}s -> "
-              f"speed-up {serial / parallel:.2f}x on {os.cpu_count()} cores")
+        serial, parallel = _median_pair(run("0"), run("2"), repeats)
+        print(f"xdist: 12 items (4 factories x 3 formats x 10 examples), -n 0 {serial:.1f}s vs "
+              f"-n 2 {parallel:.1f}s -> speed-up {serial / parallel:.2f}x on {os.cpu_count()} cores "
+              "(target >= 1.6x)")
+
+
+def verdict(repeats: int = 3) -> None:
+    """Time to a failing full-size item's report, beyond a 1-example run, vs the per-example floor."""
+    import xml.etree.ElementTree as ET
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "pytest.ini").write_text(f"[pytest]\nckpt_models = {FACTORY}\nckpt_formats = h5\n")
+        runs: dict[str, list] = {"20": [], "1": []}
+
+        def run(examples):
+            def go():
+                junit = Path(tmp, f"junit-{examples}.xml")
+                subprocess.run([PY, "-m", "pytest", "--ckpt-roundtrip", "-q", "-p", "no:cacheprovider",
+                                f"--ckpt-examples={examples}", "--hypothesis-seed=1",
+                                f"--junitxml={junit}"], cwd=tmp, stdout=subprocess.DEVNULL)
+                props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
+                runs[examples].append(props)
+            return go
+
+        full, one = _median_pair(run("20"), run("1"), repeats)
+    floor = _floor_per_example("h5")
+    props = runs["20"][-1]
+    print(f"time to verdict [{FACTORY}, h5, 20 examples]: {full:.1f}s vs a 1-example run {one:.1f}s: "
+          f"{full - one:+.1f}s beyond it = {(full - one) / floor:+.1f}x the bare per-example floor "
+          f"({floor:.3f}s; target <= 20x); verdict {props.get('ckpt_verdict')} after "
+          f"{props.get('ckpt_examples_run')} examples")
+
+
+def _floor_per_example(name: str) -> float:
+    """Bare save + load + compare of the full-size model, median of 5, in a fresh process."""
+    code = textwrap.dedent(f"""
+        import os, statistics, tempfile, time
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import keras, numpy as np
+        from pytest_ckpt import models
+        from pytest_ckpt.formats import get_format
+        fmt = get_format("{name}", backend=keras.backend.backend())
+        a, b = models.resnet50_nested(), models.resnet50_nested()
+        path = fmt.path_in(tempfile.mkdtemp())
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            fmt.save(a, path)
+            fmt.load(b, path)
+            all(np.array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y))
+                for x, y in zip(a.weights, b.weights))
+            times.append(time.perf_counter() - t)
+        print(statistics.median(times))
+    """)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+SCALING = ("params_1m", "params_10m", "params_30m", "params_100m", "params_30m_compiled")
+
+SCALING_OURS = """
+import os, sys, tempfile
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+sys.path.insert(0, {bench!r})
+from pytest_ckpt.engine import ModelPair, RoundTrip, check_outputs
+from pytest_ckpt.masks import FreezeMask
+from pytest_ckpt.tempfiles import workdir
+pair = ModelPair("scaling_models:{factory}")
+with workdir({tmp!r}) as wd:
+    check_outputs(pair, "keras-weights", wd)
+    pair.fill()
+    engine = RoundTrip(pair, "keras-weights", wd)
+    for _ in range(2):
+        engine.run(FreezeMask.nothing(), FreezeMask.nothing())
+"""
+
+SCALING_BARE = """
+import os, sys, tempfile
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+sys.path.insert(0, {bench!r})
+import scaling_models
+a, b = scaling_models.{factory}(), scaling_models.{factory}()
+for m in (a, b):
+    if getattr(m, "optimizer", None) is not None:
+        m.optimizer.build(m.trainable_variables)
+path = os.path.join(tempfile.mkdtemp(dir={tmp!r}), "x.weights.h5")
+for _ in range(2):
+    a.save_weights(path)
+    b.load_weights(path)
+"""
+
+
+def scaling(repeats: int = 3) -> None:
+    """Per-example cost and peak RSS vs bare Keras as models grow (keras-weights)."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    bench = str(Path(__file__).resolve().parent)
+    sys.path.insert(0, bench)
+    from pytest_ckpt.engine import ModelPair, RoundTrip
+    from pytest_ckpt.formats import get_format
+    from pytest_ckpt.masks import FreezeMask
+
+    print("| model | parameters | per example: ours / bare | ratio | peak RSS: ours / bare | ratio |")
+    print("|---|---|---|---|---|---|")
+    for factory in SCALING:
+        pair = ModelPair(f"scaling_models:{factory}")
+        pair.fill()
+        if pair.optimizers:  # the bare side trains-ready too: optimizers built
+            for model in (pair.saver.model, pair.loader.model):
+                model.optimizer.build(model.trainable_variables)
+        params = sum(int(np.prod(e.shape)) for e in pair.saved)
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = RoundTrip(pair, "keras-weights", Path(tmp))
+            fmt = get_format("keras-weights")
+            bare_path = fmt.path_in(Path(tmp))
+
+            def bare():
+                fmt.save(pair.saver.model, bare_path)
+                fmt.load(pair.loader.model, bare_path)
+
+            def ours():
+                assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
+
+            ours()
+            bare()
+            t_ours, t_bare = _median_pair(ours, bare, repeats)
+        del pair, engine
+        with tempfile.TemporaryDirectory() as tmp:
+            rss_ours = min(_max_rss_mib(SCALING_OURS.format(bench=bench, factory=factory, tmp=tmp), tmp)
+                           for _ in range(2))
+            rss_bare = min(_max_rss_mib(SCALING_BARE.format(bench=bench, factory=factory, tmp=tmp), tmp)
+                           for _ in range(2))
+        print(f"| `{factory}` | {params / 1e6:.1f}M | {t_ours:.3f}s / {t_bare:.3f}s | "
+              f"{t_ours / t_bare:.2f}x | {rss_ours:.0f} / {rss_bare:.0f} MiB | {rss_ours / rss_bare:.2f}x |")
 
 
 def compiled(repeats: int = 5) -> None:
@@ -257,8 +409,8 @@ def resume(repeats: int = 3) -> None:
               f"-> {t_ours / t_bare:.3f}x ({RESUME_FACTORY}, {run.steps}+{run.steps} steps)")
 
 
-SECTIONS = {"example": per_example, "compiled": compiled, "resume": resume, "memory": memory,
-            "idle": idle, "xdist": xdist}
+SECTIONS = {"example": per_example, "compiled": compiled, "resume": resume, "verdict": verdict,
+            "scaling": scaling, "memory": memory, "idle": idle, "xdist": xdist}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):
