@@ -40,7 +40,7 @@ from pytest_ckpt.result import CheckOutcome, RoundTripResult
 from pytest_ckpt.tempfiles import workdir
 from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.unsaved import unsaved
-from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
+from pytest_ckpt.values import iter_distinct_values, numpy_dtype, preload_values
 
 # TensorFlow's C++ start-up banner lands in every failure's captured stderr;
 # the engine is imported before any factory module, so before TensorFlow.
@@ -124,11 +124,11 @@ class ModelPair:
         models share storage, and every comparison would agree.
         """
         rng = np.random.default_rng(VALUES_SEED)
-        given = distinct_values([(e.shape, d) for e, d in zip(self.saved, self._dtypes)], rng)
-        for entry, value in zip(self.saved, given):
+        prints = []
+        for entry, value in zip(self.saved, iter_distinct_values(
+                [(e.shape, d) for e, d in zip(self.saved, self._dtypes)], rng)):
             entry.variable.assign(value)
-        prints = [fingerprint(v) for v in given]
-        del given
+            prints.append(fingerprint(value))
         self.expected = ExpectedValues(
             (e.key, e.display, p) for e, p in zip(self.saved, prints))
         self._bulk = BulkOps([e.variable for e in self.saved], [e.variable for e in self.loaded],

@@ -62,6 +62,9 @@ def resolve(spec: str) -> Callable:
             raise FactoryError(
                 f"model factory {spec!r}: {module_name!r} has no attribute {part!r}; "
                 f"callables there: {', '.join(available[:20]) or 'none'}") from None
+    if framework_of(obj) is not None:
+        raise FactoryError(f"model factory {spec!r} is a model, not a function that builds one "
+                           "(each check builds two fresh models)")
     if not callable(obj):
         raise FactoryError(f"model factory {spec!r} is a {type(obj).__name__}, not a callable")
     return obj
@@ -71,6 +74,10 @@ def as_callable(factory: Callable | str) -> tuple[Callable, str]:
     """(callable, display name) for a callable or a "module:callable" spec."""
     if isinstance(factory, str):
         return resolve(factory), factory.strip()
+    if framework_of(factory) is not None:
+        raise FactoryError(
+            f"got the model {getattr(factory, 'name', factory)!r} itself where a factory was expected: "
+            "pass the function that builds it (each check builds two fresh models)")
     if not callable(factory):
         raise FactoryError(
             f"model factory {factory!r} is a {type(factory).__name__}, not a callable returning a "

@@ -55,9 +55,6 @@ class RoundTripChecker:
         try:
             if settings.blocked:
                 raise ConfigError("; ".join(settings.errors))
-            if isinstance(factory, (str, bytes)) is False and not callable(factory):
-                raise ConfigError(f"ckpt_roundtrip.check: factory must be a callable or a "
-                                  f"'module:callable' string, got {type(factory).__name__}")
             examples = parse_examples(examples) if examples is not None else settings.examples
             masks = parse_masks(masks) if masks is not None else settings.masks
             frameworks, backend = _frameworks(factory, load_factory)
@@ -97,23 +94,16 @@ def _frameworks(factory, load_factory) -> tuple[set[str], str]:
     """The frameworks of the two models, from the factories' modules' source when
     it tells, else from one build; and the backend."""
     from pytest_ckpt.factories import as_callable, build
-    from pytest_ckpt.frameworks import backend_of, framework_from_source
+    from pytest_ckpt.frameworks import backend_of, framework_from_source, framework_of
 
     found = set()
     for f in (factory, load_factory or factory):
         module = f.partition(":")[0] if isinstance(f, str) else getattr(f, "__module__", "")
         framework = framework_from_source(module) if module else None
         if framework is None:
-            call, name = as_callable(f)
-            framework = framework_of_build(build(call, name))
+            framework = framework_of(build(*as_callable(f)))
         found.add(framework)
     return found, backend_of(next(iter(found)))
-
-
-def framework_of_build(model) -> str:
-    from pytest_ckpt.frameworks import framework_of
-
-    return framework_of(model)
 
 
 class MigrationChecker(RoundTripChecker):

@@ -133,3 +133,27 @@ def framework_from_source(module_name: str) -> str | None:
             elif top == "keras":
                 seen.add(KERAS3)
     return seen.pop() if len(seen) == 1 else None
+
+
+# What each framework reads, once, when it starts: how many threads one op may use.
+_THREAD_SETTINGS = {
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "OMP_NUM_THREADS": "1",  # PyTorch, NumPy's BLAS
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",  # JAX
+}
+
+
+def share_cores(workers: int) -> None:
+    """In an xdist worker, when there are as many workers as cores: one thread per op.
+
+    Each framework sizes its thread pools for the whole machine; with a
+    worker per core, every worker's pools fight over every core.  Only
+    settings the user left unset are set, and only before the framework
+    starts (they are read once, at import).
+    """
+    if workers < (os.cpu_count() or 1) or any(m in sys.modules for m in ("tensorflow", "jax", "torch")):
+        return
+    for name, value in _THREAD_SETTINGS.items():
+        os.environ.setdefault(name, value)
+

@@ -29,6 +29,7 @@ from pytest_ckpt.bulk import read
 from pytest_ckpt.chatter import framework_chatter
 from pytest_ckpt.comparison import NOT_LOADED, ExpectedValues, VariableOutcome, classify, fingerprint
 from pytest_ckpt.engine import describe, load_into
+from pytest_ckpt.report import tail
 from pytest_ckpt.errors import CkptError
 from pytest_ckpt.formats import get_format
 from pytest_ckpt.frameworks import backend_of, framework_of
@@ -232,13 +233,9 @@ class GoldenResult:
                     lines.append(f"    ... and {len(items) - MAX_ROWS} more")
         for d in self.output_differences[:10]:
             lines.append(f"  outputs differ from the golden's: {d.name}: {d.detail}")
-        lines.append("  remedy: if the change is intended, accept it with pytest --ckpt-update; "
-                     "otherwise the model no longer loads checkpoints that are already out there")
-        if seed is not None:
-            lines.append(f"  seed:   {seed}")
-        if reproduce:
-            lines.append(f"  reproduce: {reproduce}")
-        return "\n".join(lines)
+        return "\n".join(lines + tail(None, "if the change is intended, accept it with pytest "
+                                       "--ckpt-update; otherwise the model no longer loads "
+                                       "checkpoints that are already out there", seed, reproduce))
 
 
 def _structure(entries, manifest: Manifest, result: GoldenResult) -> None:

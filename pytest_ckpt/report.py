@@ -151,29 +151,43 @@ def _table(result: RoundTripResult) -> list[str]:
     return lines
 
 
+_NEW_MODEL = "none: load_model builds a new model, with the trainable flags saved in the file"
+
+
+def _head(title: str, result, notes, save_note: str = "", load_note: str = "") -> list[str]:
+    """Title, format, masks and notes: the first lines of every report."""
+    load = _NEW_MODEL if result.new_model else result.load_mask.describe() + load_note
+    return ([title, f"  format:    {result.format} ({result.framework})",
+             f"  save mask: {result.save_mask.describe()}{save_note}", f"  load mask: {load}"]
+            + [f"  note:      {n}" for n in notes])
+
+
+def _raised(errors, warnings) -> list[str]:
+    lines = [f"  {what} raised {error[0]}: {error[1]}" for what, error in errors if error]
+    return lines + [f"  Keras warned: {w[:300]}" for w in warnings[:3]]
+
+
+def tail(cause: str | None, remedy: str, seed=None, reproduce: str | None = None) -> list[str]:
+    """Cause, remedy, seed and the reproduce line: the last lines of every report."""
+    lines = [f"  cause:  {cause}"] if cause else []
+    lines.append(f"  remedy: {remedy}")
+    if seed is not None:
+        lines.append(f"  seed:   {seed}")
+    if reproduce:
+        lines.append(f"  reproduce: {reproduce}")
+    return lines
+
+
 def render(result: RoundTripResult, *, seed=None, reproduce: str | None = None,
            not_reproducible: bool = False, notes: tuple[str, ...] = ()) -> str:
     if result.ok:
         return result.summary()
     counts = result.counts()
-    lines = [f"checkpoint round trip failed: {result.factory}",
-             f"  format:    {result.format} ({result.framework})",
-             f"  save mask: {result.save_mask.describe()}"]
-    if result.new_model:
-        lines.append("  load mask: none: load_model builds a new model, with the trainable flags "
-                     "saved in the file")
-    else:
-        lines.append(f"  load mask: {result.load_mask.describe()}")
-    lines += [f"  note:      {n}" for n in notes]
+    lines = _head(f"checkpoint round trip failed: {result.factory}", result, notes)
     if not_reproducible:
         lines.append("  failed once, passed on replay: the save or load is not deterministic; "
                      "what the first run saw:")
-    if result.save_error:
-        lines.append(f"  save raised {result.save_error[0]}: {result.save_error[1]}")
-    if result.load_error:
-        lines.append(f"  load raised {result.load_error[0]}: {result.load_error[1]}")
-    for warning in result.warnings[:3]:
-        lines.append(f"  Keras warned: {warning[:300]}")
+    lines += _raised((("save", result.save_error), ("load", result.load_error)), result.warnings)
     if result.outcomes:
         model_rows = [o for o in result.outcomes if o.kind == "model"]
         optimizer_rows = [o for o in result.outcomes if o.kind == "optimizer"]
@@ -191,14 +205,7 @@ def render(result: RoundTripResult, *, seed=None, reproduce: str | None = None,
                      "input differ (outputs_differ):")
         for d in result.output_differences[:10]:
             lines.append(f"    {d.name}: {d.detail}")
-    cause, remedy = diagnose(result, not_reproducible=not_reproducible)
-    lines.append(f"  cause:  {cause}")
-    lines.append(f"  remedy: {remedy}")
-    if seed is not None:
-        lines.append(f"  seed:   {seed}")
-    if reproduce:
-        lines.append(f"  reproduce: {reproduce}")
-    return "\n".join(lines)
+    return "\n".join(lines + tail(*diagnose(result, not_reproducible=not_reproducible), seed, reproduce))
 
 
 def render_resume(result, *, seed=None, reproduce: str | None = None,
@@ -206,24 +213,14 @@ def render_resume(result, *, seed=None, reproduce: str | None = None,
     """The report of a resume check (see :mod:`pytest_ckpt.resume`)."""
     if result.ok:
         return result.summary()
-    lines = [f"resumed training differs from training that never stopped: {result.factory}",
-             f"  format:    {result.format} ({result.framework})",
-             f"  save mask: {result.save_mask.describe()} (trained {result.steps} steps, then saved)"]
-    if result.new_model:
-        lines.append("  load mask: none: load_model builds a new model, with the trainable flags "
-                     "saved in the file")
-    else:
-        lines.append(f"  load mask: {result.load_mask.describe()} (the uninterrupted run switched to "
-                     f"it; the resumed run loaded under it; both trained {result.steps} more steps)")
-    lines += [f"  note:      {n}" for n in notes]
+    lines = _head(f"resumed training differs from training that never stopped: {result.factory}",
+                  result, notes, save_note=f" (trained {result.steps} steps, then saved)",
+                  load_note=f" (the uninterrupted run switched to it; the resumed run loaded under it; "
+                            f"both trained {result.steps} more steps)")
     if not_reproducible:
         lines.append("  failed once, passed on replay: training or saving is not deterministic")
-    for title, error in (("save", result.save_error), ("load", result.load_error),
-                         ("training after the load", result.train_error)):
-        if error:
-            lines.append(f"  {title} raised {error[0]}: {error[1]}")
-    for warning in result.warnings[:3]:
-        lines.append(f"  Keras warned: {warning[:300]}")
+    lines += _raised((("save", result.save_error), ("load", result.load_error),
+                      ("training after the load", result.train_error)), result.warnings)
     d = result.divergence
     if d:
         lines.append(f"  first difference: after resumed step {d.step} of {result.steps}, "
@@ -245,10 +242,4 @@ def render_resume(result, *, seed=None, reproduce: str | None = None,
     else:
         cause, remedy = ("the round trip itself failed (see the error above)",
                          "run the round-trip check of this factory and format for details")
-    lines.append(f"  cause:  {cause}")
-    lines.append(f"  remedy: {remedy}")
-    if seed is not None:
-        lines.append(f"  seed:   {seed}")
-    if reproduce:
-        lines.append(f"  reproduce: {reproduce}")
-    return "\n".join(lines)
+    return "\n".join(lines + tail(cause, remedy, seed, reproduce))

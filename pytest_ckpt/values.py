@@ -78,14 +78,18 @@ def _digest(array: np.ndarray) -> bytes:
 
 
 def distinct_values(specs, rng: np.random.Generator) -> list[np.ndarray]:
-    """One array per ``(shape, dtype)`` in ``specs``, no two of them equal.
+    """One array per ``(shape, dtype)`` in ``specs``, no two of them equal."""
+    return list(iter_distinct_values(specs, rng))
+
+
+def iter_distinct_values(specs, rng: np.random.Generator):
+    """The same, one array at a time: a large model's values never all sit in memory.
 
     Collisions only happen in tiny domains (bool or int8 scalars, float8);
     a colliding array is redrawn a few times, and in a domain too small to
     hold them all the last draw stays (such swaps cannot be told apart).
     """
     seen: set[tuple] = set()
-    out = []
     for shape, dtype in specs:
         for _ in range(_REDRAWS):
             value = _draw(shape, dtype, rng)
@@ -93,5 +97,4 @@ def distinct_values(specs, rng: np.random.Generator) -> list[np.ndarray]:
             if key not in seen:
                 break
         seen.add(key)
-        out.append(value)
-    return out
+        yield value
