@@ -32,3 +32,10 @@ needs_tensorflow_backend = pytest.mark.skipif(
 needs_tensorflow_installed = pytest.mark.skipif(
     __import__("importlib").util.find_spec("tensorflow") is None,
     reason="Keras's StringLookup needs TensorFlow installed, whatever the backend")
+
+
+def failure_report(result):
+    """The lines above pytest's short summary, which repeats whole messages when CI is set."""
+    lines = result.outlines
+    end = next((i for i, l in enumerate(lines) if "short test summary info" in l), len(lines))
+    return lines[:end]

@@ -14,7 +14,7 @@ import keras  # noqa: F401
 import pytest_ckpt.driver  # noqa: F401
 import pytest_ckpt.golden_check  # noqa: F401
 
-from tests.conftest import BACKEND, needs_tensorflow_installed
+from tests.conftest import BACKEND, failure_report, needs_tensorflow_installed
 from tests.test_plugin import make_read_only
 
 MODEL = """
@@ -219,14 +219,14 @@ def test_distinct_golden_values_show_swaps_a_fresh_models_values_hide(pytester, 
         # Legacy h5 swaps the two BatchNorms' gamma and beta; each holds exactly one
         # golden value, so its source is named.
         result.assert_outcomes(failed=1)
-        rows = [line for line in result.outlines if " swapped " in line]
+        rows = [line for line in failure_report(result) if " swapped " in line]
         assert len(rows) == 4 and all("holds the golden value of 1:Sequential/" in r for r in rows)
     else:
         # With the fresh model's own values (gammas all ones, betas all zeros) that swap
         # exchanges equal values and hides; the check fails on a larger freeze instead,
         # and names no source, since several variables held each value.
         result.assert_outcomes(failed=1)
-        rows = [line for line in result.outlines if " swapped " in line]
+        rows = [line for line in failure_report(result) if " swapped " in line]
         assert rows and all("holds the golden value of one of" in r for r in rows)
 
 
