@@ -308,8 +308,11 @@ def scaling(repeats: int = 3) -> None:
                 assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
 
             ours()
+            t = time.perf_counter()
             bare()
-            t_ours, t_bare = _median_pair(ours, bare, repeats)
+            # Small models take milliseconds: more pairs, so the median is not one disk hiccup.
+            pairs = max(repeats, min(25, int(8 / max(time.perf_counter() - t, 1e-3))))
+            t_ours, t_bare = _median_pair(ours, bare, pairs)
         del pair, engine
         with tempfile.TemporaryDirectory() as tmp:
             rss_ours = min(_max_rss_mib(SCALING_OURS.format(bench=bench, factory=factory, tmp=tmp), tmp)

@@ -66,17 +66,14 @@ class BulkOps:
             for s, l, kind in zip(svars, lvars, self._kinds):
                 l.assign(preload(s, kind))
 
-        def survived():
-            return tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)]).numpy()
+        def agree():
+            return tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)])
 
         def compile():
-            run_reset = tf.function(reset, autograph=False)
-            run_survived = tf.function(
-                lambda: tf.stack([tf.reduce_all(tf.equal(a, b)) for a, b in zip(svars, lvars)]),
-                autograph=False)
-            return run_reset, lambda: run_survived().numpy()
+            run_agree = tf.function(agree, autograph=False)
+            return tf.function(reset, autograph=False), lambda: run_agree().numpy()
 
-        return (reset, survived), compile
+        return (reset, lambda: agree().numpy()), compile
 
     def _keras_ops(self):
         """Keras 3 on JAX or PyTorch."""

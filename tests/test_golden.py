@@ -379,7 +379,9 @@ def test_m{i}(ckpt_regression):
     procs = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for _ in range(2)]
     for p in procs:
-        assert p.wait(timeout=600) == 0, p.stdout.read().decode()[-2000:]
+        with p:  # closes the pipe: an open one is an unraisable ResourceWarning, an error here
+            out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out.decode()[-2000:]
     files = digest(pytester.path)
     assert len(files) == 4 * 2 * 3 and not any(".tmp-" in f for f in files)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-examples=2")
