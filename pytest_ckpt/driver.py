@@ -33,11 +33,15 @@ class Search:
 
 
 def search(run: Callable[..., object], *, fixed: list[dict], strategies: dict, examples: int,
-           seed: int | None, generate: bool = True) -> Search:
+           seed: int | None, generate: bool = True,
+           smaller: Callable[[dict], list[dict]] | None = None) -> Search:
     """Run ``run(**kwargs)`` (returning a result with ``.ok``) on the fixed
     examples, then on ``examples`` drawn from ``strategies``.
 
-    With ``generate=False`` only the fixed examples run.  Settings on top of
+    With ``generate=False`` only the fixed examples run.  A fixed example
+    may combine several small ones (see :func:`pytest_ckpt.fixed_pairs.split`):
+    when it fails, ``smaller(kwargs)`` lists those, and the first of them
+    that fails is reported instead.  Settings on top of
     the user's profile: no example database (nothing is
     written outside the temp dir; reproduce by seed), no deadline (saves are
     slow), and no explain phase, which re-runs a failure once per boolean of
@@ -77,10 +81,17 @@ def search(run: Callable[..., object], *, fixed: list[dict], strategies: dict, e
     except _Failed as failed:
         # A fixed example's failure is reported as it happened, unshrunk and
         # unreplayed; replay it once, so a flaky save is told apart.
-        kwargs = seen[-1][0]
-        if len(seen) == 1 and run(**kwargs).ok:
-            return Search(failed.result, count, not_reproducible=True)
-        return Search(failed.result, count)
+        kwargs, result = seen[-1]
+        if len(seen) == 1:
+            for part in (smaller(kwargs) if smaller else []):
+                count += 1
+                found = run(**part)
+                if not found.ok:
+                    kwargs, result = part, found
+                    break
+            if run(**kwargs).ok:
+                return Search(result, count, not_reproducible=True)
+        return Search(result, count)
     except Flaky:
         # Hypothesis shrank a failure that its final replay could not repeat.
         return Search(seen[0][1], count, not_reproducible=True)

@@ -365,7 +365,7 @@ def check_format(factory: Callable | str, format_name: str, *, examples: int, se
     Raises FactoryError for a factory that cannot be checked at all.
     """
     from pytest_ckpt import driver
-    from pytest_ckpt.fixed_pairs import fixed_pairs
+    from pytest_ckpt.fixed_pairs import fixed_pairs, split
     from pytest_ckpt.strategies import mask_pairs
 
     pair = ModelPair(factory, load_factory=load_factory)
@@ -377,7 +377,8 @@ def check_format(factory: Callable | str, format_name: str, *, examples: int, se
         strategy = mask_pairs(pair.saver, pair.loader, policy=masks, translate=pair.translate)
         found = driver.search(lambda masks: engine.run(*masks),
                               fixed=[{"masks": p} for p in fixed], strategies={"masks": strategy},
-                              examples=examples, seed=seed)
+                              examples=examples, seed=seed,
+                              smaller=lambda kw: [{"masks": p} for p in split(kw["masks"], pair.translate)])
     failure = found.failure
     if failure is None and outputs.differences:
         failure = RoundTripResult(

@@ -2,37 +2,77 @@
 
 Random masks find the classic bug only by luck: freezing one of two
 same-shaped layers in a nested block is one case among 2**n.  These pairs
-cover the classic cases on every run, minimal by construction: nothing
-frozen on both sides, then, for each container (nested model) and each
-weighted layer, that one frozen on one side and nothing on the other, both
-ways; plus the freeze state the factory itself returned.  With the "same"
-masks policy each mask is paired with itself.  Large models are capped:
+cover the classic cases on every run: nothing frozen on both sides, then,
+for each container (nested model) and each weighted layer, that one frozen
+on one side and nothing on the other, both ways; plus the freeze state the
+factory itself returned.  With the "same" masks policy each mask is paired
+with itself.
+
+Large models have more layers than pairs.  Layers under different
+top-level layers are frozen together in one mask: every loader matches the
+top-level layers independently (the positional ones only reorder within
+one), so a mask that freezes one layer under each of forty blocks tests all
+forty single-layer cases at once.  Two layers under one top-level layer are
+never combined, because freezing both of two twins restores the order that
+freezing one of them breaks.  When a combined pair fails, :func:`split`
+names the single-layer pairs inside it, and the first of those that fails
+is the one reported: minimal by construction again.  What does not fit
+(many layers under one top-level layer, as in a nested ResNet) is chosen
 containers first, then the first weighted layer of each container, then
-layers spread evenly over the tree.
+spread evenly over the rest.
 """
 
 from __future__ import annotations
 
 from pytest_ckpt.masks import SAME, FreezeMask, current_mask
-from pytest_ckpt.tree import LayerTree
+from pytest_ckpt.tree import LayerNode, LayerTree
 
 MAX_FIXED_PAIRS = 32
 
 
-def single_layer_masks(tree: LayerTree, budget: int) -> list[FreezeMask]:
+def _spread(nodes: list[LayerNode]) -> list[LayerNode]:
+    """The nodes reordered so that any prefix is spread evenly over them (0, n/2, n/4, 3n/4, ...)."""
+    order, seen, parts = [], set(), 1
+    while len(order) < len(nodes):
+        for k in range(parts):
+            i = min(len(nodes) - 1, (k * len(nodes)) // parts)
+            if i not in seen:
+                seen.add(i)
+                order.append(nodes[i])
+        parts *= 2
+    return order
+
+
+def _by_priority(tree: LayerTree) -> list[LayerNode]:
     containers = [n for n in tree.maskable() if n.is_container]
     leaves = [n for n in tree.maskable() if not n.is_container]
-    chosen = list(containers)
+    firsts = []
     for c in containers:
         inside = [n for n in leaves if n.index_path[:len(c.index_path)] == c.index_path]
-        if inside and inside[0] not in chosen:
-            chosen.append(inside[0])
-    rest = [n for n in leaves if n not in chosen]
-    room = budget - len(chosen)
-    if 0 < room < len(rest):
-        step = (len(rest) - 1) / max(room - 1, 1)
-        rest = [rest[round(i * step)] for i in range(room)]
-    return [FreezeMask.from_paths(tree, [n.index_path]) for n in (chosen + rest)[:budget]]
+        if inside and inside[0] not in firsts:
+            firsts.append(inside[0])
+    return containers + firsts + _spread([n for n in leaves if n not in firsts])
+
+
+def covering_masks(tree: LayerTree, budget: int) -> list[FreezeMask]:
+    """At most ``budget`` masks; each weighted layer is frozen alone or beside layers of other top-level layers."""
+    if budget <= 0:
+        return []
+    buckets: list[list[tuple[int, ...]]] = []
+    groups: list[set[tuple[int, ...]]] = []
+    for node in _by_priority(tree):
+        group = node.index_path[:1]  # the top-level layer it is under; () for the model itself
+        if len(buckets) < budget:  # a mask of its own while there is room
+            buckets.append([node.index_path])
+            groups.append({group})
+            continue
+        fits = [b for b in range(len(buckets)) if group and not groups[b] & {group, ()}]
+        if fits:
+            # The emptiest: layers spread over the masks, not piled into the first.
+            b = min(fits, key=lambda b: len(buckets[b]))
+            buckets[b].append(node.index_path)
+            groups[b].add(group)
+    return [FreezeMask.from_paths(tree, paths) for paths in buckets]
 
 
 def fixed_pairs(save_tree: LayerTree, load_tree: LayerTree, policy: str, *,
@@ -44,18 +84,31 @@ def fixed_pairs(save_tree: LayerTree, load_tree: LayerTree, policy: str, *,
     """
     translate = translate or (lambda m: m)
     nothing = FreezeMask.nothing()
-    own = current_mask(save_tree)
+    own = [current_mask(save_tree)] if current_mask(save_tree).frozen else []
     if policy == SAME:
-        masks = ([own] if own.frozen else []) + single_layer_masks(save_tree, limit - 1)
+        masks = own + covering_masks(save_tree, limit - 1 - len(own))
         pairs = [(m, translate(m)) for m in masks]
     else:
-        budget = (limit - 1) // 2
-        masks = ([own] if own.frozen else []) + single_layer_masks(save_tree, budget)
+        masks = own + covering_masks(save_tree, (limit - 1) // 2 - len(own))
         pairs = []
-        for m in masks[:budget]:
+        for m in masks:
             pairs += [(nothing, translate(m)), (m, nothing)]
     unique = [(nothing, nothing)]
     for p in pairs:
         if p not in unique:
             unique.append(p)
     return unique[:limit]
+
+
+def split(pair: tuple[FreezeMask, FreezeMask], translate=None) -> list[tuple[FreezeMask, FreezeMask]]:
+    """The single-layer pairs inside a fixed pair that freezes several layers ([] if it freezes one)."""
+    translate = translate or (lambda m: m)
+    save, load = pair
+    nothing = FreezeMask.nothing()
+    if len(save.frozen) > 1 and not load.frozen:
+        return [(part, nothing) for part in save.parts()]
+    if len(load.frozen) > 1 and not save.frozen:
+        return [(nothing, part) for part in load.parts()]
+    if len(save.frozen) > 1 and load == translate(save):
+        return [(part, translate(part)) for part in save.parts()]
+    return []

@@ -53,6 +53,12 @@ class FreezeMask:
     def everything(cls, tree: LayerTree) -> FreezeMask:
         return cls.from_paths(tree, [n.index_path for n in tree.nodes])
 
+    def parts(self) -> list[FreezeMask]:
+        """One mask per frozen layer, in tree order."""
+        paths = sorted(self.frozen)
+        labels = self.labels if len(self.labels) == len(paths) else ("",) * len(paths)
+        return [FreezeMask(frozenset([p]), (label,) if label else ()) for p, label in zip(paths, labels)]
+
     def describe(self) -> str:
         if not self.frozen:
             return "nothing frozen"

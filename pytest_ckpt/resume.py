@@ -306,7 +306,7 @@ def check_resume(factory, format_name: str, *, examples: int, seed: int | None =
     """
     from pytest_ckpt import driver
     from pytest_ckpt.tempfiles import workdir
-    from pytest_ckpt.fixed_pairs import fixed_pairs
+    from pytest_ckpt.fixed_pairs import fixed_pairs, split
     from pytest_ckpt.result import CheckOutcome
     from pytest_ckpt.strategies import mask_pairs
 
@@ -322,7 +322,8 @@ def check_resume(factory, format_name: str, *, examples: int, seed: int | None =
         found = driver.search(lambda masks: run.run(*masks), fixed=[{"masks": p} for p in fixed],
                               strategies={"masks": mask_pairs(pair.saver, policy=masks)},
                               examples=max(draws, 1) if draws else 1, seed=seed,
-                              generate=bool(draws))
+                              generate=bool(draws),
+                              smaller=lambda kw: [{"masks": p} for p in split(kw["masks"])])
     return CheckOutcome(format_name, seed, found.examples_run, found.failure,
                         not_reproducible=found.not_reproducible)
 

@@ -63,6 +63,18 @@ def nested_same_shaped():
         [keras.Input((5,)), keras.layers.Dense(6), block, keras.layers.Dense(2)])
 
 
+def twins_after_many_blocks():
+    """Forty one-layer blocks, then a block of two same-shaped Dense layers.
+
+    More layers than fixed pairs: the twins must still be among them.
+    """
+    blocks = [keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)], name=f"block{i}")
+              for i in range(40)]
+    twins = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="a"),
+                              keras.layers.Dense(4, name="b")], name="twins")
+    return keras.Sequential([keras.Input((4,))] + blocks + [twins, keras.layers.Dense(2)])
+
+
 def adapted_normalization():
     """Normalization adapted on different data at every build (training vs serving code).
 

@@ -12,7 +12,7 @@ from pytest_ckpt.comparison import NOT_LOADED, SWAPPED
 from pytest_ckpt.compat import fresh_process_names
 from pytest_ckpt.engine import ModelPair, RoundTrip, roundtrip
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.fixed_pairs import MAX_FIXED_PAIRS, fixed_pairs
+from pytest_ckpt.fixed_pairs import MAX_FIXED_PAIRS, fixed_pairs, split
 from pytest_ckpt.formats import applicable, get_format
 from pytest_ckpt.masks import SAME, FreezeMask, TrainableState, apply_mask, masked
 from pytest_ckpt.strategies import freeze_masks
@@ -148,13 +148,30 @@ def test_fixed_pairs_start_with_nothing_frozen_and_cover_each_layer_both_ways():
     assert all(s == l for s, l in fixed_pairs(tree, tree, SAME))
 
 
-def test_fixed_pairs_are_capped_containers_first_on_large_models():
-    tree = LayerTree(cases.forgetful_int8_late())
+def test_fixed_pairs_cover_every_layer_of_a_long_model_by_freezing_independent_layers_together():
+    tree = LayerTree(cases.twins_after_many_blocks())
     pairs = fixed_pairs(tree, tree, "independent")
     assert len(pairs) == 1 + 2 * ((MAX_FIXED_PAIRS - 1) // 2)  # nothing, then both ways
-    assert pairs[1] == (NOTHING, FreezeMask.from_paths(tree, [()]))  # the root container
-    frozen = {p for s, l in pairs for p in s.frozen | l.frozen}
-    assert (1,) in frozen and (71,) in frozen  # first and last layers are among the spread
+    assert pairs[1] == (NOTHING, FreezeMask.from_paths(tree, [()]))  # the model itself, alone
+    for mask in {m for p in pairs for m in p}:
+        groups = [path[:1] for path in mask.frozen]
+        assert len(groups) == len(set(groups))  # never two layers under one top-level layer
+    every = {n.index_path for n in tree.maskable()}
+    assert {p for s, _ in pairs for p in s.frozen} == every == {p for _, l in pairs for p in l.frozen}
+    combined = next(p for p in pairs if len(p[1].frozen) > 1)
+    assert split(combined) == [(NOTHING, part) for part in combined[1].parts()]
+
+
+def test_fixed_pairs_are_capped_containers_first_when_layers_share_one_top_level_layer():
+    import keras
+
+    base = keras.Sequential([keras.Input((3,))] + [keras.layers.Dense(3) for _ in range(40)], name="base")
+    tree = LayerTree(keras.Sequential([keras.Input((3,)), base]))
+    masks = [l for s, l in fixed_pairs(tree, tree, "independent") if l.frozen]
+    assert all(len(m.frozen) == 1 for m in masks)
+    dense = [n.display for n in tree.maskable() if not n.is_container]
+    assert [m.labels for m in masks[:3]] == [("<model>",), ("base",), (dense[0],)]
+    assert (dense[20],) in [m.labels for m in masks]  # then spread: the middle one early
 
 
 def test_a_factory_that_returns_models_frozen_gets_that_state_among_the_fixed_pairs():
