@@ -17,8 +17,12 @@ import numpy as np
 
 from pytest_ckpt import compat
 
-# One sample: a full-size model's activations cost more than its weights.
-BATCH = 1
+# As many samples as fit in this many input elements, at least one: a
+# full-size image model gets one sample (its activations cost more than its
+# weights), a model of a few features gets hundreds, enough to cross the
+# bin boundaries or thresholds that two builds adapted differently.
+PROBE_ELEMENTS = 16384
+MAX_BATCH = 256
 MAX_TOKENS = 64
 
 
@@ -95,11 +99,22 @@ def _dtype_name(dtype) -> str:
     return getattr(dtype, "name", None) or str(dtype)
 
 
-def probe_inputs(*models, batch: int = BATCH, seed: int = 1234):
+def _batch_for(specs) -> int:
+    per_sample = []
+    _map(specs, lambda spec: per_sample.append(int(np.prod([2 if d is None else int(d) for d in spec[0][1:]]))),
+         is_leaf=_is_spec)
+    return max(1, min(MAX_BATCH, PROBE_ELEMENTS // max(1, sum(per_sample))))
+
+
+def _is_spec(value) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str)
+
+
+def probe_inputs(*models, batch: int | None = None, seed: int = 1234):
     """A fixed input structure for the models (built from the first one's specs)."""
     specs = _specs(models[0])
     strings, ints = _vocabulary_tokens(models)
-    batch = max(batch, len(strings) if _has(specs, "string") else 0)
+    batch = max(batch or _batch_for(specs), len(strings) if _has(specs, "string") else 0)
     rng = np.random.default_rng(seed)
 
     def make(spec):
@@ -114,10 +129,11 @@ def probe_inputs(*models, batch: int = BATCH, seed: int = 1234):
             pool = ints or [0, 1]
             start = int(rng.integers(len(pool)))
             return np.array([pool[(start + i) % len(pool)] for i in range(size)]).astype(np_dtype).reshape(shape)
-        return rng.standard_normal(shape).astype(np_dtype)
+        # Most samples on the scale of normalized data, a few far out.
+        scale = np.where(np.arange(batch) % 4 == 3, 8.0, 1.0).reshape((batch,) + (1,) * (len(shape) - 1))
+        return (rng.standard_normal(shape) * scale).astype(np_dtype)
 
-    return _map(specs, make, is_leaf=lambda v: isinstance(v, tuple) and len(v) == 2
-                and isinstance(v[1], str))
+    return _map(specs, make, is_leaf=_is_spec)
 
 
 def _has(specs, dtype) -> bool:

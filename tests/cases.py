@@ -87,6 +87,24 @@ def adapted_normalization():
     return keras.Sequential([keras.Input((3,)), norm, keras.layers.Dense(2)])
 
 
+def adapted_discretization():
+    """Bin boundaries adapted on different data at every build: not a variable, in no checkpoint.
+
+    Only inputs near the boundaries tell, so a one-sample probe passed it.
+    """
+    bins = keras.layers.Discretization(num_bins=4)
+    bins.adapt(np.random.default_rng().normal(size=(32, 1)).astype("float32"))
+    return keras.Sequential([keras.Input((1,)), bins, keras.layers.CategoryEncoding(4, output_mode="one_hot"),
+                             keras.layers.Dense(2)])
+
+
+def fixed_discretization():
+    """The same boundaries in every build: the known-good twin of adapted_discretization."""
+    bins = keras.layers.Discretization(bin_boundaries=[-0.7, 0.0, 0.7])
+    return keras.Sequential([keras.Input((1,)), bins, keras.layers.CategoryEncoding(4, output_mode="one_hot"),
+                             keras.layers.Dense(2)])
+
+
 def fixed_normalization():
     """The known-good twin: adapted on the same data at every build."""
     norm = keras.layers.Normalization()

@@ -72,6 +72,8 @@ def test_by_name_verdicts_match_a_real_two_process_save_and_load():
     (f"{M}:classic_nested", "h5"),
     (f"{C}:adapted_normalization", "tf-checkpoint"),
     (f"{C}:fixed_normalization", "tf-checkpoint"),
+    (f"{C}:adapted_discretization", "keras-weights"),
+    (f"{C}:fixed_discretization", "keras-weights"),
     (f"{C}:adapted_string_lookup", "keras-weights"),
     (f"{C}:fixed_string_lookup", "keras-weights"),
     (f"{C}:forgetful_int8_late", "keras-weights"),

@@ -80,6 +80,7 @@ def test_statistics_cached_at_adapt_are_not_restored_by_tf_checkpoint(seed):
     pytest.param(f"{C}:fixed_string_lookup", "keras-weights", marks=needs_tensorflow_installed),
     pytest.param(f"{C}:adapted_string_lookup", "keras-model", marks=needs_tensorflow_installed),
     (f"{C}:data_dependent_constant", "keras-model"),
+    (f"{C}:fixed_discretization", "keras-weights"),
 ])
 def test_state_outside_variables_that_is_restored_or_identical_passes(factory, fmt):
     outcome = check(factory, fmt)
@@ -91,6 +92,12 @@ def test_a_constant_that_differs_between_builds_is_caught_on_every_backend(fmt):
     failure = check(f"{C}:data_dependent_constant", fmt).failure
     assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
     assert "state outside the variables" in diagnose(failure)[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS[:3])
+def test_bin_boundaries_that_differ_between_builds_are_caught_by_a_probe_of_many_samples(seed):
+    failure = check(f"{C}:adapted_discretization", "keras-weights", seed).failure
+    assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
 
 
 @needs_tensorflow_installed

@@ -36,7 +36,7 @@ import numpy as np
 
 FORMATS = ("keras-weights", "keras-sharded", "keras", "keras-model", "h5", "h5-by-name",
            "tf-checkpoint")
-PROBE_BATCH = 8
+PROBE_BATCH = 64  # enough samples to land between bin boundaries that moved
 
 
 def parse_args(argv):
