@@ -168,6 +168,18 @@ def fresh_process_names():
 # -- optimizers ---------------------------------------------------------------
 
 
+def optimizer_built_for(optimizer) -> list | None:
+    """The variables a Keras 3 optimizer was built for, or None while it is unbuilt.
+
+    Private: ``BaseOptimizer._trainable_variables`` (checked against Keras 3.15).
+    tf-keras optimizers build their slots lazily, at the first step: None.
+    """
+    if not getattr(optimizer, "built", False):
+        return None
+    built = getattr(optimizer, "_trainable_variables", None)
+    return list(built) if built is not None else None
+
+
 def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | None, str]]:
     """(optimizer variable, the model variable it serves or None, its kind) for each.
 

@@ -56,21 +56,35 @@ class Slot:
     kind: str
 
 
-def attach_fresh_optimizer(tree: LayerTree) -> list[Slot]:
-    """Give the model a new optimizer built for its trainable variables now (under a mask)."""
+def attach_fresh_optimizer(tree: LayerTree, variables=None) -> list[Slot]:
+    """Give the model a new optimizer built for ``variables``, by default its trainable variables now (under a mask)."""
     model = tree.model
     optimizer = fresh_optimizer(model)
-    trainable = list(model.trainable_variables)
-    optimizer.build(trainable)
+    optimizer.build(list(model.trainable_variables) if variables is None else variables)
     model.optimizer = optimizer
     return slots_of(tree)
+
+
+def prebuilt_keys(tree: LayerTree) -> tuple[str, ...] | None:
+    """The keys of the variables the factory's optimizer was already built for, in build order.
+
+    A factory that builds its optimizer (``optimizer.build(model.trainable_variables)``)
+    fixes the slot set then: freezing layers later leaves it whole, and Keras
+    restores it by position in that list, whatever is trainable at load.
+    """
+    built = compat.optimizer_built_for(tree.model.optimizer)
+    if built is None:
+        return None
+    keys = {id(e.variable): e.key for e in tree.variables()}
+    return tuple(keys[id(v)] for v in built if id(v) in keys)
 
 
 def slots_of(tree: LayerTree) -> list[Slot]:
     model = tree.model
     keys = {id(e.variable): e for e in tree.variables()}
     slots, seen = [], {}
-    for variable, owner, kind in compat.optimizer_slots(model.optimizer, model.trainable_variables):
+    # Every weight, not only the trainable ones: a prebuilt optimizer serves frozen ones too.
+    for variable, owner, kind in compat.optimizer_slots(model.optimizer, model.weights):
         entry = keys.get(id(owner)) if owner is not None else None
         if entry is not None:
             key, display = f"{OPTIMIZER}:{entry.key}/{kind}", f"{entry.display} {kind}"
@@ -129,6 +143,7 @@ class OptimizerCheck:
 
     def __init__(self, saver: LayerTree, loader: LayerTree):
         self.saver, self.loader = saver, loader
+        self._prebuilt = {id(saver): prebuilt_keys(saver), id(loader): prebuilt_keys(loader)}
         self._kinds: dict[str, int] = {}
         self._save_side: _Built | None = None
         self._load_side: _Built | None = None
@@ -142,26 +157,35 @@ class OptimizerCheck:
     def _offset(self, kind: str) -> float:
         return _offset(self._kinds, kind)
 
+    def _served(self, tree: LayerTree):
+        """(keys, variables) the optimizer serves under the current mask: the trainable
+        ones, or the fixed set a prebuilt optimizer was built for."""
+        prebuilt = self._prebuilt[id(tree)]
+        if prebuilt is None:
+            return trainable_keys(tree), None
+        by_key = {e.key: e.variable for e in tree.variables()}
+        return frozenset(prebuilt), [by_key[k] for k in prebuilt]
+
     def prepare_save(self) -> None:
         """Under the save mask: an optimizer for the trainable variables, every variable a distinct value."""
-        trainable = trainable_keys(self.saver)
+        trainable, variables = self._served(self.saver)
         if self._save_side is not None and self._save_side.trainable == trainable:
             self.saver.model.optimizer = self._save_side.optimizer
             return
         self._save_side = None  # let the old one go before building the next
-        slots = attach_fresh_optimizer(self.saver)
+        slots = attach_fresh_optimizer(self.saver, variables)
         fill_distinct(slots, self._offset)
         self._save_side = _Built(trainable, self.saver.model.optimizer, slots)
         self._expected = None
 
     def prepare_load(self) -> None:
         """Under the load mask: an optimizer for the trainable variables, each at a pre-load value."""
-        trainable = trainable_keys(self.loader)
+        trainable, variables = self._served(self.loader)
         if self._load_side is not None and self._load_side.trainable == trainable:
             self.loader.model.optimizer = self._load_side.optimizer
         else:
             self._load_side = self._ops = None
-            slots = attach_fresh_optimizer(self.loader)
+            slots = attach_fresh_optimizer(self.loader, variables)
             self._load_side = _Built(trainable, self.loader.model.optimizer, slots)
         if self._ops is None or self._ops[0] is not self._save_side:
             saved = self._saved

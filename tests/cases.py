@@ -193,6 +193,17 @@ def compiled_twin():
     return model
 
 
+def prebuilt_optimizer_twin():
+    """compiled_twin with its optimizer built by the factory, for every variable trainable then.
+
+    Its slot set stays whole whatever is frozen later, so Keras restores it
+    by position in one fixed list: safe under any freeze change.
+    """
+    model = compiled_twin()
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
 def compiled_functional():
     """A flat functional model, compiled with SGD with momentum.
 

@@ -54,6 +54,18 @@ def test_same_freeze_state_restores_every_optimizer_variable(twin, fmt, tmp_path
     assert RoundTrip(twin, fmt, tmp_path).run(a, a).ok
 
 
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras"])
+def test_an_optimizer_the_factory_built_keeps_every_slot_whatever_is_frozen_later(fmt, tmp_path):
+    # Truth (tests/test_truth.py): plain Keras restores all of it; the same
+    # model with its optimizer left unbuilt loses it (the test above).
+    assert check_format(f"{C}:prebuilt_optimizer_twin", fmt, examples=3, seed=0).passed
+    pair = ModelPair(f"{C}:prebuilt_optimizer_twin")
+    pair.fill()
+    assert RoundTrip(pair, fmt, tmp_path).run(masks(pair, "block/b"), masks(pair, "block/a")).ok
+    # ...with slots for the frozen layers too: 6 weights x (momentum, velocity) + iterations, rate.
+    assert len(pair.loader.model.optimizer.variables) == 14
+
+
 def test_load_model_restores_flags_then_optimizer(twin, tmp_path):
     assert RoundTrip(twin, "keras-model", tmp_path).run(masks(twin, "block/b"), masks(twin, "block/a")).ok
 

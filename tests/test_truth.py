@@ -92,6 +92,14 @@ def test_optimizer_verdicts_match_plain_keras(fmt, masks):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras"])
+def test_an_optimizer_the_factory_built_survives_as_in_plain_keras(fmt):
+    agree(f"{C}:prebuilt_optimizer_twin", fmt, compile=True)
+    t = truth(f"{C}:prebuilt_optimizer_twin", fmt, save=["block/b"], load=["block/a"], compile=True)
+    assert set(t["optimizer_counts"]) == {"survived"} and not t["warnings"], t
+
+
+@pytest.mark.slow
 def test_a_reused_backbone_is_refused_where_plain_keras_swaps_silently():
     with pytest.raises(FactoryError, match="share layer"):
         check_format(f"{C}:reused_backbone", "h5", examples=3, seed=0)

@@ -319,8 +319,10 @@ def compile_model(model, framework):
     if getattr(model, "optimizer", None) is None:  # the factory may compile its own
         k = keras_module(framework)
         model.compile(optimizer=k.optimizers.Adam(), loss="mse")
-    # Slots exist only for what is trainable *now*, under this process' freeze.
-    model.optimizer.build(model.trainable_variables)
+    # Slots exist only for what is trainable *now*, under this process' freeze,
+    # unless the factory built its optimizer already (then for what was trainable then).
+    if not getattr(model.optimizer, "built", False):
+        model.optimizer.build(model.trainable_variables)
 
 
 # --------------------------------------------------------------------------- formats
