@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import traceback
 from collections.abc import Callable
 
 from pytest_ckpt import compat
@@ -85,6 +87,16 @@ def as_callable(factory: Callable | str) -> tuple[Callable, str]:
     return factory, factory_name(factory)
 
 
+def _where(exc: BaseException) -> str:
+    """' (at file:line in function)': the innermost frame of the user's code, not of Keras or ours."""
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is build() itself
+    here = os.path.dirname(os.path.abspath(__file__))
+    own = [f for f in frames if not os.path.abspath(f.filename).startswith(here)
+           and "site-packages" not in f.filename and "dist-packages" not in f.filename]
+    frame = (own or frames or [None])[-1]
+    return f" (at {frame.filename}:{frame.lineno} in {frame.name})" if frame else ""
+
+
 def build(factory: Callable, name: str | None = None):
     """Call ``factory`` as a fresh process would, and check it returned a built Keras model."""
     name = name or factory_name(factory)
@@ -92,7 +104,7 @@ def build(factory: Callable, name: str | None = None):
         with compat.fresh_process_names():
             model = factory()
     except (Exception, SystemExit) as exc:
-        raise FactoryError(f"model factory {name} raised {type(exc).__name__}: {exc}") from exc
+        raise FactoryError(f"model factory {name} raised {type(exc).__name__}: {exc}{_where(exc)}") from exc
     if framework_of(model) is None:
         raise FactoryError(
             f"model factory {name} returned {type(model).__module__}.{type(model).__qualname__}, "

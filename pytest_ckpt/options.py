@@ -121,10 +121,9 @@ def read_settings(config) -> Settings:
         roundtrip=bool(raw["roundtrip"]),
         resume=bool(raw["resume"]),
         only=bool(raw["only"]),
-        models=_entries(raw["models"]),
+        models=list(dict.fromkeys(_entries(raw["models"]))),  # listed twice: one item, not two with one id
         update=bool(raw["update"]),
         golden_dir=(raw["golden_dir"] or "ckpt_golden").strip(),
-        report=(raw["report"] or "").strip() or None,
     )
     formats = parse_format_list(raw["formats"])
     unknown = [f for f in formats if f not in format_names()]
@@ -150,6 +149,10 @@ def read_settings(config) -> Settings:
     except ConfigError as exc:
         s.errors.append(str(exc))
         s.blocked = True
+    try:
+        s.report = check_report(raw["report"])
+    except ConfigError as exc:
+        s.errors.append(str(exc))
     try:
         s.tmpdir = check_tmpdir(raw["tmpdir"])
     except ConfigError as exc:
@@ -179,6 +182,22 @@ def parse_masks(value) -> str:
         raise ConfigError(f"--ckpt-masks / ckpt_masks must be one of {', '.join(POLICIES)}, "
                           f"got {value!r}")
     return policy
+
+
+def check_report(value) -> str | None:
+    """None or a file path whose folder exists: found now, not after the whole run."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if path.is_dir():
+        problem = "is a directory"
+    elif not path.parent.is_dir():
+        problem = f"is in a folder that does not exist ({path.parent})"
+    else:
+        return str(path)
+    raise ConfigError(f"--ckpt-report / ckpt_report: {text!r} {problem}; give a file path in an "
+                      "existing folder")
 
 
 def check_tmpdir(value) -> str | None:

@@ -56,6 +56,13 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> tupl
         return (f"saving in format {result.format} failed ({result.save_error[0]})",
                 "make the model savable in this format (custom layers need get_config) "
                 "or drop the format with --ckpt-formats")
+    if set(counts) == {OUTPUTS_DIFFER} and result.new_model:
+        return ("every variable survived, but the model keras.saving.load_model rebuilt from the "
+                "file computes different outputs: its config does not rebuild the same model (a "
+                "custom layer whose get_config() leaves out a constructor argument, or state set "
+                "outside the constructor)",
+                "make every custom layer's get_config() return all of its constructor arguments "
+                "(and from_config() use them); compare model.get_config() with the loaded model's")
     if set(counts) == {OUTPUTS_DIFFER}:
         return ("every variable survived, but the loaded model computes different outputs: state "
                 "outside the variables (statistics a preprocessing layer cached when adapted, a "
@@ -115,6 +122,14 @@ def optimizer_cause(format_name: str, warnings, same_freeze_state: bool,
                 "(iterations 0, empty slots)",
                 "save to '.weights.h5' or '.keras' (formats keras-weights, keras) to keep the "
                 "optimizer's state, or reset the optimizer deliberately (compile again) after loading")
+    if any("Skipping variable loading for optimizer" in w for w in warnings) and same_freeze_state:
+        return ("the optimizer's saved state was skipped although the same variables are trainable "
+                "at save and load: the loading optimizer has a different number of variables, so it "
+                "is not the optimizer that saved (another class or options, or a mixed-precision "
+                "LossScaleOptimizer that the loading code does not create)",
+                "build the same optimizer on both sides: same class and options, and set the "
+                "mixed-precision policy (keras.mixed_precision.set_global_policy) before building "
+                "or loading the model")
     if any("Skipping variable loading for optimizer" in w for w in warnings):
         return ("the optimizer's saved state was skipped: Keras restores optimizer variables by "
                 "position and found a different number of them, because a different set of "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pytest_ckpt.session import CkptSession
 
@@ -31,12 +30,17 @@ def write_summary(terminalreporter, state: CkptSession) -> None:
         terminalreporter.write_sep("=", "pytest-ckpt results")
         terminalreporter.write_line(table)
         target = state.settings.report
-        if target:
-            Path(target).write_text("# pytest-ckpt results\n\n" + table + "\n")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a") as f:
-                f.write("## pytest-ckpt results\n\n" + table + "\n\n")
+        for path, mode, text in ((target, "w", "# pytest-ckpt results\n\n" + table + "\n"),
+                                 (summary, "a", "## pytest-ckpt results\n\n" + table + "\n\n")):
+            if not path:
+                continue
+            try:
+                with open(path, mode) as f:
+                    f.write(text)
+            except OSError as exc:  # the run's verdicts stand; only this copy is lost
+                terminalreporter.write_line(f"pytest-ckpt: could not write the results matrix to "
+                                            f"{path}: {exc.strerror or exc}", red=True)
     if state.notes:
         terminalreporter.write_sep("-", "pytest-ckpt notes")
         for note in state.notes:

@@ -283,3 +283,15 @@ def test_one_round_trip_without_pytest_or_hypothesis():
     tree = LayerTree(models.swap_prone_nested())
     assert not roundtrip(models.swap_prone_nested, "h5", FreezeMask.from_paths(tree, [(1, 1)]),
                          NOTHING).ok
+
+
+def test_a_factory_that_raises_is_named_with_the_line_that_raised():
+    def broken_factory():
+        return helper_that_fails()
+
+    def helper_that_fails():
+        raise RuntimeError("boom in factory")
+
+    with pytest.raises(FactoryError, match=r"raised RuntimeError: boom in factory \(at .*test_engine\.py:\d+ "
+                                           r"in helper_that_fails\)"):
+        ModelPair(broken_factory)

@@ -199,6 +199,12 @@ def test_k_and_m_select_generated_items(pytester):
     marked.stdout.fnmatch_lines(["test_plain.py::test_plain", f"1/{total} tests collected ({total - 1} deselected)*"])
 
 
+def test_a_factory_listed_twice_is_one_item_per_format(pytester):
+    ini(pytester, [f"{M}:swap_prone_nested", f"{M}:swap_prone_nested"], formats="h5")
+    run(pytester, "--ckpt-roundtrip", "--collect-only", "-q").stdout.fnmatch_lines(
+        [f"ckpt-roundtrip::{M}:swap_prone_nested::h5", "*1 test collected*"])
+
+
 def test_no_ckpt_disables_the_plugin(pytester):
     pytester.makepyfile(test_fixture="def test_uses_fixture(ckpt_roundtrip):\n    pass\n")
     result = run(pytester, "-p", "no:ckpt")
@@ -270,6 +276,16 @@ def test_report_file_and_github_step_summary(pytester, monkeypatch):
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="ckpt_verdict" value="FAIL: swapped"' in junit
     assert '<property name="ckpt_format" value="h5"' in junit
+
+
+def test_a_report_that_cannot_be_written_is_a_settings_error_or_a_line_never_a_traceback(pytester, monkeypatch):
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "missing" / "summary.md"))
+    ini(pytester, [f"{M}:classic_functional"], formats="keras-weights", examples=1)
+    result = run(pytester, "--ckpt-roundtrip", "--ckpt-report=nowhere/r.md")
+    result.assert_outcomes(failed=1, passed=1)  # the settings item, and the check itself
+    result.stdout.fnmatch_lines(["*--ckpt-report / ckpt_report: 'nowhere/r.md' is in a folder that does not exist*",
+                                 "*pytest-ckpt: could not write the results matrix to *summary.md*"])
+    assert "Traceback" not in result.stdout.str() and result.ret == 1
 
 
 def test_optimizer_and_resume_items_under_both_masks_policies(pytester):

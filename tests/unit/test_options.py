@@ -5,7 +5,7 @@ import pytest
 from pytest_ckpt.errors import ConfigError, UnknownFormatError
 from pytest_ckpt.formats import (FormatNotApplicable, applicable, format_names, get_format,
                                  parse_format_list)
-from pytest_ckpt.options import check_tmpdir, parse_examples, parse_masks
+from pytest_ckpt.options import check_report, check_tmpdir, parse_examples, parse_masks
 from pytest_ckpt.session import CkptSession, ItemRecord
 from pytest_ckpt.options import Settings
 from pytest_ckpt.summary import matrix
@@ -71,3 +71,11 @@ def test_matrix_is_a_factory_by_format_grid_in_the_formats_own_order():
         "| roundtrip | `m:f` | pass | FAIL: swapped |",
         "| roundtrip | `m:g` | pass |  |",
     ]
+
+
+def test_report_path_must_be_a_file_in_an_existing_folder(tmp_path):
+    assert check_report("") is None
+    assert check_report(str(tmp_path / "r.md")) == str(tmp_path / "r.md")
+    for bad in (tmp_path, tmp_path / "missing" / "r.md"):
+        with pytest.raises(ConfigError, match="--ckpt-report"):
+            check_report(str(bad))

@@ -76,3 +76,23 @@ def test_by_name_cause_uses_real_layer_names():
 def test_new_model_report_explains_the_missing_load_mask():
     text = render(result(fmt="keras-model", save=ONE, new_model=True, outcomes=[swap("a", "b")]))
     assert "load mask: none: load_model builds a new model" in text
+
+
+def test_a_skipped_optimizer_with_the_same_trainable_set_does_not_blame_freeze_state():
+    # Seen with a mixed-precision factory under keras-model: load_model rebuilt
+    # a plain Adam where the saver had a LossScaleOptimizer (14 vs 18 variables).
+    skipped = result(fmt="keras-model", save=NOTHING, load=NOTHING, new_model=True,
+                     outcomes=[VariableOutcome(key="opt/iteration", display="iteration", shape=(),
+                                               dtype="int64", verdict=NOT_LOADED, kind="optimizer")],
+                     warnings=["Skipping variable loading for optimizer 'adam', because it has 14 "
+                               "variables whereas the saved optimizer has 18 variables."])
+    cause, remedy = diagnose(skipped)
+    assert "same variables are trainable" in cause and "different set" not in cause
+    assert "mixed-precision" in remedy
+
+
+def test_outputs_differ_after_load_model_points_at_get_config_not_at_load_model():
+    r = result(fmt="keras-model", save=NOTHING, new_model=True,
+               output_differences=[OutputDifference("output", "max |difference| 1.8")])
+    cause, remedy = diagnose(r)
+    assert "get_config()" in cause and "get_config()" in remedy and "format keras-model" not in remedy
