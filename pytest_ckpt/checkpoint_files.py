@@ -54,6 +54,7 @@ class StoredVariable:
     reader: Callable[[tuple], Any] | None = field(default=None, repr=False)
     # TensorFlow reads a whole tensor even for a slice of it.
     sliceable: bool = True
+    optimizer: bool = False  # the optimizer's state (slots, iteration), not the model's
 
     @property
     def nbytes(self) -> int | None:
@@ -71,6 +72,9 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)
     # Legacy HDF5 only: layer group -> weight names, both in the order load_weights() assigns them.
     load_order: dict[str, list[str]] | None = None
+    # Legacy HDF5 only: optimizer weight names in the order load_model() gives them to
+    # optimizer.set_weights(); None without optimizer_weights.
+    optimizer_order: list[str] | None = None
 
     def by_key(self) -> dict[str, StoredVariable]:
         return {v.key: v for v in self.variables}
@@ -239,7 +243,8 @@ def _h5_tree(f) -> list[StoredVariable]:
     def visit(key, item):
         progress(None)
         if isinstance(item, h5py.Dataset):
-            found.append(_h5_variable(key, item, group=key.rpartition("/")[0]))
+            found.append(_h5_variable(key, item, group=key.rpartition("/")[0],
+                                      optimizer=key.startswith("optimizer/")))
 
     f.visititems(visit)  # visits each object once even if links make a cycle
     return sorted(found, key=lambda v: (natural_key(v.group), natural_key(v.key)))
@@ -326,7 +331,36 @@ def _read_h5(path: Path, stack) -> Checkpoint:
                                           name=_text(raw), position=position))
     notes = ["legacy HDF5: load_weights() assigns each layer group's list by position to "
              "layer.trainable_weights + layer.non_trainable_weights of the loading model"]
-    return Checkpoint(str(path), "h5", variables, notes, load_order=order)
+    optimizer_order = None
+    if root is not f and "optimizer_weights" in f:  # model.save() of a compiled model
+        optimizer_order, optimizer_variables = _legacy_optimizer(f)
+        variables += optimizer_variables
+        notes.append("legacy HDF5: load_model() gives optimizer_weights, by position, to "
+                     "optimizer.set_weights()")
+    return Checkpoint(str(path), "h5", variables, notes, load_order=order,
+                      optimizer_order=optimizer_order)
+
+
+def _legacy_optimizer(f) -> tuple[list[str], list[StoredVariable]]:
+    """optimizer_weights: its weight_names in order, and every dataset in it, listed first."""
+    h5py = _h5py()
+    group = _member(f, "optimizer_weights", h5py.Group, "optimizer_weights")
+    raw_names = _list_attr(group, "weight_names")
+    names = [_text(n) for n in raw_names]
+    variables, listed = [], set()
+    for position, (raw, name) in enumerate(zip(raw_names, names)):
+        what = f"optimizer weight {name} (from weight_names of optimizer_weights)"
+        dataset = _member(group, raw, h5py.Dataset, what)
+        listed.add(_text(dataset.name))
+        variables.append(_h5_variable(f"optimizer_weights/{name}", dataset,
+                                      group="optimizer_weights", name=name, position=position,
+                                      optimizer=True))
+    # Datasets that weight_names does not list are not loaded, but they differ all the same.
+    for v in _h5_tree(group):
+        if f"{_text(group.name)}/{v.key}" not in listed:
+            v.key, v.group, v.optimizer = f"optimizer_weights/{v.key}", "optimizer_weights", True
+            variables.append(v)
+    return names, variables
 
 
 def _read_keras_archive(path: Path, stack) -> Checkpoint:

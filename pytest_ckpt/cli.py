@@ -44,7 +44,8 @@ def inspect(path: str, as_json: bool = False) -> int:
                 "path": ckpt.path, "format": ckpt.format, "notes": ckpt.notes,
                 "variables": [{"key": v.key, "group": v.group, "name": v.name or None,
                                "position": v.position, "shape": list(v.shape),
-                               "dtype": dtype_name(v.dtype), "bytes": v.nbytes}
+                               "dtype": dtype_name(v.dtype), "bytes": v.nbytes,
+                               "optimizer": v.optimizer}
                               for v in ckpt.variables]}, indent=1))
             return 0
         print(f"{ckpt.path}: format {ckpt.format}, {len(ckpt.variables)} variables, {_size(ckpt)}")
@@ -54,7 +55,7 @@ def inspect(path: str, as_json: bool = False) -> int:
         for v in ckpt.variables:
             if v.group != group:
                 group = v.group
-                print(f"  [{group or '/'}]")
+                print(f"  [{group or '/'}]" + (" optimizer state" if v.optimizer else ""))
             stored = v.key.removeprefix(f"{group}/") if group else v.key
             where = f"#{v.position} " if v.position is not None else ""
             own_name = f"  {v.name}" if v.name and v.name != stored else ""
@@ -106,6 +107,13 @@ def _load_order_rows(a: Checkpoint, b: Checkpoint) -> list[str]:
             wb = names_b[i] if i < len(names_b) else "nothing"
             if wa != wb:
                 rows.append(f"group {group}, position #{i}: A has {wa}, B has {wb}")
+    names_a, names_b = a.optimizer_order or [], b.optimizer_order or []
+    if a.optimizer_order is not None and b.optimizer_order is not None:
+        for i in range(max(len(names_a), len(names_b))):
+            wa = names_a[i] if i < len(names_a) else "nothing"
+            wb = names_b[i] if i < len(names_b) else "nothing"
+            if wa != wb:
+                rows.append(f"optimizer_weights, position #{i}: A has {wa}, B has {wb}")
     return rows
 
 

@@ -28,6 +28,7 @@ needs_tf = pytest.mark.skipif(configured_backend() != "tensorflow",
 KERAS_FILES = """
 import os
 import keras
+import numpy as np
 from pytest_ckpt import models
 
 m = models.swap_prone_nested()
@@ -61,6 +62,15 @@ inputs = x = keras.Input((1,))
 for i in range(300):
     x = keras.layers.Dense(1, name=f"layer_{i:03d}_" + "x" * 240)(x)
 keras.Model(inputs, x).save("chunked.h5")
+
+# Trained with Adam: legacy files keep its slots under optimizer_weights, Keras 3 files under
+# optimizer/vars.
+keras.backend.clear_session()  # the layer names the tests expect, without _4, _21 suffixes
+trained = models.compiled_swap_prone_nested()
+trained.fit(np.ones((4, 4)), np.zeros((4, 2)), epochs=1, verbose=0)
+trained.save("trained.h5")
+trained.save_weights("trained.weights.h5")
+trained.save("trained.keras")
 """
 
 # Runs cli.main once per argv list in one process; TF, once imported, stays for the next calls.
@@ -188,7 +198,7 @@ def test_python_dash_m_and_json(work, capsys):
     assert tree["variables"][3] == {
         "key": "twin_dense/twin_dense/dense_1/bias", "group": "twin_dense",
         "name": "twin_dense/dense_1/bias", "position": 3, "shape": [4], "dtype": "float32",
-        "bytes": 16}
+        "bytes": 16, "optimizer": False}
 
 
 def test_groups_in_natural_order(work, capsys):
@@ -226,6 +236,61 @@ def test_diff_reports_the_positional_load_order_of_legacy_files(work, capsys):
             lambda f: f["model_weights"].attrs.create("layer_names", [b"dense_2", b"twin_dense"]))
     rc, out, _ = cli(capsys, "diff", "legacy.h5", "reordered.h5")
     assert rc == 1 and "  layer group position #0: A has twin_dense, B has dense_2\n" in out
+
+
+def set_first_element(name, value):
+    def edit(f):
+        data = f[name][()]
+        data.flat[0] = value
+        f[name][...] = data
+    return edit
+
+
+@pytest.mark.parametrize("name, optimizer_key", [
+    ("trained.h5", "optimizer_weights/adam/twin_dense_dense_kernel_momentum"),
+    ("trained.weights.h5", "optimizer/vars/2"),
+    ("trained.keras", "optimizer/vars/2"),
+])
+def test_optimizer_state_is_listed_and_compared(work, capsys, name, optimizer_key):
+    rc, out, _ = cli(capsys, "inspect", name)
+    # 6 model variables, then Adam's iteration, learning rate and 2 slots for each of the 6.
+    assert rc == 0 and out.startswith(f"{name}: format ") and ", 20 variables, " in out
+    if name == "trained.h5":
+        assert "  [optimizer_weights] optimizer state\n    #0 adam/iteration  () int64\n" in out
+        assert "    #2 adam/twin_dense_dense_kernel_momentum  (4, 4) float32\n" in out
+    copy = f"changed.{name.partition('.')[2]}"
+    shutil.copy(name, copy)
+    if name.endswith(".keras"):
+        with zipfile.ZipFile(name) as old, zipfile.ZipFile(copy, "w") as new:
+            for member in old.namelist():
+                new.writestr(member, old.read(member))
+            with old.open("model.weights.h5") as weights:
+                Path("inner.h5").write_bytes(weights.read())
+        edit_h5("inner.h5", set_first_element(optimizer_key, 123.0))
+        with zipfile.ZipFile(name) as old, zipfile.ZipFile(copy, "w") as new:
+            for member in old.namelist():
+                new.writestr(member, Path("inner.h5").read_bytes() if member == "model.weights.h5"
+                             else old.read(member))
+    else:
+        edit_h5(copy, set_first_element(optimizer_key, 123.0))
+    assert cli(capsys, "diff", name, name)[:2] == (
+        0, "20 of 20 variables identical by key and value\n")
+    rc, out, _ = cli(capsys, "diff", name, copy)
+    assert rc == 1 and f"values differ (1):\n  {optimizer_key}: max |A-B| = " in out
+
+
+def test_optimizer_load_order_of_legacy_files(work, capsys):
+    # load_model() hands optimizer_weights to optimizer.set_weights() as a list, by position.
+    def swap(f):
+        names = list(f["optimizer_weights"].attrs["weight_names"])
+        names[2], names[3] = names[3], names[2]
+        f["optimizer_weights"].attrs["weight_names"] = names
+    shutil.copy("trained.h5", "swapped.h5")
+    edit_h5("swapped.h5", swap)
+    rc, out, _ = cli(capsys, "diff", "trained.h5", "swapped.h5")
+    assert rc == 1 and ("  optimizer_weights, position #2: A has "
+                        "adam/twin_dense_dense_kernel_momentum, B has "
+                        "adam/twin_dense_dense_kernel_velocity\n") in out
 
 
 def test_diff_of_strings_bools_and_nan_without_casting(tmp_path, capsys):
