@@ -98,7 +98,10 @@ def natural_key(text: str) -> tuple:
 
 
 def dtype_name(dtype: np.dtype) -> str:
-    vlen = (dtype.metadata or {}).get("vlen")  # how h5py marks variable-length strings
+    ref = (dtype.metadata or {}).get("ref")  # how h5py marks references
+    if ref is not None:
+        return "region reference" if "Region" in ref.__name__ else "object reference"
+    vlen = (dtype.metadata or {}).get("vlen")  # how h5py marks variable-length data
     return f"variable-length {getattr(vlen, '__name__', vlen)}" if vlen is not None else str(dtype)
 
 
@@ -232,8 +235,38 @@ def _h5_variable(key: str, dataset, **kwargs) -> StoredVariable:
     if dataset.shape is None:  # an HDF5 null dataspace: no elements at all
         return StoredVariable(key, (0,), dataset.dtype,
                               reader=np.empty((0,), dataset.dtype).__getitem__, **kwargs)
-    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=dataset.__getitem__,
-                          **kwargs)
+    reader = dataset.__getitem__
+    if dataset.dtype.hasobject:
+        reader = lambda index: _objects(dataset, index)  # noqa: E731
+    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=reader, **kwargs)
+
+
+def _objects(dataset, index: tuple) -> np.ndarray:
+    """Variable-length or reference values as an object array, references as what they name."""
+    value = dataset[index]
+    if not (isinstance(value, np.ndarray) and value.dtype.hasobject):
+        # A scalar dataset gives its one element: a ragged row would pass for the whole array.
+        one = np.empty((), object)
+        one[()] = value
+        value = one
+    if (dataset.dtype.metadata or {}).get("ref") is None:
+        return value
+    # h5py references compare by identity, even two null ones: compare their targets instead,
+    # which also makes references into two different files comparable.
+    named = np.empty(value.shape, object)
+    for i, ref in np.ndenumerate(value):
+        named[i] = _ref_target(dataset, ref)
+    return named
+
+
+def _ref_target(dataset, ref):
+    if not ref:
+        return None
+    h5r = _h5py().h5r
+    target = (_text(h5r.get_name(ref, dataset.id)),)
+    if isinstance(ref, _h5py().RegionReference):
+        target += (h5r.get_region(ref, dataset.id).get_select_bounds(),)
+    return target
 
 
 def _h5_tree(f) -> list[StoredVariable]:

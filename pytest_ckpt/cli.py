@@ -63,10 +63,27 @@ def inspect(path: str, as_json: bool = False) -> int:
     return 0
 
 
+def _same(p: np.ndarray, q: np.ndarray) -> bool:
+    """Equal values, NaN equal to NaN; object arrays (ragged rows, strings) element by element."""
+    if p.shape != q.shape or p.dtype.hasobject != q.dtype.hasobject:
+        return False
+    if not p.dtype.hasobject:
+        # equal_nan costs an isnan pass: only for blocks that differ at all.
+        return np.array_equal(p, q) or (p.dtype.kind in "fc" and q.dtype.kind in "fc"
+                                        and np.array_equal(p, q, equal_nan=True))
+    for x, y in zip(p.flat, q.flat):
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+                    and x.dtype == y.dtype and _same(x, y)):
+                return False
+        elif type(x) is not type(y) or not x == y:
+            return False
+    return True
+
+
 def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable):
     """(equal, max |x-y| or None when not numeric, digest of x, digest of y), block by block."""
     numeric = x.dtype.kind in "iufc"  # bool, bytes, strings and objects have no |A-B|
-    nan_aware = x.dtype.kind in "fc"
     limit = BLOCK_BYTES if x.sliceable and y.sliceable else None
     equal, worst = True, 0.0
     digests = None if x.dtype.hasobject else (hashlib.sha1(), hashlib.sha1())
@@ -75,9 +92,7 @@ def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable)
         if digests:
             digests[0].update(p.tobytes())
             digests[1].update(q.tobytes())
-        # equal_nan costs an isnan pass: only for blocks that differ at all.
-        if p.shape == q.shape and (np.array_equal(p, q) or
-                                   nan_aware and np.array_equal(p, q, equal_nan=True)):
+        if _same(p, q):
             continue
         equal = False
         if numeric and p.shape == q.shape:

@@ -309,6 +309,32 @@ def test_diff_of_strings_bools_and_nan_without_casting(tmp_path, capsys):
                    "  vlen\n1 of 6 variables identical by key and value\n")
 
 
+def test_diff_of_ragged_and_reference_datasets(tmp_path, capsys):
+    def write(path, last):
+        with h5py.File(path, "w") as f:
+            ragged = f.create_dataset("vars/ragged", (3,), dtype=h5py.vlen_dtype(np.int32))
+            ragged[0], ragged[1], ragged[2] = [1, 2, 3], [4], [last]
+            floats = f.create_dataset("vars/floats", (2,), dtype=h5py.vlen_dtype(np.float32))
+            floats[0], floats[1] = [np.nan, 1.0], [2.0]
+            scalar = f.create_dataset("vars/scalar", (), dtype=h5py.vlen_dtype(np.int32))
+            scalar[()] = [1, 2, 3 + last]
+            f.create_dataset("vars/null_refs", (2,), dtype=h5py.ref_dtype)  # all null
+            refs = f.create_dataset("vars/refs", (2,), dtype=h5py.ref_dtype)
+            refs[1] = f["vars/ragged" if last == 0 else "vars/floats"].ref
+
+    a, b = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    write(a, 0)
+    write(b, 1)
+    assert cli(capsys, "diff", a, a) == (0, "5 of 5 variables identical by key and value\n", "")
+    rc, out, err = cli(capsys, "diff", a, b)
+    assert (rc, err) == (1, "")
+    assert out == ("values differ (3):\n  vars/ragged\n  vars/refs\n  vars/scalar\n"
+                   "2 of 5 variables identical by key and value\n")
+    rc, out, _ = cli(capsys, "inspect", a)
+    assert rc == 0 and "    ragged  (3,) variable-length int32\n" in out
+    assert "    refs  (2,) object reference\n" in out
+
+
 def test_diff_lists_at_most_40_rows_per_section(tmp_path, capsys):
     for name, value in (("a.h5", 0.0), ("b.h5", 1.0)):
         with h5py.File(tmp_path / name, "w") as f:
