@@ -18,6 +18,8 @@ import json
 import math
 import os
 import re
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -441,22 +443,52 @@ def _read_sharded(path: Path, stack) -> Checkpoint:
                       [f"{len(shards)} shards: {listed}"] + notes)
 
 
+@contextlib.contextmanager
+def _without_fd2_startup_noise():
+    """Hold back what is written to file descriptor 2, then pass on all but TF's start-up noise.
+
+    The full tensorflow wheel's C++ code writes absl and cudart_stub lines straight to the
+    descriptor on import, TF_CPP_MIN_LOG_LEVEL or not: sys.stderr cannot catch them.
+    """
+    from pytest_ckpt.chatter import without_startup_noise
+
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 at all: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = without_startup_noise(held.read().decode(errors="backslashreplace"))
+            if kept.strip():
+                print(kept, file=sys.stderr)
+
+
 def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
     if not Path(f"{prefix}.index").is_file():
         raise CheckpointFileError(f"no TensorFlow checkpoint index {prefix}.index")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # stderr carries our one error line only
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise CheckpointFileError(
-            f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({describe(exc)}); "
-            "install tensorflow or tensorflow-cpu to read it") from None
-    try:
-        reader = tf.train.load_checkpoint(str(prefix))
-        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
-    except Exception as exc:
-        raise CheckpointFileError(
-            f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
+    with _without_fd2_startup_noise():
+        try:
+            import tensorflow as tf
+        except ImportError as exc:
+            raise CheckpointFileError(
+                f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({describe(exc)}); "
+                "install tensorflow or tensorflow-cpu to read it") from None
+        try:
+            reader = tf.train.load_checkpoint(str(prefix))
+            shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+        except Exception as exc:
+            raise CheckpointFileError(
+                f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
     names, notes = {}, []
     if _TF_OBJECT_GRAPH in shapes:
         # The object graph records each variable's own name (full_name) next to its key.

@@ -186,6 +186,35 @@ def test_missing_tensorflow_is_one_clear_error(work):
     assert results[1]["rc"] == 0
 
 
+# What the full tensorflow wheel writes to file descriptor 2 on import, whatever
+# TF_CPP_MIN_LOG_LEVEL says (tensorflow-cpu writes nothing).
+TF_IMPORT_NOISE = """
+import builtins, os, sys
+real_import = builtins.__import__
+
+def noisy_import(name, *args, **kwargs):
+    if name == "tensorflow" and "tensorflow" not in sys.modules:
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
+                    b"written to STDERR\\nI0000 00:00:1795935359.145778   14151 cudart_stub.cc:31] "
+                    b"Could not find cuda drivers on your machine, GPU will not be used.\\n")
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = noisy_import
+from pytest_ckpt.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@needs_tf
+def test_tensorflow_start_up_noise_is_not_shown(work):
+    shutil.copytree("tf", "cut")
+    Path("cut/ckpt.index").write_bytes(Path("cut/ckpt.index").read_bytes()[:20])
+    done = python(work, TF_IMPORT_NOISE, "inspect", "cut/ckpt")
+    assert_error(done.returncode, done.stderr, "cut/ckpt", "not a readable TensorFlow checkpoint")
+    done = python(work, TF_IMPORT_NOISE, "inspect", "tf/ckpt")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_python_dash_m_and_json(work, capsys):
     done = python(work, None, "inspect", "a.weights.h5")
     assert (done.returncode, done.stderr) == (0, "")
