@@ -22,6 +22,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -57,6 +58,9 @@ class StoredVariable:
     # TensorFlow reads a whole tensor even for a slice of it.
     sliceable: bool = True
     optimizer: bool = False  # the optimizer's state (slots, iteration), not the model's
+    # The value every element reads as, when no storage is allocated for any of them (None: some
+    # is, or unknown): a few KB file can declare terabytes that way.
+    fill: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False)
 
     @property
     def nbytes(self) -> int | None:
@@ -161,7 +165,7 @@ def _resolve(path: Path) -> tuple[str, Path, list[str]]:
     if not path.exists():
         raise CheckpointFileError("no such file")
     if not path.is_file():
-        raise CheckpointFileError("not a regular file")
+        raise CheckpointFileError("not a regular file")  # a FIFO would block the first read
     with open(path, "rb") as f:
         magic = f.read(8)
     name = path.name.lower()
@@ -208,6 +212,9 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
         prefix = Path(str(candidates[0]).removesuffix(".index"))
         return "tf-checkpoint", prefix, [f"TensorFlow checkpoint {prefix}"]
     indexes = sorted(folder.glob("*.weights.json"))
+    for index in indexes:
+        if not index.is_file():  # a FIFO would block the first read
+            raise CheckpointFileError(f"{index.name} is not a regular file")
     if len(indexes) == 1:
         return "keras-sharded", indexes[0], [f"sharded weights index {indexes[0]}"]
     raise CheckpointFileError(
@@ -240,7 +247,17 @@ def _h5_variable(key: str, dataset, **kwargs) -> StoredVariable:
     reader = dataset.__getitem__
     if dataset.dtype.hasobject:
         reader = lambda index: _objects(dataset, index)  # noqa: E731
-    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=reader, **kwargs)
+    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=reader,
+                          fill=lambda: _fill(dataset), **kwargs)
+
+
+def _fill(dataset) -> np.ndarray | None:
+    # Virtual and external datasets keep their data elsewhere: a storage size of 0 says nothing.
+    if dataset.dtype.hasobject or dataset.is_virtual or dataset.external:
+        return None
+    if dataset.id.get_storage_size() != 0:
+        return None
+    return np.asarray(dataset.fillvalue, dtype=dataset.dtype).reshape(1)
 
 
 def _objects(dataset, index: tuple) -> np.ndarray:
@@ -426,7 +443,8 @@ def _read_sharded(path: Path, stack) -> Checkpoint:
     for shard in sorted(shards, key=natural_key):
         shard_path = path.parent / shard
         if not shard_path.is_file():
-            raise CheckpointFileError(f"shard {shard} is missing")
+            raise CheckpointFileError(f"shard {shard} is " + (
+                "not a regular file" if shard_path.exists() else "missing"))
         try:
             f = _open_h5(str(shard_path), stack)
         except CheckpointFileError as exc:
@@ -475,6 +493,9 @@ def _without_fd2_startup_noise():
 def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
     if not Path(f"{prefix}.index").is_file():
         raise CheckpointFileError(f"no TensorFlow checkpoint index {prefix}.index")
+    for data in prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*"):
+        if not data.is_file():  # TensorFlow would block reading a FIFO, with no stall watch
+            raise CheckpointFileError(f"{data.name} is not a regular file")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # stderr carries our one error line only
     with _without_fd2_startup_noise():
         try:

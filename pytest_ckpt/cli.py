@@ -12,6 +12,7 @@ import faulthandler
 import hashlib
 import io
 import json
+import math
 import os
 import select
 import signal
@@ -81,14 +82,28 @@ def _same(p: np.ndarray, q: np.ndarray) -> bool:
     return True
 
 
+def _fill(v: StoredVariable):
+    try:
+        return v.fill()
+    except Exception:  # then the values are read, and a damaged file reported there
+        return None
+
+
 def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable):
     """(equal, max |x-y| or None when not numeric, digest of x, digest of y), block by block."""
     numeric = x.dtype.kind in "iufc"  # bool, bytes, strings and objects have no |A-B|
     limit = BLOCK_BYTES if x.sliceable and y.sliceable else None
     equal, worst = True, 0.0
     digests = None if x.dtype.hasobject else (hashlib.sha1(), hashlib.sha1())
-    for index in block_indexes(x.shape, x.dtype.itemsize, limit):
-        p, q = a.read(x, index), b.read(y, index)
+    blocks = ((a.read(x, index), b.read(y, index))
+              for index in block_indexes(x.shape, x.dtype.itemsize, limit))
+    if math.prod(x.shape):
+        fills = _fill(x), _fill(y)
+        if fills[0] is not None and fills[1] is not None:
+            # Nothing stored on either side: every element is its fill value.  No digest, as a
+            # digest of the one value would not match that of the same values stored.
+            blocks, digests = [fills], None
+    for p, q in blocks:
         if digests:
             digests[0].update(p.tobytes())
             digests[1].update(q.tobytes())

@@ -10,6 +10,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -408,6 +409,27 @@ def test_huge_declared_datasets_cost_no_memory(tmp_path):
     # diff reads values, a few MiB at a time: 2 x 256 MiB never sits in memory.
     rc, mib, out = peak_rss_mib(tmp_path, "diff", "quarter_gib.h5", "quarter_gib.h5")
     assert rc == 0 and "1 of 1 variables identical" in out and mib < 250, (mib, out)
+
+
+def test_diff_of_unallocated_datasets_compares_fill_values(tmp_path, capsys):
+    for name, fill in (("a.h5", 0.0), ("same.h5", 0.0), ("filled.h5", 0.5)):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.create_dataset("x", shape=(2_000_000, 2_000_000), dtype="f4", fillvalue=fill)
+            f.create_dataset("two_gib", shape=(2**29,), dtype="f4", chunks=(2**20,))
+    started = time.monotonic()
+    assert cli(capsys, "diff", tmp_path / "a.h5", tmp_path / "same.h5")[:2] == (
+        0, "2 of 2 variables identical by key and value\n")
+    rc, out, _ = cli(capsys, "diff", tmp_path / "a.h5", tmp_path / "filled.h5")
+    assert rc == 1 and out.startswith("values differ (1):\n  x: max |A-B| = 0.5\n"), out
+    assert time.monotonic() - started < 5
+
+
+def test_fifo_in_a_folder_is_refused(tmp_path, capsys):
+    os.mkfifo(tmp_path / "s.weights.json")
+    rc, _, err = cli(capsys, "inspect", tmp_path)
+    assert_error(rc, err, tmp_path, "s.weights.json is not a regular file")
+    rc, _, err = cli(capsys, "inspect", tmp_path / "s.weights.json")
+    assert_error(rc, err, tmp_path / "s.weights.json", "not a regular file")
 
 
 def test_chunked_layer_names_are_followed(work, capsys):
