@@ -1,7 +1,8 @@
 """``pytest-ckpt inspect FILE`` and ``pytest-ckpt diff A B`` (also ``python -m pytest_ckpt``).
 
 Exit codes: 0 fine / identical, 1 the checkpoints differ, 2 a file could not be read
-(one line ``error: FILE: what is wrong`` on stderr).
+(one line ``error: FILE: what is wrong`` on stderr), 141 the output was cut short by a closed
+pipe (``| head``).
 """
 
 from __future__ import annotations
@@ -355,15 +356,21 @@ def main(argv=None) -> int:
         # every call would cost seconds: TF checkpoints alone are read in this process.
         tf_inputs = [is_tf_checkpoint(p) for p in paths]
         if not hasattr(os, "fork") or all(tf_inputs):
-            return _run(args)
-        # A fork can deadlock a child that uses a framework's threads: a child that will use
-        # TensorFlow is not forked from a process where TF runs, nor any child where JAX runs
-        # (JAX warns on every fork).  Those children are fresh interpreters instead.
-        spawn = "jax" in sys.modules or (any(tf_inputs) and "tensorflow" in sys.modules)
-        return _isolated(args, argv, spawn=spawn)
+            rc = _run(args)
+        else:
+            # A fork can deadlock a child that uses a framework's threads: a child that will use
+            # TensorFlow is not forked from a process where TF runs, nor any child where JAX runs
+            # (JAX warns on every fork).  Those children are fresh interpreters instead.
+            spawn = "jax" in sys.modules or (any(tf_inputs) and "tensorflow" in sys.modules)
+            rc = _isolated(args, argv, spawn=spawn)
+        sys.stdout.flush()  # a closed pipe shows here, not in a traceback at exit
+        return rc
     except BrokenPipeError:  # `pytest-ckpt inspect big.h5 | head`
+        # Nothing more can be written: the rest of the buffer goes to /dev/null, not to an
+        # "Exception ignored" at exit.  128 + SIGPIPE is what the shell reports for a command
+        # cut short this way; 1 would claim that the files differ.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # fork or pipe failing: still one line
