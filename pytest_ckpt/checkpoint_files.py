@@ -18,8 +18,11 @@ import json
 import math
 import os
 import re
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -54,6 +57,10 @@ class StoredVariable:
     reader: Callable[[tuple], Any] | None = field(default=None, repr=False)
     # TensorFlow reads a whole tensor even for a slice of it.
     sliceable: bool = True
+    optimizer: bool = False  # the optimizer's state (slots, iteration), not the model's
+    # The value every element reads as, when no storage is allocated for any of them (None: some
+    # is, or unknown): a few KB file can declare terabytes that way.
+    fill: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False)
 
     @property
     def nbytes(self) -> int | None:
@@ -71,6 +78,9 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)
     # Legacy HDF5 only: layer group -> weight names, both in the order load_weights() assigns them.
     load_order: dict[str, list[str]] | None = None
+    # Legacy HDF5 only: optimizer weight names in the order load_model() gives them to
+    # optimizer.set_weights(); None without optimizer_weights.
+    optimizer_order: list[str] | None = None
 
     def by_key(self) -> dict[str, StoredVariable]:
         return {v.key: v for v in self.variables}
@@ -94,7 +104,10 @@ def natural_key(text: str) -> tuple:
 
 
 def dtype_name(dtype: np.dtype) -> str:
-    vlen = (dtype.metadata or {}).get("vlen")  # how h5py marks variable-length strings
+    ref = (dtype.metadata or {}).get("ref")  # how h5py marks references
+    if ref is not None:
+        return "region reference" if "Region" in ref.__name__ else "object reference"
+    vlen = (dtype.metadata or {}).get("vlen")  # how h5py marks variable-length data
     return f"variable-length {getattr(vlen, '__name__', vlen)}" if vlen is not None else str(dtype)
 
 
@@ -152,7 +165,7 @@ def _resolve(path: Path) -> tuple[str, Path, list[str]]:
     if not path.exists():
         raise CheckpointFileError("no such file")
     if not path.is_file():
-        raise CheckpointFileError("not a regular file")
+        raise CheckpointFileError("not a regular file")  # a FIFO would block the first read
     with open(path, "rb") as f:
         magic = f.read(8)
     name = path.name.lower()
@@ -199,6 +212,9 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
         prefix = Path(str(candidates[0]).removesuffix(".index"))
         return "tf-checkpoint", prefix, [f"TensorFlow checkpoint {prefix}"]
     indexes = sorted(folder.glob("*.weights.json"))
+    for index in indexes:
+        if not index.is_file():  # a FIFO would block the first read
+            raise CheckpointFileError(f"{index.name} is not a regular file")
     if len(indexes) == 1:
         return "keras-sharded", indexes[0], [f"sharded weights index {indexes[0]}"]
     raise CheckpointFileError(
@@ -228,8 +244,48 @@ def _h5_variable(key: str, dataset, **kwargs) -> StoredVariable:
     if dataset.shape is None:  # an HDF5 null dataspace: no elements at all
         return StoredVariable(key, (0,), dataset.dtype,
                               reader=np.empty((0,), dataset.dtype).__getitem__, **kwargs)
-    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=dataset.__getitem__,
-                          **kwargs)
+    reader = dataset.__getitem__
+    if dataset.dtype.hasobject:
+        reader = lambda index: _objects(dataset, index)  # noqa: E731
+    return StoredVariable(key, tuple(dataset.shape), dataset.dtype, reader=reader,
+                          fill=lambda: _fill(dataset), **kwargs)
+
+
+def _fill(dataset) -> np.ndarray | None:
+    # Virtual and external datasets keep their data elsewhere: a storage size of 0 says nothing.
+    if dataset.dtype.hasobject or dataset.is_virtual or dataset.external:
+        return None
+    if dataset.id.get_storage_size() != 0:
+        return None
+    return np.asarray(dataset.fillvalue, dtype=dataset.dtype).reshape(1)
+
+
+def _objects(dataset, index: tuple) -> np.ndarray:
+    """Variable-length or reference values as an object array, references as what they name."""
+    value = dataset[index]
+    if not (isinstance(value, np.ndarray) and value.dtype.hasobject):
+        # A scalar dataset gives its one element: a ragged row would pass for the whole array.
+        one = np.empty((), object)
+        one[()] = value
+        value = one
+    if (dataset.dtype.metadata or {}).get("ref") is None:
+        return value
+    # h5py references compare by identity, even two null ones: compare their targets instead,
+    # which also makes references into two different files comparable.
+    named = np.empty(value.shape, object)
+    for i, ref in np.ndenumerate(value):
+        named[i] = _ref_target(dataset, ref)
+    return named
+
+
+def _ref_target(dataset, ref):
+    if not ref:
+        return None
+    h5r = _h5py().h5r
+    target = (_text(h5r.get_name(ref, dataset.id)),)
+    if isinstance(ref, _h5py().RegionReference):
+        target += (h5r.get_region(ref, dataset.id).get_select_bounds(),)
+    return target
 
 
 def _h5_tree(f) -> list[StoredVariable]:
@@ -239,7 +295,8 @@ def _h5_tree(f) -> list[StoredVariable]:
     def visit(key, item):
         progress(None)
         if isinstance(item, h5py.Dataset):
-            found.append(_h5_variable(key, item, group=key.rpartition("/")[0]))
+            found.append(_h5_variable(key, item, group=key.rpartition("/")[0],
+                                      optimizer=key.startswith("optimizer/")))
 
     f.visititems(visit)  # visits each object once even if links make a cycle
     return sorted(found, key=lambda v: (natural_key(v.group), natural_key(v.key)))
@@ -326,7 +383,36 @@ def _read_h5(path: Path, stack) -> Checkpoint:
                                           name=_text(raw), position=position))
     notes = ["legacy HDF5: load_weights() assigns each layer group's list by position to "
              "layer.trainable_weights + layer.non_trainable_weights of the loading model"]
-    return Checkpoint(str(path), "h5", variables, notes, load_order=order)
+    optimizer_order = None
+    if root is not f and "optimizer_weights" in f:  # model.save() of a compiled model
+        optimizer_order, optimizer_variables = _legacy_optimizer(f)
+        variables += optimizer_variables
+        notes.append("legacy HDF5: load_model() gives optimizer_weights, by position, to "
+                     "optimizer.set_weights()")
+    return Checkpoint(str(path), "h5", variables, notes, load_order=order,
+                      optimizer_order=optimizer_order)
+
+
+def _legacy_optimizer(f) -> tuple[list[str], list[StoredVariable]]:
+    """optimizer_weights: its weight_names in order, and every dataset in it, listed first."""
+    h5py = _h5py()
+    group = _member(f, "optimizer_weights", h5py.Group, "optimizer_weights")
+    raw_names = _list_attr(group, "weight_names")
+    names = [_text(n) for n in raw_names]
+    variables, listed = [], set()
+    for position, (raw, name) in enumerate(zip(raw_names, names)):
+        what = f"optimizer weight {name} (from weight_names of optimizer_weights)"
+        dataset = _member(group, raw, h5py.Dataset, what)
+        listed.add(_text(dataset.name))
+        variables.append(_h5_variable(f"optimizer_weights/{name}", dataset,
+                                      group="optimizer_weights", name=name, position=position,
+                                      optimizer=True))
+    # Datasets that weight_names does not list are not loaded, but they differ all the same.
+    for v in _h5_tree(group):
+        if f"{_text(group.name)}/{v.key}" not in listed:
+            v.key, v.group, v.optimizer = f"optimizer_weights/{v.key}", "optimizer_weights", True
+            variables.append(v)
+    return names, variables
 
 
 def _read_keras_archive(path: Path, stack) -> Checkpoint:
@@ -357,7 +443,8 @@ def _read_sharded(path: Path, stack) -> Checkpoint:
     for shard in sorted(shards, key=natural_key):
         shard_path = path.parent / shard
         if not shard_path.is_file():
-            raise CheckpointFileError(f"shard {shard} is missing")
+            raise CheckpointFileError(f"shard {shard} is " + (
+                "not a regular file" if shard_path.exists() else "missing"))
         try:
             f = _open_h5(str(shard_path), stack)
         except CheckpointFileError as exc:
@@ -374,22 +461,55 @@ def _read_sharded(path: Path, stack) -> Checkpoint:
                       [f"{len(shards)} shards: {listed}"] + notes)
 
 
+@contextlib.contextmanager
+def _without_fd2_startup_noise():
+    """Hold back what is written to file descriptor 2, then pass on all but TF's start-up noise.
+
+    The full tensorflow wheel's C++ code writes absl and cudart_stub lines straight to the
+    descriptor on import, TF_CPP_MIN_LOG_LEVEL or not: sys.stderr cannot catch them.
+    """
+    from pytest_ckpt.chatter import without_startup_noise
+
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 at all: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = without_startup_noise(held.read().decode(errors="backslashreplace"))
+            if kept.strip():
+                print(kept, file=sys.stderr)
+
+
 def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
     if not Path(f"{prefix}.index").is_file():
         raise CheckpointFileError(f"no TensorFlow checkpoint index {prefix}.index")
+    for data in prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*"):
+        if not data.is_file():  # TensorFlow would block reading a FIFO, with no stall watch
+            raise CheckpointFileError(f"{data.name} is not a regular file")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # stderr carries our one error line only
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise CheckpointFileError(
-            f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({describe(exc)}); "
-            "install tensorflow or tensorflow-cpu to read it") from None
-    try:
-        reader = tf.train.load_checkpoint(str(prefix))
-        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
-    except Exception as exc:
-        raise CheckpointFileError(
-            f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
+    with _without_fd2_startup_noise():
+        try:
+            import tensorflow as tf
+        except ImportError as exc:
+            raise CheckpointFileError(
+                f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({describe(exc)}); "
+                "install tensorflow or tensorflow-cpu to read it") from None
+        try:
+            reader = tf.train.load_checkpoint(str(prefix))
+            shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+        except Exception as exc:
+            raise CheckpointFileError(
+                f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
     names, notes = {}, []
     if _TF_OBJECT_GRAPH in shapes:
         # The object graph records each variable's own name (full_name) next to its key.

@@ -1,7 +1,8 @@
 """``pytest-ckpt inspect FILE`` and ``pytest-ckpt diff A B`` (also ``python -m pytest_ckpt``).
 
 Exit codes: 0 fine / identical, 1 the checkpoints differ, 2 a file could not be read
-(one line ``error: FILE: what is wrong`` on stderr).
+(one line ``error: FILE: what is wrong`` on stderr), 141 the output was cut short by a closed
+pipe (``| head``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import faulthandler
 import hashlib
 import io
 import json
+import math
 import os
 import select
 import signal
@@ -44,7 +46,8 @@ def inspect(path: str, as_json: bool = False) -> int:
                 "path": ckpt.path, "format": ckpt.format, "notes": ckpt.notes,
                 "variables": [{"key": v.key, "group": v.group, "name": v.name or None,
                                "position": v.position, "shape": list(v.shape),
-                               "dtype": dtype_name(v.dtype), "bytes": v.nbytes}
+                               "dtype": dtype_name(v.dtype), "bytes": v.nbytes,
+                               "optimizer": v.optimizer}
                               for v in ckpt.variables]}, indent=1))
             return 0
         print(f"{ckpt.path}: format {ckpt.format}, {len(ckpt.variables)} variables, {_size(ckpt)}")
@@ -54,7 +57,7 @@ def inspect(path: str, as_json: bool = False) -> int:
         for v in ckpt.variables:
             if v.group != group:
                 group = v.group
-                print(f"  [{group or '/'}]")
+                print(f"  [{group or '/'}]" + (" optimizer state" if v.optimizer else ""))
             stored = v.key.removeprefix(f"{group}/") if group else v.key
             where = f"#{v.position} " if v.position is not None else ""
             own_name = f"  {v.name}" if v.name and v.name != stored else ""
@@ -62,21 +65,50 @@ def inspect(path: str, as_json: bool = False) -> int:
     return 0
 
 
+def _same(p: np.ndarray, q: np.ndarray) -> bool:
+    """Equal values, NaN equal to NaN; object arrays (ragged rows, strings) element by element."""
+    if p.shape != q.shape or p.dtype.hasobject != q.dtype.hasobject:
+        return False
+    if not p.dtype.hasobject:
+        # equal_nan costs an isnan pass: only for blocks that differ at all.
+        return np.array_equal(p, q) or (p.dtype.kind in "fc" and q.dtype.kind in "fc"
+                                        and np.array_equal(p, q, equal_nan=True))
+    for x, y in zip(p.flat, q.flat):
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+                    and x.dtype == y.dtype and _same(x, y)):
+                return False
+        elif type(x) is not type(y) or not x == y:
+            return False
+    return True
+
+
+def _fill(v: StoredVariable):
+    try:
+        return v.fill()
+    except Exception:  # then the values are read, and a damaged file reported there
+        return None
+
+
 def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable):
     """(equal, max |x-y| or None when not numeric, digest of x, digest of y), block by block."""
     numeric = x.dtype.kind in "iufc"  # bool, bytes, strings and objects have no |A-B|
-    nan_aware = x.dtype.kind in "fc"
     limit = BLOCK_BYTES if x.sliceable and y.sliceable else None
     equal, worst = True, 0.0
     digests = None if x.dtype.hasobject else (hashlib.sha1(), hashlib.sha1())
-    for index in block_indexes(x.shape, x.dtype.itemsize, limit):
-        p, q = a.read(x, index), b.read(y, index)
+    blocks = ((a.read(x, index), b.read(y, index))
+              for index in block_indexes(x.shape, x.dtype.itemsize, limit))
+    if math.prod(x.shape):
+        fills = _fill(x), _fill(y)
+        if fills[0] is not None and fills[1] is not None:
+            # Nothing stored on either side: every element is its fill value.  No digest, as a
+            # digest of the one value would not match that of the same values stored.
+            blocks, digests = [fills], None
+    for p, q in blocks:
         if digests:
             digests[0].update(p.tobytes())
             digests[1].update(q.tobytes())
-        # equal_nan costs an isnan pass: only for blocks that differ at all.
-        if p.shape == q.shape and (np.array_equal(p, q) or
-                                   nan_aware and np.array_equal(p, q, equal_nan=True)):
+        if _same(p, q):
             continue
         equal = False
         if numeric and p.shape == q.shape:
@@ -106,6 +138,13 @@ def _load_order_rows(a: Checkpoint, b: Checkpoint) -> list[str]:
             wb = names_b[i] if i < len(names_b) else "nothing"
             if wa != wb:
                 rows.append(f"group {group}, position #{i}: A has {wa}, B has {wb}")
+    names_a, names_b = a.optimizer_order or [], b.optimizer_order or []
+    if a.optimizer_order is not None and b.optimizer_order is not None:
+        for i in range(max(len(names_a), len(names_b))):
+            wa = names_a[i] if i < len(names_a) else "nothing"
+            wb = names_b[i] if i < len(names_b) else "nothing"
+            if wa != wb:
+                rows.append(f"optimizer_weights, position #{i}: A has {wa}, B has {wb}")
     return rows
 
 
@@ -317,15 +356,21 @@ def main(argv=None) -> int:
         # every call would cost seconds: TF checkpoints alone are read in this process.
         tf_inputs = [is_tf_checkpoint(p) for p in paths]
         if not hasattr(os, "fork") or all(tf_inputs):
-            return _run(args)
-        # A fork can deadlock a child that uses a framework's threads: a child that will use
-        # TensorFlow is not forked from a process where TF runs, nor any child where JAX runs
-        # (JAX warns on every fork).  Those children are fresh interpreters instead.
-        spawn = "jax" in sys.modules or (any(tf_inputs) and "tensorflow" in sys.modules)
-        return _isolated(args, argv, spawn=spawn)
+            rc = _run(args)
+        else:
+            # A fork can deadlock a child that uses a framework's threads: a child that will use
+            # TensorFlow is not forked from a process where TF runs, nor any child where JAX runs
+            # (JAX warns on every fork).  Those children are fresh interpreters instead.
+            spawn = "jax" in sys.modules or (any(tf_inputs) and "tensorflow" in sys.modules)
+            rc = _isolated(args, argv, spawn=spawn)
+        sys.stdout.flush()  # a closed pipe shows here, not in a traceback at exit
+        return rc
     except BrokenPipeError:  # `pytest-ckpt inspect big.h5 | head`
+        # Nothing more can be written: the rest of the buffer goes to /dev/null, not to an
+        # "Exception ignored" at exit.  128 + SIGPIPE is what the shell reports for a command
+        # cut short this way; 1 would claim that the files differ.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # fork or pipe failing: still one line

@@ -10,6 +10,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ needs_tf = pytest.mark.skipif(configured_backend() != "tensorflow",
 KERAS_FILES = """
 import os
 import keras
+import numpy as np
 from pytest_ckpt import models
 
 m = models.swap_prone_nested()
@@ -61,6 +63,15 @@ inputs = x = keras.Input((1,))
 for i in range(300):
     x = keras.layers.Dense(1, name=f"layer_{i:03d}_" + "x" * 240)(x)
 keras.Model(inputs, x).save("chunked.h5")
+
+# Trained with Adam: legacy files keep its slots under optimizer_weights, Keras 3 files under
+# optimizer/vars.
+keras.backend.clear_session()  # the layer names the tests expect, without _4, _21 suffixes
+trained = models.compiled_swap_prone_nested()
+trained.fit(np.ones((4, 4)), np.zeros((4, 2)), epochs=1, verbose=0)
+trained.save("trained.h5")
+trained.save_weights("trained.weights.h5")
+trained.save("trained.keras")
 """
 
 # Runs cli.main once per argv list in one process; TF, once imported, stays for the next calls.
@@ -176,6 +187,35 @@ def test_missing_tensorflow_is_one_clear_error(work):
     assert results[1]["rc"] == 0
 
 
+# What the full tensorflow wheel writes to file descriptor 2 on import, whatever
+# TF_CPP_MIN_LOG_LEVEL says (tensorflow-cpu writes nothing).
+TF_IMPORT_NOISE = """
+import builtins, os, sys
+real_import = builtins.__import__
+
+def noisy_import(name, *args, **kwargs):
+    if name == "tensorflow" and "tensorflow" not in sys.modules:
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
+                    b"written to STDERR\\nI0000 00:00:1795935359.145778   14151 cudart_stub.cc:31] "
+                    b"Could not find cuda drivers on your machine, GPU will not be used.\\n")
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = noisy_import
+from pytest_ckpt.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@needs_tf
+def test_tensorflow_start_up_noise_is_not_shown(work):
+    shutil.copytree("tf", "cut")
+    Path("cut/ckpt.index").write_bytes(Path("cut/ckpt.index").read_bytes()[:20])
+    done = python(work, TF_IMPORT_NOISE, "inspect", "cut/ckpt")
+    assert_error(done.returncode, done.stderr, "cut/ckpt", "not a readable TensorFlow checkpoint")
+    done = python(work, TF_IMPORT_NOISE, "inspect", "tf/ckpt")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_python_dash_m_and_json(work, capsys):
     done = python(work, None, "inspect", "a.weights.h5")
     assert (done.returncode, done.stderr) == (0, "")
@@ -188,7 +228,24 @@ def test_python_dash_m_and_json(work, capsys):
     assert tree["variables"][3] == {
         "key": "twin_dense/twin_dense/dense_1/bias", "group": "twin_dense",
         "name": "twin_dense/dense_1/bias", "position": 3, "shape": [4], "dtype": "float32",
-        "bytes": 16}
+        "bytes": 16, "optimizer": False}
+
+
+@pytest.mark.parametrize("args", [["inspect", "chunked.h5"], ["diff", "legacy.h5", "m.keras"],
+                                  ["inspect", "tf/ckpt"]])
+def test_output_cut_short_by_the_reader_is_no_error(work, args):
+    if args[1] == "tf/ckpt" and configured_backend() != "tensorflow":
+        pytest.skip("TensorFlow checkpoints are written and read with TensorFlow")
+    # `pytest-ckpt inspect chunked.h5 | head -1` once head has exited: every write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest_ckpt", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT})
+    finally:
+        os.close(write_end)
+    # 128 + SIGPIPE, what a shell reports for a command cut short by head; never 1 (differ).
+    assert (done.returncode, done.stderr) == (141, b"")
 
 
 def test_groups_in_natural_order(work, capsys):
@@ -228,6 +285,61 @@ def test_diff_reports_the_positional_load_order_of_legacy_files(work, capsys):
     assert rc == 1 and "  layer group position #0: A has twin_dense, B has dense_2\n" in out
 
 
+def set_first_element(name, value):
+    def edit(f):
+        data = f[name][()]
+        data.flat[0] = value
+        f[name][...] = data
+    return edit
+
+
+@pytest.mark.parametrize("name, optimizer_key", [
+    ("trained.h5", "optimizer_weights/adam/twin_dense_dense_kernel_momentum"),
+    ("trained.weights.h5", "optimizer/vars/2"),
+    ("trained.keras", "optimizer/vars/2"),
+])
+def test_optimizer_state_is_listed_and_compared(work, capsys, name, optimizer_key):
+    rc, out, _ = cli(capsys, "inspect", name)
+    # 6 model variables, then Adam's iteration, learning rate and 2 slots for each of the 6.
+    assert rc == 0 and out.startswith(f"{name}: format ") and ", 20 variables, " in out
+    if name == "trained.h5":
+        assert "  [optimizer_weights] optimizer state\n    #0 adam/iteration  () int64\n" in out
+        assert "    #2 adam/twin_dense_dense_kernel_momentum  (4, 4) float32\n" in out
+    copy = f"changed.{name.partition('.')[2]}"
+    shutil.copy(name, copy)
+    if name.endswith(".keras"):
+        with zipfile.ZipFile(name) as old, zipfile.ZipFile(copy, "w") as new:
+            for member in old.namelist():
+                new.writestr(member, old.read(member))
+            with old.open("model.weights.h5") as weights:
+                Path("inner.h5").write_bytes(weights.read())
+        edit_h5("inner.h5", set_first_element(optimizer_key, 123.0))
+        with zipfile.ZipFile(name) as old, zipfile.ZipFile(copy, "w") as new:
+            for member in old.namelist():
+                new.writestr(member, Path("inner.h5").read_bytes() if member == "model.weights.h5"
+                             else old.read(member))
+    else:
+        edit_h5(copy, set_first_element(optimizer_key, 123.0))
+    assert cli(capsys, "diff", name, name)[:2] == (
+        0, "20 of 20 variables identical by key and value\n")
+    rc, out, _ = cli(capsys, "diff", name, copy)
+    assert rc == 1 and f"values differ (1):\n  {optimizer_key}: max |A-B| = " in out
+
+
+def test_optimizer_load_order_of_legacy_files(work, capsys):
+    # load_model() hands optimizer_weights to optimizer.set_weights() as a list, by position.
+    def swap(f):
+        names = list(f["optimizer_weights"].attrs["weight_names"])
+        names[2], names[3] = names[3], names[2]
+        f["optimizer_weights"].attrs["weight_names"] = names
+    shutil.copy("trained.h5", "swapped.h5")
+    edit_h5("swapped.h5", swap)
+    rc, out, _ = cli(capsys, "diff", "trained.h5", "swapped.h5")
+    assert rc == 1 and ("  optimizer_weights, position #2: A has "
+                        "adam/twin_dense_dense_kernel_momentum, B has "
+                        "adam/twin_dense_dense_kernel_velocity\n") in out
+
+
 def test_diff_of_strings_bools_and_nan_without_casting(tmp_path, capsys):
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     for path, last in ((a, b"x"), (b, b"y")):
@@ -242,6 +354,32 @@ def test_diff_of_strings_bools_and_nan_without_casting(tmp_path, capsys):
     assert rc == 1
     assert out == ("values differ (5):\n  bytes: max |A-B| = 193\n  fixed\n  flags\n  text\n"
                    "  vlen\n1 of 6 variables identical by key and value\n")
+
+
+def test_diff_of_ragged_and_reference_datasets(tmp_path, capsys):
+    def write(path, last):
+        with h5py.File(path, "w") as f:
+            ragged = f.create_dataset("vars/ragged", (3,), dtype=h5py.vlen_dtype(np.int32))
+            ragged[0], ragged[1], ragged[2] = [1, 2, 3], [4], [last]
+            floats = f.create_dataset("vars/floats", (2,), dtype=h5py.vlen_dtype(np.float32))
+            floats[0], floats[1] = [np.nan, 1.0], [2.0]
+            scalar = f.create_dataset("vars/scalar", (), dtype=h5py.vlen_dtype(np.int32))
+            scalar[()] = [1, 2, 3 + last]
+            f.create_dataset("vars/null_refs", (2,), dtype=h5py.ref_dtype)  # all null
+            refs = f.create_dataset("vars/refs", (2,), dtype=h5py.ref_dtype)
+            refs[1] = f["vars/ragged" if last == 0 else "vars/floats"].ref
+
+    a, b = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    write(a, 0)
+    write(b, 1)
+    assert cli(capsys, "diff", a, a) == (0, "5 of 5 variables identical by key and value\n", "")
+    rc, out, err = cli(capsys, "diff", a, b)
+    assert (rc, err) == (1, "")
+    assert out == ("values differ (3):\n  vars/ragged\n  vars/refs\n  vars/scalar\n"
+                   "2 of 5 variables identical by key and value\n")
+    rc, out, _ = cli(capsys, "inspect", a)
+    assert rc == 0 and "    ragged  (3,) variable-length int32\n" in out
+    assert "    refs  (2,) object reference\n" in out
 
 
 def test_diff_lists_at_most_40_rows_per_section(tmp_path, capsys):
@@ -288,6 +426,27 @@ def test_huge_declared_datasets_cost_no_memory(tmp_path):
     # diff reads values, a few MiB at a time: 2 x 256 MiB never sits in memory.
     rc, mib, out = peak_rss_mib(tmp_path, "diff", "quarter_gib.h5", "quarter_gib.h5")
     assert rc == 0 and "1 of 1 variables identical" in out and mib < 250, (mib, out)
+
+
+def test_diff_of_unallocated_datasets_compares_fill_values(tmp_path, capsys):
+    for name, fill in (("a.h5", 0.0), ("same.h5", 0.0), ("filled.h5", 0.5)):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.create_dataset("x", shape=(2_000_000, 2_000_000), dtype="f4", fillvalue=fill)
+            f.create_dataset("two_gib", shape=(2**29,), dtype="f4", chunks=(2**20,))
+    started = time.monotonic()
+    assert cli(capsys, "diff", tmp_path / "a.h5", tmp_path / "same.h5")[:2] == (
+        0, "2 of 2 variables identical by key and value\n")
+    rc, out, _ = cli(capsys, "diff", tmp_path / "a.h5", tmp_path / "filled.h5")
+    assert rc == 1 and out.startswith("values differ (1):\n  x: max |A-B| = 0.5\n"), out
+    assert time.monotonic() - started < 5
+
+
+def test_fifo_in_a_folder_is_refused(tmp_path, capsys):
+    os.mkfifo(tmp_path / "s.weights.json")
+    rc, _, err = cli(capsys, "inspect", tmp_path)
+    assert_error(rc, err, tmp_path, "s.weights.json is not a regular file")
+    rc, _, err = cli(capsys, "inspect", tmp_path / "s.weights.json")
+    assert_error(rc, err, tmp_path / "s.weights.json", "not a regular file")
 
 
 def test_chunked_layer_names_are_followed(work, capsys):
