@@ -78,7 +78,13 @@ class RoundTripChecker:
                                                  masks=masks, load_factory=load_factory,
                                                  tmp_root=settings.tmpdir))
         except CkptError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:
+            # Outside the except block: inside it pytest prints the message twice,
+            # chained to the CkptError it replaces.
+            pytest.fail(error, pytrace=False)
         failed = [o for o in outcomes if not o.passed]
         if failed:
             reproduce = (f"pytest {shlex.quote(self._request.node.nodeid)} "
@@ -243,7 +249,11 @@ class RegressionChecker:
             mismatch = check_golden(model, folder, format_name=format, examples=examples, seed=seed,
                                     masks=masks, rtol=rtol, atol=atol)
         except CkptError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:  # outside the except block, as above
+            pytest.fail(error, pytrace=False)
         if mismatch is not None:
             reproduce = (f"pytest {shlex.quote(node.nodeid)} "
                          f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")

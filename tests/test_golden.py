@@ -386,3 +386,11 @@ def test_m{i}(ckpt_regression):
     assert len(files) == 4 * 2 * 3 and not any(".tmp-" in f for f in files)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-examples=2")
     result.assert_outcomes(passed=4)
+
+
+def test_a_failure_is_reported_once(pytester, golden, run):
+    (golden / "checkpoint.weights.h5").write_bytes(b"garbage")
+    result = run()
+    result.assert_outcomes(failed=1)
+    assert "During handling of the above exception" not in result.stdout.str()
+    assert result.stdout.str().count("does not match its manifest") == 1
