@@ -217,9 +217,18 @@ class RegressionChecker:
         __tracebackhide__ = True
         from pytest_ckpt.frameworks import TF_KERAS, framework_of
         from pytest_ckpt.golden import GoldenFolder, golden_location
-        from pytest_ckpt.golden_check import check_golden, write_golden
+        from pytest_ckpt.golden_check import check_arguments, check_golden, write_golden
         from pytest_ckpt.options import parse_examples, parse_masks
 
+        try:
+            check_arguments(format=format, name=name, values=values, examples=examples, masks=masks,
+                            rtol=rtol, atol=atol)
+        except CkptError as exc:
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:
+            pytest.fail(error, pytrace=False)
         settings = self._state.settings
         self._count += 1
         node = self._request.node

@@ -200,7 +200,18 @@ class GoldenFolder:
         return self.path / MANIFEST
 
     def exists(self) -> bool:
+        self.check_not_blocked()
         return self.manifest_path.exists()
+
+    def check_not_blocked(self) -> None:
+        """A file where this folder or one of its parents should be is named, not
+        reported as a missing golden or as an unwritable folder further down."""
+        for path in (self.path, *self.path.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise GoldenError(f"{path} is a file, where the golden folder should be "
+                                      f"(on the way to {self.path}); move it away")
+                return
 
     def read(self) -> tuple[Manifest, Path, dict[str, np.ndarray]]:
         """Manifest, checkpoint path and stored probe arrays, each checked against the manifest."""
@@ -230,6 +241,7 @@ class GoldenFolder:
         """``save(path)`` writes the checkpoint; the manifest gets the files' checksums."""
         fmt = get_format(manifest.format, manifest.framework)
         checkpoint = self.path / f"checkpoint{fmt.suffix}"
+        self.check_not_blocked()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             _atomic_write(checkpoint, save)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from pytest_ckpt.formats import get_format
 from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.golden import (DISTINCT, GOLDEN_FORMATS, MODEL, GoldenError, GoldenFolder, GoldenVariable,
                                 Manifest, frozen_paths, frozen_text, variable_records)
-from pytest_ckpt.masks import INDEPENDENT, SAME, FreezeMask, TrainableState, current_mask
+from pytest_ckpt.masks import INDEPENDENT, POLICIES, SAME, FreezeMask, TrainableState, current_mask
 from pytest_ckpt.optimizer_state import (OPTIMIZER, attach_fresh_optimizer, fill_distinct, is_compiled,
                                          slots_of)
 from pytest_ckpt.tempfiles import workdir
@@ -139,13 +140,33 @@ def _materialize(model):
     return inputs
 
 
+def check_arguments(*, format=None, name=None, values=DISTINCT, examples=None, masks=None,
+                    rtol=None, atol=None) -> None:
+    """``ckpt_regression.check``'s arguments, before anything is read or written:
+    a bad one is named, not reported as a missing golden or a failed load."""
+    def bad(argument, value, expected):
+        raise CkptError(f"ckpt_regression.check: {argument}={value!r}: {expected}")
+
+    if format is not None and format not in GOLDEN_FORMATS:
+        bad("format", format, f"must be a single-file format, one of {', '.join(GOLDEN_FORMATS)}")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        bad("name", name, "must be a non-empty string")
+    if values not in (DISTINCT, MODEL):
+        bad("values", values, f"must be {DISTINCT!r} (the default) or {MODEL!r}")
+    if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int) or examples < 1):
+        bad("examples", examples, "must be a whole number of at least 1")
+    if masks is not None and masks not in POLICIES:
+        bad("masks", masks, f"must be one of {', '.join(map(repr, POLICIES))}")
+    for argument, value in (("rtol", rtol), ("atol", atol)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            bad(argument, value, "must be a finite number of at least 0")
+
+
 def write_golden(model, folder: GoldenFolder, format_name: str, *, values: str = DISTINCT,
                  tmp_root=None) -> Manifest:
-    if format_name not in GOLDEN_FORMATS:
-        raise CkptError(f"golden format {format_name!r}: must be a single-file format, one of "
-                        f"{', '.join(GOLDEN_FORMATS)}")
-    if values not in (DISTINCT, MODEL):
-        raise CkptError(f"values={values!r}: must be {DISTINCT!r} (the default) or {MODEL!r}")
+    check_arguments(format=format_name, values=values)
     framework = framework_of(model)
     backend = backend_of(framework)
     fmt = get_format(format_name, framework, backend)
