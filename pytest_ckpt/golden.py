@@ -163,12 +163,16 @@ def frozen_text(paths) -> str:
     return ",".join("." if not p else ".".join(map(str, p)) for p in sorted(paths))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename into place: readers never see half a file."""
+def _atomic_write(path: Path, write) -> str:
+    """``write(tmp_path)`` then rename into place: readers never see half a file.
+    Returns the SHA-256 of what was written, taken before the rename: after it,
+    ``path`` may already hold another writer's file."""
     tmp = tempfiles.register(path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}"))
     try:
         write(tmp)
+        checksum = file_checksum(tmp)
         os.replace(tmp, path)
+        return checksum
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -244,12 +248,10 @@ class GoldenFolder:
         self.check_not_blocked()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            _atomic_write(checkpoint, save)
+            manifest.checkpoint_sha256 = _atomic_write(checkpoint, save)
             data = save_arrays(arrays)
-            _atomic_write(self.path / OUTPUTS, lambda tmp: tmp.write_bytes(data))
+            manifest.outputs_sha256 = _atomic_write(self.path / OUTPUTS, lambda tmp: tmp.write_bytes(data))
             manifest.checkpoint = checkpoint.name
-            manifest.checkpoint_sha256 = file_checksum(checkpoint)
-            manifest.outputs_sha256 = file_checksum(self.path / OUTPUTS)
             _atomic_write(self.manifest_path, lambda tmp: tmp.write_text(manifest.dumps()))
         except Exception as exc:  # PermissionError, or h5py's OSError from inside Keras
             raise GoldenError(f"cannot write golden folder {self.path}: "

@@ -427,3 +427,58 @@ def test_a_file_where_a_golden_folder_should_be_is_named(pytester, run):
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"*{pytester.path / 'ckpt_golden/test_reg'} is a file, "
                                      "where the golden folder should be*"])
+
+
+ONE_CHECK = MODEL.split("def test_model")[0] + """
+def test_model(ckpt_regression):
+    ckpt_regression.check(build())
+"""
+
+# Fault injection in the --ckpt-update process: the real rename of a golden,
+# then the process dies (KILL=after) or dies instead of renaming (KILL=before);
+# or (OTHER=path) another writer's checkpoint lands right after ours is renamed.
+FAULTS = """
+import os
+import shutil
+
+import pytest_ckpt.golden as golden
+
+KILL, OTHER = os.environ.get("KILL"), os.environ.get("OTHER")
+
+
+def _wrap(real):
+    def wrapped(src, dst, *args, **kwargs):
+        if "ckpt_golden" not in str(dst):
+            return real(src, dst, *args, **kwargs)
+        if KILL == "before":
+            os._exit(3)
+        result = real(src, dst, *args, **kwargs)
+        if KILL == "after":
+            os._exit(3)
+        if OTHER and os.path.basename(str(dst)).startswith("checkpoint"):
+            shutil.copyfile(OTHER, dst)
+        return result
+    return wrapped
+
+
+os.replace, os.rename = _wrap(os.replace), _wrap(os.rename)
+if hasattr(golden, "_exchange"):
+    golden._exchange = _wrap(golden._exchange)
+"""
+
+
+def test_the_manifest_checksums_the_checkpoint_it_wrote_not_what_is_there_after(pytester, run, monkeypatch):
+    """Another writer's checkpoint landing right after ours: the set must not
+    pass its integrity check while describing another model."""
+    pytester.makepyfile(test_reg=ONE_CHECK)
+    pytester.makeconftest(FAULTS)
+    run("--ckpt-update", variant="shape").assert_outcomes(passed=1)
+    other = pytester.path / "other.weights.h5"
+    other.write_bytes((pytester.path / "ckpt_golden/test_reg/test_model/check-1/checkpoint.weights.h5")
+                      .read_bytes())
+    monkeypatch.setenv("OTHER", str(other))
+    run("--ckpt-update").assert_outcomes(passed=1)
+    monkeypatch.delenv("OTHER")
+    result = run()
+    if result.parseoutcomes().get("failed"):
+        result.stdout.fnmatch_lines(["*does not match its manifest*"])
