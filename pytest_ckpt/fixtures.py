@@ -256,7 +256,7 @@ class RegressionChecker:
             examples = parse_examples(examples) if examples is not None else settings.examples
             masks = parse_masks(masks) if masks is not None else settings.masks
             mismatch = check_golden(model, folder, format_name=format, examples=examples, seed=seed,
-                                    masks=masks, rtol=rtol, atol=atol)
+                                    masks=masks, rtol=rtol, atol=atol, tmp_root=settings.tmpdir)
         except CkptError as exc:
             error = str(exc)
         else:

@@ -292,17 +292,23 @@ def _compare_optimizer(slots, golden, expected, preloads) -> list[VariableOutcom
 
 def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None, examples: int,
                  seed=None, masks: str = INDEPENDENT, rtol: float = 1e-6,
-                 atol: float = 1e-6) -> GoldenResult | None:
+                 atol: float = 1e-6, tmp_root=None) -> GoldenResult | None:
     """Load the golden into ``model`` under fixed and drawn masks; the minimal mismatch, or None.
 
     With ``masks="same"`` it loads under the freeze state the golden was
     written with, only: a regression test of the format itself.
     """
+    with workdir(tmp_root) as wd:
+        return _check_golden(model, folder, wd, format_name=format_name, examples=examples, seed=seed,
+                             masks=masks, rtol=rtol, atol=atol)
+
+
+def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, seed, masks, rtol, atol):
     from pytest_ckpt.driver import search
     from pytest_ckpt.fixed_pairs import fixed_pairs, split
     from pytest_ckpt.strategies import freeze_masks
 
-    manifest, checkpoint, arrays = folder.read()
+    manifest, checkpoint, arrays = folder.read(wd)
     if format_name is not None and format_name != manifest.format:
         raise GoldenError(f"golden {folder.path} was written in format {manifest.format!r} and this "
                           f"check asks for {format_name!r}: run pytest --ckpt-update to write it again")
