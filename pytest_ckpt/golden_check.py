@@ -214,6 +214,7 @@ class GoldenResult:
     warnings: list[str] = field(default_factory=list)
     output_differences: list[probe.OutputDifference] = field(default_factory=list)
     total: int = 0
+    as_found: bool = False  # loaded under the model's own flags, per variable too
 
     @property
     def ok(self) -> bool:
@@ -226,7 +227,8 @@ class GoldenResult:
     def render(self, seed=None, reproduce: str | None = None) -> str:
         lines = [f"golden checkpoint check failed: {self.folder}",
                  f"  format:    {self.format}",
-                 f"  load mask: {self.load_mask.describe()}"]
+                 f"  load mask: {self.load_mask.describe()}"
+                 + (" (the model's own freeze state, per-variable flags as found)" if self.as_found else "")]
         if self.load_error:
             lines.append(f"  load raised {self.load_error[0]}: {self.load_error[1]}")
         for warning in self.warnings[:3]:
@@ -316,6 +318,7 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
     fmt = get_format(manifest.format, framework, backend_of(framework))
     _materialize(model)
     tree = LayerTree(model)
+    current = current_mask(tree)
     with preserved(tree) as entries:
         result = GoldenResult(str(folder.path), manifest.format, total=len(entries))
         _structure(entries, manifest, result)
@@ -340,6 +343,16 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
         stored = {k: v for k, v in arrays.items() if k.startswith("output")}
 
         slots: list = []
+        # masks="same" and the model is in the layer freeze state the golden was
+        # written with: load under its state exactly as found.  Applying the mask
+        # would reset per-variable flags (kernel.trainable = False), which change
+        # what positional formats (h5) expect, a state the golden was written in.
+        as_found = None
+        if masks == SAME:
+            written = FreezeMask.from_paths(tree, [p for p in frozen_paths(manifest.frozen)
+                                                   if p in {n.index_path for n in tree.nodes}])
+            if written == current:
+                as_found = written
 
         def prepare():
             for e, value in zip(entries, before):
@@ -353,9 +366,10 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
                     slot.variable.assign(slot_preloads[slot.key])
 
         def run(load_mask):
-            loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare)
+            found_state = as_found is not None and load_mask == as_found
+            loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare, as_found=found_state)
             found = GoldenResult(str(folder.path), manifest.format, load_mask, total=len(entries),
-                                 load_error=loaded.error, warnings=loaded.warnings)
+                                 load_error=loaded.error, warnings=loaded.warnings, as_found=found_state)
             for e, pre in zip(entries, before):
                 got = read(e.variable)
                 if not _matches(got, golden[e.key]):
@@ -374,8 +388,6 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
             return found
 
         if masks == SAME:
-            written = FreezeMask.from_paths(tree, [p for p in frozen_paths(manifest.frozen)
-                                                   if p in {n.index_path for n in tree.nodes}])
             outcome = search(run, fixed=[{"load_mask": written}], strategies={"load_mask": freeze_masks(tree)},
                              examples=1, seed=seed, generate=False)
         else:

@@ -465,3 +465,26 @@ def test_an_update_killed_at_any_rename_leaves_the_old_set_or_the_new_one(pytest
     # Whichever set is there is whole: it passes with the model it was written from.
     outcomes = [run(variant=v).parseoutcomes().get("passed", 0) for v in ("base", "shape")]
     assert sorted(outcomes) == [0, 1], outcomes
+
+
+PER_VARIABLE_FREEZE = """
+import keras
+
+
+def build():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    return keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)])
+
+
+def test_frozen_kernel(ckpt_regression):
+    model = build()
+    model.layers[0].layers[0].kernel.trainable = False
+    ckpt_regression.check(model, format="h5", masks="same")
+"""
+
+
+def test_masks_same_loads_a_per_variable_freeze_as_the_model_has_it(pytester, run):
+    pytester.makepyfile(test_pv=PER_VARIABLE_FREEZE)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    result = run()
+    result.assert_outcomes(passed=1)
