@@ -277,9 +277,17 @@ def ckpt_regression(request):
     golden beside the test module (``<golden_dir>/<module>/<Class>/<test>/<check>/``);
     later runs load it into ``model`` under freeze masks and compare every
     variable exactly and the outputs on a fixed probe within tolerance.
-    Models the test builds get the auto-generated names a fresh process
-    would give, so by-name goldens do not depend on which tests ran before.
+    Models the test and its fixtures build get the auto-generated names a
+    fresh process would give, so by-name goldens do not depend on which tests
+    ran before (the plugin's ``pytest_runtest_setup`` resets the counters
+    before the first fixture).
     """
+    from pytest_ckpt.session import FRESH_NAMES_KEY
+
+    if FRESH_NAMES_KEY in request.node.stash:
+        yield RegressionChecker(request)
+        return
+    # Requested with getfixturevalue: the plugin could not know in time.
     from pytest_ckpt.compat import fresh_process_names
 
     with fresh_process_names():

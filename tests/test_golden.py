@@ -488,3 +488,39 @@ def test_masks_same_loads_a_per_variable_freeze_as_the_model_has_it(pytester, ru
     run("--ckpt-update").assert_outcomes(passed=1)
     result = run()
     result.assert_outcomes(passed=1)
+
+
+BUILT_BY_A_FIXTURE = """
+import keras
+import pytest
+
+
+@pytest.fixture
+def model():
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)])
+
+
+def test_first():
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)])
+
+
+def test_by_name(model, ckpt_regression):
+    ckpt_regression.check(model, format="h5-by-name")
+"""
+
+
+def test_a_by_name_golden_of_a_fixtures_model_passes_under_k(pytester, run):
+    pytester.makepyfile(test_fx=BUILT_BY_A_FIXTURE)
+    run("--ckpt-update").assert_outcomes(passed=2)
+    run().assert_outcomes(passed=2)
+    run("-k", "by_name").assert_outcomes(passed=1, deselected=1)
+
+
+def test_the_name_reset_hook_imports_no_framework(pytester):
+    pytester.makepyfile(test_plain="""
+        import sys
+
+        def test_plain():
+            assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
