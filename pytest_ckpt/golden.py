@@ -14,8 +14,9 @@ out of one open folder, so a swap while it reads cannot mix two sets.  The
 manifest's checksums catch a set that was edited anyway.
 
 Folders are named from the test's node id (module, classes, function and
-parametrize id) and the check's name, each part encoded injectively: two
-different tests never share a folder.
+parametrize id) and the check's name, each part encoded injectively, case
+included: two different tests never share a folder, even on a filesystem
+that ignores case.
 """
 
 from __future__ import annotations
@@ -62,15 +63,22 @@ class _Swapped(Exception):
 
 
 def encode(part: str) -> str:
-    """One folder-name component, injectively: anything but letters, digits and
+    """One folder-name component, injectively, also where names are compared
+    without case (macOS, Windows): anything but letters, digits and
     ``_.-~[]=,`` is %-escaped ("/" too, and "%" itself); "." and ".." are
-    escaped; a long name keeps a readable head and a hash of the whole."""
+    escaped; a name with capitals gets the capitals' positions after "@"
+    ("TestA" -> "TestA@0.4", so "A" and "a" differ in any case); a long name
+    keeps a readable head and a hash of the whole."""
     text = quote(part, safe="_.-~[]=,") or "%00"
     if set(text) == {"."}:
         text = text.replace(".", "%2E")
+    # Escapes' hex digits are always capitals: only literal letters need marking.
+    capitals = [m.start() for m in re.finditer(r"%[0-9A-F]{2}|([A-Z])", text) if m.group(1)]
+    if capitals:
+        text = f"{text}@{'.'.join(map(str, capitals))}"  # quote() always escapes "@"
     if len(text) > _MAX_PART:
         digest = hashlib.sha256(part.encode()).hexdigest()[:20]
-        text = f"{text[:_MAX_PART - 22]}@{digest}"  # quote() always escapes "@"
+        text = f"{text[:_MAX_PART - 22]}@{digest}"
     return text
 
 

@@ -151,7 +151,7 @@ def test_golden_folders_never_collide(pytester, run):
     folders = sorted({str(p.parent.relative_to(pytester.path / "ckpt_golden"))
                       for p in (pytester.path / "ckpt_golden").rglob("manifest.txt")})
     assert folders == [
-        "test_col/TestA/test_x/check-1", "test_col/TestB/test_x/check-1",
+        "test_col/TestA@0.4/test_x/check-1", "test_col/TestB@0.4/test_x/check-1",
         "test_col/test_ids[a%2Fb]/check-1", "test_col/test_ids[a_b]/check-1",
         "test_col/test_named/release%201.0%2Fweights",
         "test_col/test_repeat[x-2]/check-1", "test_col/test_repeat[x-2]/check-2",
@@ -524,3 +524,16 @@ def test_the_name_reset_hook_imports_no_framework(pytester):
             assert "keras" not in sys.modules and "tensorflow" not in sys.modules
     """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_parametrize_ids_differing_in_case_get_their_own_goldens(pytester, run):
+    pytester.makepyfile(test_case="""
+        import keras
+        import pytest
+
+        @pytest.mark.parametrize("units", [2, 3], ids=["A", "a"])
+        def test_ids(ckpt_regression, units):
+            ckpt_regression.check(keras.Sequential([keras.Input((3,)), keras.layers.Dense(units)]))
+    """)
+    run("--ckpt-update").assert_outcomes(passed=2)
+    run().assert_outcomes(passed=2)
