@@ -200,10 +200,12 @@ def ckpt_tf_keras_models() -> dict[str, Callable]:
 
 class RegressionChecker:
     """``ckpt_regression.check(model, *, format=None, name=None, values="distinct",
-    examples=None, masks=None, rtol=1e-6, atol=1e-6)``.
+    examples=None, masks=None, rtol=None, atol=None)``.
 
     With ``--ckpt-update`` it writes the golden; otherwise it loads it into
-    ``model`` and fails the test with the report of any mismatch.
+    ``model`` and fails the test with the report of any mismatch.  Outputs
+    are compared within ``rtol``/``atol``: by default 1e-6 each, or rtol=1e-4,
+    atol=1e-5 for a golden written on another backend.
     """
 
     def __init__(self, request):
@@ -213,7 +215,7 @@ class RegressionChecker:
 
     def check(self, model, *, format: str | None = None, name: str | None = None,
               values: str = "distinct", examples: int | None = None, masks: str | None = None,
-              rtol: float = 1e-6, atol: float = 1e-6) -> None:
+              rtol: float | None = None, atol: float | None = None) -> None:
         __tracebackhide__ = True
         from pytest_ckpt.frameworks import TF_KERAS, framework_of
         from pytest_ckpt.golden import GoldenFolder, golden_location

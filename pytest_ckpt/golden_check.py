@@ -44,6 +44,11 @@ from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
 MAX_ROWS = 40
+# Outputs only (variables are always compared exactly).  Across backends each
+# computes with its own kernels: a small BatchNorm model differs by about 6e-6
+# between TensorFlow and JAX or PyTorch.
+SAME_BACKEND_TOLERANCE = (1e-6, 1e-6)
+CROSS_BACKEND_TOLERANCE = (1e-4, 1e-5)
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
 OPTIMIZER_PREFIX = f"{OPTIMIZER}:"
 
@@ -215,6 +220,7 @@ class GoldenResult:
     output_differences: list[probe.OutputDifference] = field(default_factory=list)
     total: int = 0
     as_found: bool = False  # loaded under the model's own flags, per variable too
+    tolerance: str = ""  # the outputs' rtol and atol, and why those
 
     @property
     def ok(self) -> bool:
@@ -229,6 +235,8 @@ class GoldenResult:
                  f"  format:    {self.format}",
                  f"  load mask: {self.load_mask.describe()}"
                  + (" (the model's own freeze state, per-variable flags as found)" if self.as_found else "")]
+        if self.tolerance:
+            lines.append(f"  outputs:   {self.tolerance}")
         if self.load_error:
             lines.append(f"  load raised {self.load_error[0]}: {self.load_error[1]}")
         for warning in self.warnings[:3]:
@@ -292,13 +300,24 @@ def _compare_optimizer(slots, golden, expected, preloads) -> list[VariableOutcom
     return outcomes
 
 
+def output_tolerance(written_on: str, backend: str, rtol: float | None, atol: float | None):
+    """(rtol, atol, why): what the check passed, else the default for a golden
+    written on the current backend or the cross-backend one."""
+    cross = written_on != backend
+    default_rtol, default_atol = CROSS_BACKEND_TOLERANCE if cross else SAME_BACKEND_TOLERANCE
+    why = "as passed" if rtol is not None and atol is not None else (
+        f"cross-backend default: written on {written_on}, checked on {backend}" if cross else "default")
+    return (default_rtol if rtol is None else rtol, default_atol if atol is None else atol, why)
+
+
 def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None, examples: int,
-                 seed=None, masks: str = INDEPENDENT, rtol: float = 1e-6,
-                 atol: float = 1e-6, tmp_root=None) -> GoldenResult | None:
+                 seed=None, masks: str = INDEPENDENT, rtol: float | None = None,
+                 atol: float | None = None, tmp_root=None) -> GoldenResult | None:
     """Load the golden into ``model`` under fixed and drawn masks; the minimal mismatch, or None.
 
     With ``masks="same"`` it loads under the freeze state the golden was
-    written with, only: a regression test of the format itself.
+    written with, only: a regression test of the format itself.  ``rtol`` and
+    ``atol`` not given: see :func:`output_tolerance`.
     """
     with workdir(tmp_root) as wd:
         return _check_golden(model, folder, wd, format_name=format_name, examples=examples, seed=seed,
@@ -316,6 +335,8 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
                           f"check asks for {format_name!r}: run pytest --ckpt-update to write it again")
     framework = framework_of(model)
     fmt = get_format(manifest.format, framework, backend_of(framework))
+    rtol, atol, why = output_tolerance(manifest.backend, backend_of(framework), rtol, atol)
+    tolerance = f"rtol={rtol:g}, atol={atol:g} ({why})"
     _materialize(model)
     tree = LayerTree(model)
     current = current_mask(tree)
@@ -369,7 +390,8 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
             found_state = as_found is not None and load_mask == as_found
             loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare, as_found=found_state)
             found = GoldenResult(str(folder.path), manifest.format, load_mask, total=len(entries),
-                                 load_error=loaded.error, warnings=loaded.warnings, as_found=found_state)
+                                 load_error=loaded.error, warnings=loaded.warnings, as_found=found_state,
+                                 tolerance=tolerance)
             for e, pre in zip(entries, before):
                 got = read(e.variable)
                 if not _matches(got, golden[e.key]):

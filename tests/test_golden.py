@@ -537,3 +537,13 @@ def test_parametrize_ids_differing_in_case_get_their_own_goldens(pytester, run):
     """)
     run("--ckpt-update").assert_outcomes(passed=2)
     run().assert_outcomes(passed=2)
+
+
+def test_outputs_of_a_golden_from_another_backend_get_the_cross_backend_tolerance():
+    from pytest_ckpt.golden_check import output_tolerance
+
+    assert output_tolerance("tensorflow", "tensorflow", None, None) == (1e-6, 1e-6, "default")
+    assert output_tolerance("tensorflow", "jax", None, None) == (
+        1e-4, 1e-5, "cross-backend default: written on tensorflow, checked on jax")
+    assert output_tolerance("tensorflow", "torch", 1e-7, None)[:2] == (1e-7, 1e-5)
+    assert output_tolerance("tensorflow", "torch", 0, 0) == (0, 0, "as passed")
