@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,12 +229,15 @@ class Loaded:
     warnings: list[str]
 
 
-def load_into(tree: LayerTree, fmt: Format, path: Path, mask: FreezeMask, *, prepare=None) -> Loaded:
+def load_into(tree: LayerTree, fmt: Format, path: Path, mask: FreezeMask, *, prepare=None,
+              as_found: bool = False) -> Loaded:
     """The load half of every check (round trip, migration, golden): under ``mask``,
     after ``prepare()``, load ``path`` the way users do, keeping the
-    framework's warnings and the exception if it raised."""
+    framework's warnings and the exception if it raised.  ``as_found``: the
+    model's flags are left exactly as they are (``mask`` only describes them);
+    applying a mask resets per-variable flags (``kernel.trainable = False``)."""
     holder, error = tree.model, None
-    with framework_chatter() as said, masked(tree, mask):
+    with framework_chatter() as said, (nullcontext() if as_found else masked(tree, mask)):
         if prepare is not None:
             prepare()
         try:

@@ -78,7 +78,13 @@ class RoundTripChecker:
                                                  masks=masks, load_factory=load_factory,
                                                  tmp_root=settings.tmpdir))
         except CkptError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:
+            # Outside the except block: inside it pytest prints the message twice,
+            # chained to the CkptError it replaces.
+            pytest.fail(error, pytrace=False)
         failed = [o for o in outcomes if not o.passed]
         if failed:
             reproduce = (f"pytest {shlex.quote(self._request.node.nodeid)} "
@@ -194,10 +200,12 @@ def ckpt_tf_keras_models() -> dict[str, Callable]:
 
 class RegressionChecker:
     """``ckpt_regression.check(model, *, format=None, name=None, values="distinct",
-    examples=None, masks=None, rtol=1e-6, atol=1e-6)``.
+    examples=None, masks=None, rtol=None, atol=None)``.
 
     With ``--ckpt-update`` it writes the golden; otherwise it loads it into
-    ``model`` and fails the test with the report of any mismatch.
+    ``model`` and fails the test with the report of any mismatch.  Outputs
+    are compared within ``rtol``/``atol``: by default 1e-6 each, or rtol=1e-4,
+    atol=1e-5 for a golden written on another backend.
     """
 
     def __init__(self, request):
@@ -207,13 +215,22 @@ class RegressionChecker:
 
     def check(self, model, *, format: str | None = None, name: str | None = None,
               values: str = "distinct", examples: int | None = None, masks: str | None = None,
-              rtol: float = 1e-6, atol: float = 1e-6) -> None:
+              rtol: float | None = None, atol: float | None = None) -> None:
         __tracebackhide__ = True
         from pytest_ckpt.frameworks import TF_KERAS, framework_of
         from pytest_ckpt.golden import GoldenFolder, golden_location
-        from pytest_ckpt.golden_check import check_golden, write_golden
+        from pytest_ckpt.golden_check import check_arguments, check_golden, write_golden
         from pytest_ckpt.options import parse_examples, parse_masks
 
+        try:
+            check_arguments(format=format, name=name, values=values, examples=examples, masks=masks,
+                            rtol=rtol, atol=atol)
+        except CkptError as exc:
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:
+            pytest.fail(error, pytrace=False)
         settings = self._state.settings
         self._count += 1
         node = self._request.node
@@ -241,9 +258,13 @@ class RegressionChecker:
             examples = parse_examples(examples) if examples is not None else settings.examples
             masks = parse_masks(masks) if masks is not None else settings.masks
             mismatch = check_golden(model, folder, format_name=format, examples=examples, seed=seed,
-                                    masks=masks, rtol=rtol, atol=atol)
+                                    masks=masks, rtol=rtol, atol=atol, tmp_root=settings.tmpdir)
         except CkptError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:  # outside the except block, as above
+            pytest.fail(error, pytrace=False)
         if mismatch is not None:
             reproduce = (f"pytest {shlex.quote(node.nodeid)} "
                          f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
@@ -258,9 +279,17 @@ def ckpt_regression(request):
     golden beside the test module (``<golden_dir>/<module>/<Class>/<test>/<check>/``);
     later runs load it into ``model`` under freeze masks and compare every
     variable exactly and the outputs on a fixed probe within tolerance.
-    Models the test builds get the auto-generated names a fresh process
-    would give, so by-name goldens do not depend on which tests ran before.
+    Models the test and its fixtures build get the auto-generated names a
+    fresh process would give, so by-name goldens do not depend on which tests
+    ran before (the plugin's ``pytest_runtest_setup`` resets the counters
+    before the first fixture).
     """
+    from pytest_ckpt.session import FRESH_NAMES_KEY
+
+    if FRESH_NAMES_KEY in request.node.stash:
+        yield RegressionChecker(request)
+        return
+    # Requested with getfixturevalue: the plugin could not know in time.
     from pytest_ckpt.compat import fresh_process_names
 
     with fresh_process_names():

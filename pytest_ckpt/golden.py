@@ -4,22 +4,31 @@ A golden is a folder holding one checkpoint file, ``outputs.npz`` (a fixed
 probe input and the model's outputs on it, no pickles) and ``manifest.txt``:
 per variable its stable key, shape, dtype and SHA-256, plus the framework,
 backend, Keras version, format, how the values were chosen and the
-checksums of the two other files.  Every file is written to a temporary
-name in the same folder and renamed into place, the manifest last, so a
-reader sees the old set or the new one; the manifest's checksums catch a
-set that was edited or torn anyway.
+checksums of the two other files, taken from the bytes this run wrote.
+
+The whole set is written into a fresh folder beside the golden and swapped
+in with one atomic exchange of the two folders (Linux ``renameat2``
+``RENAME_EXCHANGE``), so the golden's path always holds a whole set, the old
+one or the new one, whenever the writer is killed.  A reader copies the set
+out of one open folder, so a swap while it reads cannot mix two sets.  The
+manifest's checksums catch a set that was edited anyway.
 
 Folders are named from the test's node id (module, classes, function and
-parametrize id) and the check's name, each part encoded injectively: two
-different tests never share a folder.
+parametrize id) and the check's name, each part encoded injectively, case
+included: two different tests never share a folder, even on a filesystem
+that ignores case.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import io
 import os
 import re
+import shutil
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +58,27 @@ class GoldenError(CkptError):
     """A golden folder or file that cannot be read or written; names the file."""
 
 
+class _Swapped(Exception):
+    """The golden folder was replaced while it was being read."""
+
+
 def encode(part: str) -> str:
-    """One folder-name component, injectively: anything but letters, digits and
+    """One folder-name component, injectively, also where names are compared
+    without case (macOS, Windows): anything but letters, digits and
     ``_.-~[]=,`` is %-escaped ("/" too, and "%" itself); "." and ".." are
-    escaped; a long name keeps a readable head and a hash of the whole."""
+    escaped; a name with capitals gets the capitals' positions after "@"
+    ("TestA" -> "TestA@0.4", so "A" and "a" differ in any case); a long name
+    keeps a readable head and a hash of the whole."""
     text = quote(part, safe="_.-~[]=,") or "%00"
     if set(text) == {"."}:
         text = text.replace(".", "%2E")
+    # Escapes' hex digits are always capitals: only literal letters need marking.
+    capitals = [m.start() for m in re.finditer(r"%[0-9A-F]{2}|([A-Z])", text) if m.group(1)]
+    if capitals:
+        text = f"{text}@{'.'.join(map(str, capitals))}"  # quote() always escapes "@"
     if len(text) > _MAX_PART:
         digest = hashlib.sha256(part.encode()).hexdigest()[:20]
-        text = f"{text[:_MAX_PART - 22]}@{digest}"  # quote() always escapes "@"
+        text = f"{text[:_MAX_PART - 22]}@{digest}"
     return text
 
 
@@ -117,8 +137,16 @@ class Manifest:
     @classmethod
     def load(cls, path: Path) -> Manifest:
         try:
-            text = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise GoldenError(f"cannot read golden manifest {path}: {exc}") from None
+        return cls.parse(data, path)
+
+    @classmethod
+    def parse(cls, data: bytes, path: Path) -> Manifest:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise GoldenError(f"cannot read golden manifest {path}: {exc}") from None
         lines = text.splitlines()
         if not lines or lines[0] not in (HEADER, *_OLD_HEADERS):
@@ -163,16 +191,66 @@ def frozen_text(paths) -> str:
     return ",".join("." if not p else ".".join(map(str, p)) for p in sorted(paths))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename into place: readers never see half a file."""
-    tmp = tempfiles.register(path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}"))
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_renameat2 = None
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two existing folders in one step; OSError(ENOSYS or EINVAL) where the
+    system or the filesystem cannot."""
+    global _renameat2
+    if _renameat2 is None:
+        if not sys.platform.startswith("linux"):
+            raise OSError(errno.ENOSYS, "no atomic exchange of folders on this system")
+        try:
+            function = ctypes.CDLL(None, use_errno=True).renameat2
+        except (OSError, AttributeError):
+            raise OSError(errno.ENOSYS, "the C library has no renameat2") from None
+        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        function.restype = ctypes.c_int
+        _renameat2 = function
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(b))
+
+
+def _publish(staged: Path, target: Path) -> None:
+    """Make ``staged`` (a whole set) the folder at ``target``; afterwards
+    ``staged`` holds what is to be deleted: the old set, or our own set when
+    another writer's landed first."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        os.rename(staged, target)  # no golden yet: one atomic rename
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    try:
+        _exchange(staged, target)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    # No atomic exchange here (not Linux, or a filesystem without it): two
+    # renames, with a window in which the folder does not exist.  A reader in
+    # it reports a missing golden; a kill in it leaves the old set at
+    # ``.old-*`` beside the folder.  Unavoidable without an exchange.
+    old = target.with_name(f".old-{uuid.uuid4().hex}-{target.name}")
+    tempfiles.register(old)
+    try:
+        os.rename(target, old)
+    except FileNotFoundError:
+        pass  # another writer is in its own window
+    try:
+        os.rename(staged, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        # Another writer's whole set landed first: keep it, discard ours.
     finally:
-        if tmp.exists():
-            tmp.unlink()
-        tempfiles.release(tmp)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        tempfiles.release(old)
 
 
 def save_arrays(arrays: dict[str, np.ndarray]) -> bytes:
@@ -200,51 +278,129 @@ class GoldenFolder:
         return self.path / MANIFEST
 
     def exists(self) -> bool:
+        self.check_not_blocked()
         return self.manifest_path.exists()
 
-    def read(self) -> tuple[Manifest, Path, dict[str, np.ndarray]]:
-        """Manifest, checkpoint path and stored probe arrays, each checked against the manifest."""
-        manifest = Manifest.load(self.manifest_path)
-        checkpoint = self.path / manifest.checkpoint
-        outputs_path = self.path / OUTPUTS
-        for file, expected in ((checkpoint, manifest.checkpoint_sha256),
-                               (outputs_path, manifest.outputs_sha256)):
-            if not file.is_file():
-                what = "is not a file" if file.exists() else "is missing"
-                raise GoldenError(f"golden file {file} {what} (listed in {self.manifest_path})")
+    def check_not_blocked(self) -> None:
+        """A file where this folder or one of its parents should be is named, not
+        reported as a missing golden or as an unwritable folder further down."""
+        for path in (self.path, *self.path.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise GoldenError(f"{path} is a file, where the golden folder should be "
+                                      f"(on the way to {self.path}); move it away")
+                return
+
+    def read(self, into: Path) -> tuple[Manifest, Path, dict[str, np.ndarray]]:
+        """Manifest, checkpoint and stored probe arrays, each checked against the manifest.
+
+        The files are copied into the folder ``into`` (the checkpoint path
+        returned is the copy's) from one open folder: an update swapping the
+        golden meanwhile cannot hand us its manifest and another set's files.
+        """
+        for _ in range(3):
             try:
-                matches = file_checksum(file) == expected
-            except OSError as exc:
-                raise GoldenError(f"cannot read golden file {file}: {exc}") from None
-            if not matches:
-                raise GoldenError(f"golden file {file} does not match its manifest "
-                                  f"{self.manifest_path} (edited, truncated or half-written?)")
+                manifest = self._copy_out(into)
+                break
+            except _Swapped:
+                continue  # the set we were copying was replaced and deleted: read the new one
+        else:
+            raise GoldenError(f"golden {self.path} kept being replaced while it was read; "
+                              "is a pytest --ckpt-update running?")
+        outputs_path = into / OUTPUTS
         try:
             with np.load(outputs_path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except Exception as exc:
-            raise GoldenError(f"cannot read golden outputs {outputs_path}: {exc}") from None
-        return manifest, checkpoint, arrays
+            raise GoldenError(f"cannot read golden outputs {self.path / OUTPUTS}: {exc}") from None
+        return manifest, into / manifest.checkpoint, arrays
+
+    def _copy_out(self, into: Path) -> Manifest:
+        try:
+            folder = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            folder = None  # missing, or no folder descriptors here (Windows): by path
+        if folder is not None and os.open not in os.supports_dir_fd:
+            os.close(folder)
+            folder = None
+
+        def opener(name, flags):
+            return os.open(name, flags, dir_fd=folder) if folder is not None else os.open(self.path / name, flags)
+
+        def swapped() -> bool:
+            try:
+                return folder is not None and not os.path.samestat(os.fstat(folder), os.stat(self.path))
+            except OSError:
+                return True
+
+        try:
+            try:
+                with open(MANIFEST, "rb", opener=opener) as f:
+                    data = f.read()
+            except OSError as exc:
+                if swapped():
+                    raise _Swapped() from None
+                raise GoldenError(f"cannot read golden manifest {self.manifest_path}: {exc}") from None
+            manifest = Manifest.parse(data, self.manifest_path)
+            for name, expected in ((manifest.checkpoint, manifest.checkpoint_sha256),
+                                   (OUTPUTS, manifest.outputs_sha256)):
+                shown = self.path / name
+                h = hashlib.sha256()
+                try:
+                    with open(name, "rb", opener=opener) as source, open(into / name, "wb") as copy:
+                        for block in iter(lambda: source.read(1 << 20), b""):
+                            h.update(block)
+                            copy.write(block)
+                except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+                    if swapped():
+                        raise _Swapped() from None
+                    if shown.exists() and not shown.is_file():
+                        raise GoldenError(f"golden file {shown} is not a file "
+                                          f"(listed in {self.manifest_path})") from None
+                    if not shown.exists():
+                        raise GoldenError(f"golden file {shown} is missing "
+                                          f"(listed in {self.manifest_path})") from None
+                    raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
+                except OSError as exc:
+                    raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
+                if h.hexdigest() != expected:
+                    raise GoldenError(f"golden file {shown} does not match its manifest "
+                                      f"{self.manifest_path} (edited, truncated or half-written?)")
+            return manifest
+        finally:
+            if folder is not None:
+                os.close(folder)
 
     def write(self, save, manifest: Manifest, arrays: dict[str, np.ndarray]) -> Manifest:
         """``save(path)`` writes the checkpoint; the manifest gets the files' checksums."""
         fmt = get_format(manifest.format, manifest.framework)
-        checkpoint = self.path / f"checkpoint{fmt.suffix}"
+        name = f"checkpoint{fmt.suffix}"
+        self.check_not_blocked()
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            # Replacing a folder needs no write access to it, only to its parent:
+            # a read-only golden is one its owner does not want replaced.
+            raise GoldenError(f"cannot write golden folder {self.path}: it is read-only")
+        staged = None
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            _atomic_write(checkpoint, save)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            staged = tempfiles.register(self.path.with_name(f".tmp-{uuid.uuid4().hex}-{self.path.name}"))
+            staged.mkdir()
+            # The staged folder is this run's alone: its files are the bytes we wrote.
+            save(staged / name)
+            manifest.checkpoint = name
+            manifest.checkpoint_sha256 = file_checksum(staged / name)
             data = save_arrays(arrays)
-            _atomic_write(self.path / OUTPUTS, lambda tmp: tmp.write_bytes(data))
-            manifest.checkpoint = checkpoint.name
-            manifest.checkpoint_sha256 = file_checksum(checkpoint)
-            manifest.outputs_sha256 = file_checksum(self.path / OUTPUTS)
-            _atomic_write(self.manifest_path, lambda tmp: tmp.write_text(manifest.dumps()))
+            (staged / OUTPUTS).write_bytes(data)
+            manifest.outputs_sha256 = hashlib.sha256(data).hexdigest()
+            (staged / MANIFEST).write_text(manifest.dumps())
+            _publish(staged, self.path)
         except Exception as exc:  # PermissionError, or h5py's OSError from inside Keras
             raise GoldenError(f"cannot write golden folder {self.path}: "
                               f"{type(exc).__name__}: {exc}") from None
-        for stale in self.path.glob("checkpoint*"):
-            if stale != checkpoint and not stale.name.startswith(".tmp-"):
-                stale.unlink()
+        finally:
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
+                tempfiles.release(staged)
         return manifest
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from pytest_ckpt.formats import get_format
 from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.golden import (DISTINCT, GOLDEN_FORMATS, MODEL, GoldenError, GoldenFolder, GoldenVariable,
                                 Manifest, frozen_paths, frozen_text, variable_records)
-from pytest_ckpt.masks import INDEPENDENT, SAME, FreezeMask, TrainableState, current_mask
+from pytest_ckpt.masks import INDEPENDENT, POLICIES, SAME, FreezeMask, TrainableState, current_mask
 from pytest_ckpt.optimizer_state import (OPTIMIZER, attach_fresh_optimizer, fill_distinct, is_compiled,
                                          slots_of)
 from pytest_ckpt.tempfiles import workdir
@@ -43,6 +44,11 @@ from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
 MAX_ROWS = 40
+# Outputs only (variables are always compared exactly).  Across backends each
+# computes with its own kernels: a small BatchNorm model differs by about 6e-6
+# between TensorFlow and JAX or PyTorch.
+SAME_BACKEND_TOLERANCE = (1e-6, 1e-6)
+CROSS_BACKEND_TOLERANCE = (1e-4, 1e-5)
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
 OPTIMIZER_PREFIX = f"{OPTIMIZER}:"
 
@@ -139,13 +145,33 @@ def _materialize(model):
     return inputs
 
 
+def check_arguments(*, format=None, name=None, values=DISTINCT, examples=None, masks=None,
+                    rtol=None, atol=None) -> None:
+    """``ckpt_regression.check``'s arguments, before anything is read or written:
+    a bad one is named, not reported as a missing golden or a failed load."""
+    def bad(argument, value, expected):
+        raise CkptError(f"ckpt_regression.check: {argument}={value!r}: {expected}")
+
+    if format is not None and format not in GOLDEN_FORMATS:
+        bad("format", format, f"must be a single-file format, one of {', '.join(GOLDEN_FORMATS)}")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        bad("name", name, "must be a non-empty string")
+    if values not in (DISTINCT, MODEL):
+        bad("values", values, f"must be {DISTINCT!r} (the default) or {MODEL!r}")
+    if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int) or examples < 1):
+        bad("examples", examples, "must be a whole number of at least 1")
+    if masks is not None and masks not in POLICIES:
+        bad("masks", masks, f"must be one of {', '.join(map(repr, POLICIES))}")
+    for argument, value in (("rtol", rtol), ("atol", atol)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            bad(argument, value, "must be a finite number of at least 0")
+
+
 def write_golden(model, folder: GoldenFolder, format_name: str, *, values: str = DISTINCT,
                  tmp_root=None) -> Manifest:
-    if format_name not in GOLDEN_FORMATS:
-        raise CkptError(f"golden format {format_name!r}: must be a single-file format, one of "
-                        f"{', '.join(GOLDEN_FORMATS)}")
-    if values not in (DISTINCT, MODEL):
-        raise CkptError(f"values={values!r}: must be {DISTINCT!r} (the default) or {MODEL!r}")
+    check_arguments(format=format_name, values=values)
     framework = framework_of(model)
     backend = backend_of(framework)
     fmt = get_format(format_name, framework, backend)
@@ -193,6 +219,8 @@ class GoldenResult:
     warnings: list[str] = field(default_factory=list)
     output_differences: list[probe.OutputDifference] = field(default_factory=list)
     total: int = 0
+    as_found: bool = False  # loaded under the model's own flags, per variable too
+    tolerance: str = ""  # the outputs' rtol and atol, and why those
 
     @property
     def ok(self) -> bool:
@@ -205,7 +233,10 @@ class GoldenResult:
     def render(self, seed=None, reproduce: str | None = None) -> str:
         lines = [f"golden checkpoint check failed: {self.folder}",
                  f"  format:    {self.format}",
-                 f"  load mask: {self.load_mask.describe()}"]
+                 f"  load mask: {self.load_mask.describe()}"
+                 + (" (the model's own freeze state, per-variable flags as found)" if self.as_found else "")]
+        if self.tolerance:
+            lines.append(f"  outputs:   {self.tolerance}")
         if self.load_error:
             lines.append(f"  load raised {self.load_error[0]}: {self.load_error[1]}")
         for warning in self.warnings[:3]:
@@ -269,26 +300,46 @@ def _compare_optimizer(slots, golden, expected, preloads) -> list[VariableOutcom
     return outcomes
 
 
+def output_tolerance(written_on: str, backend: str, rtol: float | None, atol: float | None):
+    """(rtol, atol, why): what the check passed, else the default for a golden
+    written on the current backend or the cross-backend one."""
+    cross = written_on != backend
+    default_rtol, default_atol = CROSS_BACKEND_TOLERANCE if cross else SAME_BACKEND_TOLERANCE
+    why = "as passed" if rtol is not None and atol is not None else (
+        f"cross-backend default: written on {written_on}, checked on {backend}" if cross else "default")
+    return (default_rtol if rtol is None else rtol, default_atol if atol is None else atol, why)
+
+
 def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None, examples: int,
-                 seed=None, masks: str = INDEPENDENT, rtol: float = 1e-6,
-                 atol: float = 1e-6) -> GoldenResult | None:
+                 seed=None, masks: str = INDEPENDENT, rtol: float | None = None,
+                 atol: float | None = None, tmp_root=None) -> GoldenResult | None:
     """Load the golden into ``model`` under fixed and drawn masks; the minimal mismatch, or None.
 
     With ``masks="same"`` it loads under the freeze state the golden was
-    written with, only: a regression test of the format itself.
+    written with, only: a regression test of the format itself.  ``rtol`` and
+    ``atol`` not given: see :func:`output_tolerance`.
     """
+    with workdir(tmp_root) as wd:
+        return _check_golden(model, folder, wd, format_name=format_name, examples=examples, seed=seed,
+                             masks=masks, rtol=rtol, atol=atol)
+
+
+def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, seed, masks, rtol, atol):
     from pytest_ckpt.driver import search
     from pytest_ckpt.fixed_pairs import fixed_pairs, split
     from pytest_ckpt.strategies import freeze_masks
 
-    manifest, checkpoint, arrays = folder.read()
+    manifest, checkpoint, arrays = folder.read(wd)
     if format_name is not None and format_name != manifest.format:
         raise GoldenError(f"golden {folder.path} was written in format {manifest.format!r} and this "
                           f"check asks for {format_name!r}: run pytest --ckpt-update to write it again")
     framework = framework_of(model)
     fmt = get_format(manifest.format, framework, backend_of(framework))
+    rtol, atol, why = output_tolerance(manifest.backend, backend_of(framework), rtol, atol)
+    tolerance = f"rtol={rtol:g}, atol={atol:g} ({why})"
     _materialize(model)
     tree = LayerTree(model)
+    current = current_mask(tree)
     with preserved(tree) as entries:
         result = GoldenResult(str(folder.path), manifest.format, total=len(entries))
         _structure(entries, manifest, result)
@@ -313,6 +364,16 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
         stored = {k: v for k, v in arrays.items() if k.startswith("output")}
 
         slots: list = []
+        # masks="same" and the model is in the layer freeze state the golden was
+        # written with: load under its state exactly as found.  Applying the mask
+        # would reset per-variable flags (kernel.trainable = False), which change
+        # what positional formats (h5) expect, a state the golden was written in.
+        as_found = None
+        if masks == SAME:
+            written = FreezeMask.from_paths(tree, [p for p in frozen_paths(manifest.frozen)
+                                                   if p in {n.index_path for n in tree.nodes}])
+            if written == current:
+                as_found = written
 
         def prepare():
             for e, value in zip(entries, before):
@@ -326,9 +387,11 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
                     slot.variable.assign(slot_preloads[slot.key])
 
         def run(load_mask):
-            loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare)
+            found_state = as_found is not None and load_mask == as_found
+            loaded = load_into(tree, fmt, checkpoint, load_mask, prepare=prepare, as_found=found_state)
             found = GoldenResult(str(folder.path), manifest.format, load_mask, total=len(entries),
-                                 load_error=loaded.error, warnings=loaded.warnings)
+                                 load_error=loaded.error, warnings=loaded.warnings, as_found=found_state,
+                                 tolerance=tolerance)
             for e, pre in zip(entries, before):
                 got = read(e.variable)
                 if not _matches(got, golden[e.key]):
@@ -347,8 +410,6 @@ def check_golden(model, folder: GoldenFolder, *, format_name: str | None = None,
             return found
 
         if masks == SAME:
-            written = FreezeMask.from_paths(tree, [p for p in frozen_paths(manifest.frozen)
-                                                   if p in {n.index_path for n in tree.nodes}])
             outcome = search(run, fixed=[{"load_mask": written}], strategies={"load_mask": freeze_masks(tree)},
                              examples=1, seed=seed, generate=False)
         else:

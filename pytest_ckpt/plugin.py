@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_ckpt import options
-from pytest_ckpt.session import SESSION_KEY, CkptSession, ItemRecord
+from pytest_ckpt.session import FRESH_NAMES_KEY, SESSION_KEY, CkptSession, ItemRecord
 
 pytest_plugins = ["pytest_ckpt.fixtures"]
 
@@ -53,6 +53,29 @@ def pytest_collection_modifyitems(session, config, items):
         from pytest_ckpt.items import generate_items
 
         items.extend(generate_items(session, state.settings))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture runs: a model built by another fixture of the test
+    # (``def test_x(model, ckpt_regression)``) gets the names it gets in a fresh
+    # process too, so a by-name golden does not depend on what ran before (-k).
+    # compat imports no framework; it resets only the counters of one already imported.
+    if "ckpt_regression" in getattr(item, "fixturenames", ()):
+        from pytest_ckpt.compat import fresh_process_names
+
+        names = fresh_process_names()
+        names.__enter__()
+        item.stash[FRESH_NAMES_KEY] = names
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    names = item.stash.get(FRESH_NAMES_KEY, None)
+    if names is not None:
+        del item.stash[FRESH_NAMES_KEY]
+        names.__exit__(None, None, None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -71,3 +71,6 @@ class CkptSession:
 
 
 SESSION_KEY = pytest.StashKey[CkptSession]()
+# The fresh-process name counters of an item using ckpt_regression, entered
+# before its first fixture and left after its last teardown.
+FRESH_NAMES_KEY = pytest.StashKey[object]()

@@ -151,7 +151,7 @@ def test_golden_folders_never_collide(pytester, run):
     folders = sorted({str(p.parent.relative_to(pytester.path / "ckpt_golden"))
                       for p in (pytester.path / "ckpt_golden").rglob("manifest.txt")})
     assert folders == [
-        "test_col/TestA/test_x/check-1", "test_col/TestB/test_x/check-1",
+        "test_col/TestA@0.4/test_x/check-1", "test_col/TestB@0.4/test_x/check-1",
         "test_col/test_ids[a%2Fb]/check-1", "test_col/test_ids[a_b]/check-1",
         "test_col/test_named/release%201.0%2Fweights",
         "test_col/test_repeat[x-2]/check-1", "test_col/test_repeat[x-2]/check-2",
@@ -367,22 +367,183 @@ def test_read_only_golden_folder_with_update_is_a_clear_error(pytester, golden, 
 
 
 @pytest.mark.slow
-def test_concurrent_updates_of_the_same_goldens_leave_complete_sets(pytester):
-    """Two processes rewrite the same goldens at once: every set is whole and passes."""
+def test_concurrent_updates_of_the_same_goldens_leave_complete_sets(pytester, monkeypatch):
+    """Two processes write two different models to the same goldens at once:
+    every set is whole, and passes with the model it was written from."""
     body = "\n".join(f"""
 def test_m{i}(ckpt_regression):
-    ckpt_regression.check(build())
-    ckpt_regression.check(build(), format="h5")
-""" for i in range(4))
+    ckpt_regression.check(build(), format={fmt!r})
+""" for i, fmt in enumerate(["keras-weights", "h5"] * 4))
     pytester.makepyfile(test_many=MODEL.split("def test_model")[0] + body)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ckpt-update", "-q"]
-    procs = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for _ in range(2)]
+    procs = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env={**os.environ, "VARIANT": variant})
+             for variant in ("base", "shape")]
     for p in procs:
         with p:  # closes the pipe: an open one is an unraisable ResourceWarning, an error here
             out, _ = p.communicate(timeout=600)
         assert p.returncode == 0, out.decode()[-2000:]
     files = digest(pytester.path)
-    assert len(files) == 4 * 2 * 3 and not any(".tmp-" in f for f in files)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-examples=2")
-    result.assert_outcomes(passed=4)
+    assert len(files) == 8 * 3 and not any("/." in f for f in files)
+    passed = []
+    for variant in ("base", "shape"):
+        monkeypatch.setenv("VARIANT", variant)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-examples=2", "-rA")
+        passed += [line.split("::")[1].split()[0] for line in result.outlines if line.startswith("PASSED ")]
+    assert sorted(passed) == sorted(f"test_m{i}" for i in range(8)), passed
+
+
+ONE_CHECK = MODEL.split("def test_model")[0] + """
+def test_model(ckpt_regression):
+    ckpt_regression.check(build())
+"""
+
+# Fault injection in the --ckpt-update process: the real rename of a golden,
+# then the process dies (KILL=after) or dies instead of renaming (KILL=before);
+# or (OTHER=path) another writer's checkpoint lands right after ours is renamed.
+FAULTS = """
+import os
+import shutil
+
+import pytest_ckpt.golden as golden
+
+KILL, OTHER = os.environ.get("KILL"), os.environ.get("OTHER")
+
+
+def _wrap(real):
+    def wrapped(src, dst, *args, **kwargs):
+        if "ckpt_golden" not in str(dst):
+            return real(src, dst, *args, **kwargs)
+        if KILL == "before":
+            os._exit(3)
+        result = real(src, dst, *args, **kwargs)
+        if KILL == "after":
+            os._exit(3)
+        if OTHER and os.path.basename(str(dst)).startswith("checkpoint"):
+            shutil.copyfile(OTHER, dst)
+        return result
+    return wrapped
+
+
+os.replace, os.rename = _wrap(os.replace), _wrap(os.rename)
+if hasattr(golden, "_exchange"):
+    golden._exchange = _wrap(golden._exchange)
+"""
+
+
+def test_the_manifest_checksums_the_checkpoint_it_wrote_not_what_is_there_after(pytester, run, monkeypatch):
+    """Another writer's checkpoint landing right after ours: the set must not
+    pass its integrity check while describing another model."""
+    pytester.makepyfile(test_reg=ONE_CHECK)
+    pytester.makeconftest(FAULTS)
+    run("--ckpt-update", variant="shape").assert_outcomes(passed=1)
+    other = pytester.path / "other.weights.h5"
+    other.write_bytes((pytester.path / "ckpt_golden/test_reg/test_model/check-1/checkpoint.weights.h5")
+                      .read_bytes())
+    monkeypatch.setenv("OTHER", str(other))
+    run("--ckpt-update").assert_outcomes(passed=1)
+    monkeypatch.delenv("OTHER")
+    result = run()
+    if result.parseoutcomes().get("failed"):
+        result.stdout.fnmatch_lines(["*does not match its manifest*"])
+
+
+@pytest.mark.parametrize("kill", ["before", "after"])
+def test_an_update_killed_at_any_rename_leaves_the_old_set_or_the_new_one(pytester, run, monkeypatch, kill):
+    pytester.makepyfile(test_reg=ONE_CHECK)
+    pytester.makeconftest(FAULTS)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    old = digest(pytester.path)
+    monkeypatch.setenv("KILL", kill)
+    monkeypatch.setenv("VARIANT", "shape")
+    killed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-update")
+    assert killed.ret == 3
+    monkeypatch.delenv("KILL")
+    golden = {k: v for k, v in digest(pytester.path).items() if "/." not in k}  # leftovers aside
+    if kill == "before":
+        assert golden == old
+    # Whichever set is there is whole: it passes with the model it was written from.
+    outcomes = [run(variant=v).parseoutcomes().get("passed", 0) for v in ("base", "shape")]
+    assert sorted(outcomes) == [0, 1], outcomes
+
+
+PER_VARIABLE_FREEZE = """
+import keras
+
+
+def build():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    return keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)])
+
+
+def test_frozen_kernel(ckpt_regression):
+    model = build()
+    model.layers[0].layers[0].kernel.trainable = False
+    ckpt_regression.check(model, format="h5", masks="same")
+"""
+
+
+def test_masks_same_loads_a_per_variable_freeze_as_the_model_has_it(pytester, run):
+    pytester.makepyfile(test_pv=PER_VARIABLE_FREEZE)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    result = run()
+    result.assert_outcomes(passed=1)
+
+
+BUILT_BY_A_FIXTURE = """
+import keras
+import pytest
+
+
+@pytest.fixture
+def model():
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)])
+
+
+def test_first():
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)])
+
+
+def test_by_name(model, ckpt_regression):
+    ckpt_regression.check(model, format="h5-by-name")
+"""
+
+
+def test_a_by_name_golden_of_a_fixtures_model_passes_under_k(pytester, run):
+    pytester.makepyfile(test_fx=BUILT_BY_A_FIXTURE)
+    run("--ckpt-update").assert_outcomes(passed=2)
+    run().assert_outcomes(passed=2)
+    run("-k", "by_name").assert_outcomes(passed=1, deselected=1)
+
+
+def test_the_name_reset_hook_imports_no_framework(pytester):
+    pytester.makepyfile(test_plain="""
+        import sys
+
+        def test_plain():
+            assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_parametrize_ids_differing_in_case_get_their_own_goldens(pytester, run):
+    pytester.makepyfile(test_case="""
+        import keras
+        import pytest
+
+        @pytest.mark.parametrize("units", [2, 3], ids=["A", "a"])
+        def test_ids(ckpt_regression, units):
+            ckpt_regression.check(keras.Sequential([keras.Input((3,)), keras.layers.Dense(units)]))
+    """)
+    run("--ckpt-update").assert_outcomes(passed=2)
+    run().assert_outcomes(passed=2)
+
+
+def test_outputs_of_a_golden_from_another_backend_get_the_cross_backend_tolerance():
+    from pytest_ckpt.golden_check import output_tolerance
+
+    assert output_tolerance("tensorflow", "tensorflow", None, None) == (1e-6, 1e-6, "default")
+    assert output_tolerance("tensorflow", "jax", None, None) == (
+        1e-4, 1e-5, "cross-backend default: written on tensorflow, checked on jax")
+    assert output_tolerance("tensorflow", "torch", 1e-7, None)[:2] == (1e-7, 1e-5)
+    assert output_tolerance("tensorflow", "torch", 0, 0) == (0, 0, "as passed")

@@ -15,6 +15,13 @@ def test_folder_name_encoding_is_injective_on_the_classic_collisions():
     assert all("/" not in encode(i) and encode(i) not in (".", "..", "") for i in ids)
 
 
+def test_folder_name_encoding_is_injective_without_case_too():
+    ids = ["A", "a", "Aa", "aA", "%41", "a%2Fb", "A%2FB", "TestA", "testa", "x" * 130, "X" * 130]
+    assert len({encode(i).casefold() for i in ids}) == len(ids)
+    assert encode("test_x[a-b]") == "test_x[a-b]"  # names without capitals keep their folders
+    assert encode("TestA") == "TestA@0.4"
+
+
 def test_long_names_stay_short_and_distinct():
     a, b = "p" * 300 + "1", "p" * 300 + "2"
     assert encode(a) != encode(b) and len(encode(a)) <= 120
@@ -22,7 +29,7 @@ def test_long_names_stay_short_and_distinct():
 
 def test_location_has_one_level_per_class_and_the_check_last():
     where = golden_location(Path("/r/tests/test_m.py"), "ckpt_golden", ["TestA", "test_x[a/b]"], "check-2")
-    assert where == Path("/r/tests/ckpt_golden/test_m/TestA/test_x[a%2Fb]/check-2")
+    assert where == Path("/r/tests/ckpt_golden/test_m/TestA@0.4/test_x[a%2Fb]/check-2")
 
 
 def manifest():
