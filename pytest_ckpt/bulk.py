@@ -20,12 +20,17 @@ from pytest_ckpt.chatter import framework_chatter
 
 def read(variable) -> np.ndarray:
     """A variable's value as a NumPy array, on any backend."""
-    try:
-        return np.asarray(variable.numpy())
-    except AttributeError:
-        import keras
-
-        return np.asarray(keras.ops.convert_to_numpy(variable))
+    # Through the backend's own array: Keras 3's Variable.numpy() (and
+    # convert_to_numpy on PyTorch) go through an __array__ without NumPy 2's
+    # copy keyword, a DeprecationWarning per call.
+    value = getattr(variable, "value", variable)
+    if callable(value):  # tf-keras: value() is a method of a tf.Variable
+        value = variable
+    if hasattr(value, "detach"):  # PyTorch
+        return value.detach().cpu().numpy()
+    if hasattr(value, "numpy"):  # TensorFlow
+        return np.asarray(value.numpy())
+    return np.asarray(value)  # JAX
 
 
 class BulkOps:

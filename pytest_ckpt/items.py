@@ -289,9 +289,9 @@ def header_line(session_state) -> str:
                 "ckpt-roundtrip::settings-error items)")
     parts = [f"ckpt: seed {session_state.seed}"]
     if s.models and s.roundtrip:
-        parts.append(f"round trips: {len(s.models)} factories x {len(s.formats)} formats")
+        parts.append(f"round trips: {len(s.models)} factories x {len(s.formats)} formats asked for")
     if s.models and s.resume:
-        parts.append(f"resume checks: {len(s.models)} factories x {len(s.formats)} formats")
+        parts.append(f"resume checks: {len(s.models)} factories x {len(s.formats)} formats asked for")
     if s.migrations and s.roundtrip:
         parts.append(f"migrations: {len(s.migrations)}")
     parts.append(f"{s.examples} examples per check after the fixed pairs, masks {s.masks}")

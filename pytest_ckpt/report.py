@@ -23,6 +23,12 @@ _REMEDY_POSITIONAL = (
     "or save to '.weights.h5' (format keras-weights), which keys variables by path")
 
 
+def _is_model(tree, display: str) -> bool:
+    node = next((n for n in tree.nodes if n.display == display), None) if tree is not None else None
+    return node is not None and any(c.__name__ in ("Model", "Functional", "Sequential")
+                                    for c in type(node.layer).__mro__)
+
+
 def _unstorable_dtypes(result: RoundTripResult) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     if result.tree is None:
@@ -93,9 +99,13 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> tupl
     if matches_by in ("position", "name"):
         moved = result.containers_with_changed_freeze_state()
         where = f" of {', '.join(moved)}" if moved else ""
+        remedy = _REMEDY_POSITIONAL
+        if moved and not any(_is_model(result.tree, name) for name in moved):
+            # A wrapper layer (Bidirectional, TimeDistributed) is in the functional API too.
+            remedy = remedy.replace("or build the model with the functional API (no nested model), ", "")
         return ("legacy HDF5 matches weights by position in trainable_weights + "
                 f"non_trainable_weights; the freeze state{where} differs between save and load, "
-                "so the positions moved", _REMEDY_POSITIONAL)
+                "so the positions moved", remedy)
     return (f"format {result.format} did not restore every variable under these freeze masks",
             "load with the same freeze state as at save time, or use format keras-weights; "
             "if this format should be order-independent, this is a bug worth reporting upstream")

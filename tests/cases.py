@@ -75,6 +75,12 @@ def twins_after_many_blocks():
     return keras.Sequential([keras.Input((4,))] + blocks + [twins, keras.layers.Dense(2)])
 
 
+def bidirectional_lstm():
+    """A Bidirectional wrapper: a container under the root, though not a nested model."""
+    return keras.Sequential([keras.Input((5, 3)), keras.layers.Bidirectional(keras.layers.LSTM(4)),
+                             keras.layers.Dense(2)])
+
+
 def adapted_normalization():
     """Normalization adapted on different data at every build (training vs serving code).
 

@@ -112,7 +112,7 @@ def check_outputs_that_differ_are_their_own_verdict(known):
 
 def check_header_and_results_matrix(known):
     known.stdout.fnmatch_lines([
-        "ckpt: seed 20261128; round trips: 3 factories x 3 formats; 3 examples per check after "
+        "ckpt: seed 20261128; round trips: 3 factories x 3 formats asked for; 3 examples per check after "
         "the fixed pairs, masks independent*"])
     known.stdout.fnmatch_lines([
         "*pytest-ckpt results*",

@@ -47,6 +47,13 @@ def test_nested_twins_survive_formats_that_key_by_path(fmt):
     assert check(f"{M}:swap_prone_nested", fmt).passed
 
 
+def test_a_wrapper_layer_under_h5_fails_without_advice_to_drop_nested_models():
+    failure = check(f"{C}:bidirectional_lstm", "h5").failure
+    assert failure is not None
+    cause, remedy = diagnose(failure)
+    assert "by position" in cause and "functional API" not in remedy and "keras-weights" in remedy
+
+
 def test_same_masks_at_save_and_load_survive_h5():
     assert check(f"{M}:swap_prone_nested", "h5", masks="same").passed
 
