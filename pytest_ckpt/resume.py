@@ -198,6 +198,28 @@ def _train(model, batch) -> None:
     model.train_on_batch(x, y)
 
 
+def _checked_batches(model, batches, steps: int) -> list:
+    """The user's ``data``, proven usable by one training step on a copy of nothing: the
+    first batch is tried on the model before any check, so a bad batch is one clear error."""
+    from pytest_ckpt.errors import ConfigError
+
+    batches = list(batches)
+    if len(batches) < 2 * steps or not all(isinstance(b, (tuple, list)) and len(b) == 2 for b in batches):
+        raise ConfigError(f"data must be a list of at least {2 * steps} (x, y) batches (2 x steps={steps}); "
+                          f"got {len(batches)} item(s) of type(s) "
+                          f"{', '.join(sorted({type(b).__name__ for b in batches})) or 'none'}")
+    snapshot = _snapshot(model)
+    try:
+        with framework_chatter():
+            _train(model, batches[0])
+    except Exception as exc:
+        raise ConfigError(f"data: the model cannot train on the first (x, y) batch: "
+                          f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    finally:
+        _restore(model, snapshot)
+    return batches
+
+
 class ResumeRun:
     """A compiled factory's pair and one format; ``run`` does one example."""
 
@@ -210,7 +232,8 @@ class ResumeRun:
         backend = pair.backend()
         self.save_format = get_format(format_name, pair.save_framework, backend)
         self.load_format = get_format(format_name, pair.load_framework, backend)
-        self.batches = batches or synthetic_batches(pair.saver.model, 2 * steps)
+        self.batches = (synthetic_batches(pair.saver.model, 2 * steps) if batches is None
+                        else _checked_batches(pair.saver.model, batches, steps))
         self._initial = (_snapshot(pair.saver.model), _snapshot(pair.loader.model))
         self._trainers = (_Trainer(pair.saver), _Trainer(pair.loader))
 

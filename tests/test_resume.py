@@ -117,3 +117,24 @@ def test_fine_tuning_story_resumes_only_with_the_phase_one_freeze_state():
 def test_an_uncompiled_model_cannot_be_resumed():
     with pytest.raises(NotCompiled, match="not compiled"):
         check_resume("pytest_ckpt.models:swap_prone_nested", "keras-weights", examples=1)
+
+
+def test_data_that_the_model_cannot_train_on_is_one_clear_error():
+    from pytest_ckpt.errors import ConfigError
+    import numpy as np
+
+    with pytest.raises(ConfigError, match=r"data must be a list of at least 6 \(x, y\) batches"):
+        check_resume(f"{C}:compiled_twin", "keras-weights", examples=1, steps=3, batches=[(1, 2)])
+    wrong_shape = [(np.ones((2, 7), "float32"), np.ones((2, 2), "float32"))] * 6
+    with pytest.raises(ConfigError, match="data: the model cannot train on the first"):
+        check_resume(f"{C}:compiled_twin", "keras-weights", examples=1, steps=3, batches=wrong_shape)
+
+
+def test_your_own_data_is_used_when_it_trains():
+    from pytest_ckpt.resume import synthetic_batches
+
+    pair = ModelPair(f"{C}:compiled_twin")
+    data = synthetic_batches(pair.saver.model, 6)
+    outcome = check_resume(f"{C}:compiled_twin", "keras-weights", examples=1, steps=3, batches=data,
+                           masks="same")
+    assert outcome.passed
