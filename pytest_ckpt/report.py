@@ -259,6 +259,10 @@ def render_resume(result, *, seed=None, reproduce: str | None = None,
                              "changed, so weights landed in the wrong places", _REMEDY_POSITIONAL)
         elif matching(result.format) in ("position", "name"):
             cause, remedy = optimizer_cause(result.format, result.warnings, same, True)
+        elif not same:
+            # The weights are keyed by path here; what a changed trainable set moves
+            # is the optimizer's slots, which then steer the next steps' updates.
+            cause, remedy = optimizer_cause(result.format, result.warnings, same, False)
         else:
             cause, remedy = ("the checkpoint does not carry all the state training depends on "
                              "(an optimizer variable, a weight, or state outside the variables)",

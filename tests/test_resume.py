@@ -101,6 +101,13 @@ def test_resume_after_the_optimizer_was_skipped_diverges_and_says_where():
     assert "first difference: after resumed step 1 of 3" in text and "optimizer" in text
 
 
+def test_resume_after_a_slot_transplant_names_the_transplant():
+    scenario = (["block/b"], ["block/a"])  # same count trainable: no warning, slots moved
+    failure = check_resume(f"{C}:compiled_twin", "keras-weights", examples=1, scenario=scenario).failure
+    assert failure is not None and not failure.warnings
+    assert "moved each slot to another variable" in render_resume(failure)
+
+
 def test_resume_from_legacy_h5_loses_the_optimizer():
     failure = check_resume(f"{C}:compiled_twin", "h5", examples=3, seed=0, masks="same").failure
     assert failure is not None and "restores the model's weights only" in render_resume(failure)
