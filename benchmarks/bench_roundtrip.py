@@ -28,14 +28,19 @@ COMPILED_FACTORY = "pytest_ckpt.models:compiled_resnet50_nested"
 RESUME_FACTORY = "pytest_ckpt.models:fine_tuning"
 
 
-def _median_pair(run_a, run_b, repeats):
-    a, b = [], []
+def _medians(*runs, repeats):
+    """Median wall time of each run, measured in alternation (the machine's noise hits all alike)."""
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        for fn, sink in ((run_a, a), (run_b, b)):
+        for fn, sink in zip(runs, times):
             t = time.perf_counter()
             fn()
             sink.append(time.perf_counter() - t)
-    return statistics.median(a), statistics.median(b)
+    return [statistics.median(t) for t in times]
+
+
+def _median_pair(run_a, run_b, repeats):
+    return tuple(_medians(run_a, run_b, repeats=repeats))
 
 
 def per_example(repeats: int = 11) -> None:
@@ -162,7 +167,7 @@ def idle(repeats: int = 15) -> None:
               f"-p no:ckpt {without:.3f}s -> +{(with_plugin / without - 1) * 100:.1f}% (target < 5%)")
 
 
-def xdist(repeats: int = 3) -> None:
+def xdist(repeats: int = 5) -> None:
     """Wall time of --ckpt-roundtrip -n 2 vs -n 0 on 4 factories x 3 formats x 10 examples."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "pytest.ini").write_text(textwrap.dedent("""
@@ -181,10 +186,21 @@ def xdist(repeats: int = 3) -> None:
                                            "-p", "no:cacheprovider", "--hypothesis-seed=1"],
                                           cwd=tmp, stdout=subprocess.DEVNULL)
 
-        serial, parallel = _median_pair(run("0"), run("2"), repeats)
+        times = {"0": [], "2": []}
+
+        def timed(n):
+            def go():
+                t = time.perf_counter()
+                run(n)()
+                times[n].append(time.perf_counter() - t)
+            return go
+
+        serial, parallel = _median_pair(timed("0"), timed("2"), repeats)
+        # Each round's own ratio too: this machine's noise moves whole runs by +-10%.
+        rounds = sorted(a / b for a, b in zip(times["0"], times["2"]))
         print(f"xdist: 12 items (4 factories x 3 formats x 10 examples), -n 0 {serial:.1f}s vs "
               f"-n 2 {parallel:.1f}s -> speed-up {serial / parallel:.2f}x on {os.cpu_count()} cores "
-              "(target >= 1.6x)")
+              f"(target >= 1.6x; per round {', '.join(f'{r:.2f}x' for r in rounds)})")
 
 
 def verdict(repeats: int = 3) -> None:
@@ -282,11 +298,13 @@ def scaling(repeats: int = 3) -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
     bench = str(Path(__file__).resolve().parent)
     sys.path.insert(0, bench)
+    from pytest_ckpt.bulk import read
     from pytest_ckpt.engine import ModelPair, RoundTrip
     from pytest_ckpt.formats import get_format
     from pytest_ckpt.masks import FreezeMask
 
-    print("| model | parameters | per example: ours / bare | ratio | peak RSS: ours / bare | ratio |")
+    print("| model | parameters | per example: ours / bare save+load / bare save+load+compare | "
+          "ratios | peak RSS: ours / bare | ratio |")
     print("|---|---|---|---|---|---|")
     for factory in SCALING:
         pair = ModelPair(f"scaling_models:{factory}")
@@ -304,23 +322,30 @@ def scaling(repeats: int = 3) -> None:
                 fmt.save(pair.saver.model, bare_path)
                 fmt.load(pair.loader.model, bare_path)
 
+            def bare_checked():  # what a careful script does: check every variable too
+                bare()
+                assert all(np.array_equal(read(a.variable), read(b.variable))
+                           for a, b in zip(pair.saved, pair.loaded))
+
             def ours():
                 assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
 
             ours()
+            bare_checked()
             t = time.perf_counter()
             bare()
-            # Small models take milliseconds: more pairs, so the median is not one disk hiccup.
-            pairs = max(repeats, min(25, int(8 / max(time.perf_counter() - t, 1e-3))))
-            t_ours, t_bare = _median_pair(ours, bare, pairs)
+            # Small models take milliseconds: more rounds, so the median is not one disk hiccup.
+            rounds = max(repeats, min(25, int(8 / max(time.perf_counter() - t, 1e-3))))
+            t_ours, t_bare, t_checked = _medians(ours, bare, bare_checked, repeats=rounds)
         del pair, engine
         with tempfile.TemporaryDirectory() as tmp:
             rss_ours = min(_max_rss_mib(SCALING_OURS.format(bench=bench, factory=factory, tmp=tmp), tmp)
                            for _ in range(2))
             rss_bare = min(_max_rss_mib(SCALING_BARE.format(bench=bench, factory=factory, tmp=tmp), tmp)
                            for _ in range(2))
-        print(f"| `{factory}` | {params / 1e6:.1f}M | {t_ours:.3f}s / {t_bare:.3f}s | "
-              f"{t_ours / t_bare:.2f}x | {rss_ours:.0f} / {rss_bare:.0f} MiB | {rss_ours / rss_bare:.2f}x |")
+        print(f"| `{factory}` | {params / 1e6:.1f}M | {t_ours:.3f}s / {t_bare:.3f}s / {t_checked:.3f}s | "
+              f"{t_ours / t_bare:.2f}x / {t_ours / t_checked:.2f}x | {rss_ours:.0f} / {rss_bare:.0f} MiB | "
+              f"{rss_ours / rss_bare:.2f}x |")
 
 
 def compiled(repeats: int = 5) -> None:
