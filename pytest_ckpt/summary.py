@@ -7,8 +7,12 @@ import os
 from pytest_ckpt.session import CkptSession
 
 
-def matrix(records) -> str:
-    """A Markdown grid: one row per factory, one column per format, verdict words in the cells."""
+def matrix(records, factories=()) -> str:
+    """A Markdown grid: one row per factory, one column per format, verdict words in the cells.
+
+    Rows follow ``factories`` (the configured order), then the rest by name:
+    xdist reports items in whatever order the workers finish them.
+    """
     from pytest_ckpt.formats import format_names
 
     rows: dict[tuple[str, str], dict[str, str]] = {}
@@ -19,14 +23,16 @@ def matrix(records) -> str:
     formats = [f for f in format_names() if f in seen] + sorted(seen - set(format_names()))
     lines = ["| check | factory | " + " | ".join(formats) + " |",
              "|---|---|" + "---|" * len(formats)]
-    for (kind, factory), cells in rows.items():
+    rank = {name: i for i, name in enumerate(factories)}
+    for (kind, factory), cells in sorted(rows.items(), key=lambda row: (
+            row[0][0], rank.get(row[0][1], len(rank)), row[0][1])):
         lines.append(f"| {kind} | `{factory}` | " + " | ".join(cells.get(f, "") for f in formats) + " |")
     return "\n".join(lines)
 
 
 def write_summary(terminalreporter, state: CkptSession) -> None:
     if state.records:
-        table = matrix(state.records)
+        table = matrix(state.records, state.settings.models)
         terminalreporter.write_sep("=", "pytest-ckpt results")
         terminalreporter.write_line(table)
         target = state.settings.report

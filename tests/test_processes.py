@@ -75,13 +75,21 @@ def test_xdist_gives_the_verdicts_of_a_serial_run_and_one_matrix(pytester, proje
     """)
     args = ("--ckpt-roundtrip", "-v", "-p", "no:cacheprovider", "--hypothesis-seed=3")
     serial = pytester.runpytest_subprocess(*args)
-    parallel = pytester.runpytest_subprocess(*args, "-n", "2")
+    summary = pytester.path / "step_summary.md"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        parallel = pytester.runpytest_subprocess(*args, "-n", "2", "--ckpt-report=matrix.md")
     assert len(verdicts(serial)) == 4
     assert verdicts(parallel) == verdicts(serial)
     assert verdicts(serial)[f"ckpt-roundtrip::{C}:nested_same_shaped::h5"] == "FAILED"
     # The controller gathers every worker's verdicts into one matrix.
-    parallel.stdout.fnmatch_lines([f"| roundtrip | `{C}:nested_same_shaped` | pass | FAIL: swapped |",
-                                   f"| roundtrip | `{M}:classic_functional` | pass | pass |"])
+    rows = [f"| roundtrip | `{C}:nested_same_shaped` | pass | FAIL: swapped |",
+            f"| roundtrip | `{M}:classic_functional` | pass | pass |"]
+    parallel.stdout.fnmatch_lines(rows)
+    # Written once, by the controller, whole: workers hold only their own items.
+    report = (pytester.path / "matrix.md").read_text().splitlines()
+    assert sorted(r for r in report if r.startswith("| roundtrip")) == sorted(rows)
+    assert summary.read_text().count("## pytest-ckpt results") == 1
 
 
 @pytest.mark.slow

@@ -73,6 +73,14 @@ def test_matrix_is_a_factory_by_format_grid_in_the_formats_own_order():
     ]
 
 
+def test_matrix_rows_follow_the_configured_factories_whatever_order_workers_reported():
+    records = [ItemRecord("roundtrip", "m:z", "h5", "pass"), ItemRecord("roundtrip", "m:a", "h5", "pass"),
+               ItemRecord("resume", "m:a", "h5", "pass"), ItemRecord("roundtrip", "m:other", "h5", "pass")]
+    rows = [line.split("|")[1:3] for line in matrix(records, ["m:z", "m:a"]).splitlines()[2:]]
+    assert [(k.strip(), f.strip()) for k, f in rows] == [
+        ("resume", "`m:a`"), ("roundtrip", "`m:z`"), ("roundtrip", "`m:a`"), ("roundtrip", "`m:other`")]
+
+
 def test_report_path_must_be_a_file_in_an_existing_folder(tmp_path):
     assert check_report("") is None
     assert check_report(str(tmp_path / "r.md")) == str(tmp_path / "r.md")
