@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import traceback
 from collections.abc import Callable
 
@@ -90,9 +91,12 @@ def as_callable(factory: Callable | str) -> tuple[Callable, str]:
 def _where(exc: BaseException) -> str:
     """' (at file:line in function)': the innermost frame of the user's code, not of Keras or ours."""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is build() itself
-    here = os.path.dirname(os.path.abspath(__file__))
-    own = [f for f in frames if not os.path.abspath(f.filename).startswith(here)
-           and "site-packages" not in f.filename and "dist-packages" not in f.filename]
+    # Not in this package or a framework: the user's code, wherever it is installed.
+    roots = [os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+             for m in (sys.modules.get(name) for name in ("pytest_ckpt", "keras", "tensorflow", "tf_keras",
+                                                          "jax", "torch", "numpy", "h5py"))
+             if m is not None and getattr(m, "__file__", None)]
+    own = [f for f in frames if not any(os.path.abspath(f.filename).startswith(r) for r in roots)]
     frame = (own or frames or [None])[-1]
     return f" (at {frame.filename}:{frame.lineno} in {frame.name})" if frame else ""
 

@@ -14,7 +14,9 @@ top-level layers independently (the positional ones only reorder within
 one), so a mask that freezes one layer under each of forty blocks tests all
 forty single-layer cases at once.  Two layers under one top-level layer are
 never combined, because freezing both of two twins restores the order that
-freezing one of them breaks.  When a combined pair fails, :func:`split`
+freezing one of them breaks, and "under" counts every top-level layer that
+holds a layer's weights: a layer object used at the top and inside a nested
+model is loaded by position in both.  When a combined pair fails, :func:`split`
 names the single-layer pairs inside it, and the first of those that fails
 is the one reported: minimal by construction again.  What does not fit
 (many layers under one top-level layer, as in a nested ResNet) is chosen
@@ -54,24 +56,44 @@ def _by_priority(tree: LayerTree) -> list[LayerNode]:
     return containers + firsts + _spread([n for n in leaves if n not in firsts])
 
 
+def _top_level_groups(tree: LayerTree) -> dict[tuple[int, ...], frozenset]:
+    """For each weighted layer, the top-level layers whose weight lists hold any of its weights.
+
+    Usually just the one it sits under; a layer object used in two places (a
+    top-level layer that is also inside a nested model) is loaded by position
+    in both, and the tree lists it only once.  () stands for the model itself.
+    """
+    tops = [(n.index_path, {id(w) for w in n.layer.weights}) for n in tree.nodes if len(n.index_path) == 1]
+    groups = {}
+    for node in tree.maskable():
+        if not node.index_path:
+            groups[node.index_path] = frozenset({()})
+            continue
+        own = {id(w) for w in node.layer.weights}
+        groups[node.index_path] = frozenset({node.index_path[:1]} | {path for path, ids in tops if own & ids})
+    return groups
+
+
 def covering_masks(tree: LayerTree, budget: int) -> list[FreezeMask]:
-    """At most ``budget`` masks; each weighted layer is frozen alone or beside layers of other top-level layers."""
+    """At most ``budget`` masks; each weighted layer is frozen alone or beside layers whose
+    weights no top-level layer shares with it."""
     if budget <= 0:
         return []
+    groups_of = _top_level_groups(tree)
     buckets: list[list[tuple[int, ...]]] = []
     groups: list[set[tuple[int, ...]]] = []
     for node in _by_priority(tree):
-        group = node.index_path[:1]  # the top-level layer it is under; () for the model itself
+        mine = groups_of[node.index_path]
         if len(buckets) < budget:  # a mask of its own while there is room
             buckets.append([node.index_path])
-            groups.append({group})
+            groups.append(set(mine))
             continue
-        fits = [b for b in range(len(buckets)) if group and not groups[b] & {group, ()}]
+        fits = [b for b in range(len(buckets)) if () not in mine and not groups[b] & (mine | {()})]
         if fits:
             # The emptiest: layers spread over the masks, not piled into the first.
             b = min(fits, key=lambda b: len(buckets[b]))
             buckets[b].append(node.index_path)
-            groups[b].add(group)
+            groups[b] |= mine
     return [FreezeMask.from_paths(tree, paths) for paths in buckets]
 
 

@@ -107,14 +107,27 @@ def _set_layer_flags(tree: LayerTree, flags) -> None:
     # the layer's variables' own flags, so a mask means the same whatever came before.
     for node, flag in zip(tree.nodes, flags):
         compat.set_trainable(node.layer, flag)
+    # A layer object used in two places sits in the tree once; a container
+    # set after it (pre-order) propagates over its flag.  Set it again, and
+    # what it contains, until every flag holds (a few rounds at most).
+    for _ in range(len(tree.nodes)):
+        wrong = [(n, f) for n, f in zip(tree.nodes, flags) if bool(n.layer.trainable) != f]
+        if not wrong:
+            return
+        compat.set_trainable(wrong[0][0].layer, wrong[0][1])
 
 
 def apply_mask(tree: LayerTree, mask: FreezeMask) -> None:
-    """Freeze the layers in ``mask`` and everything inside them; the rest is trainable."""
+    """What a user writes: ``layer.trainable = False`` for each layer in ``mask``, in tree
+    order, on a model whose layers are all trainable; Keras propagates each into what the
+    layer contains (a layer used in two places too)."""
     unknown = mask.frozen - {n.index_path for n in tree.nodes}
     if unknown:
         raise ValueError(f"mask names layers this model does not have: {sorted(unknown)}")
-    _set_layer_flags(tree, [not frozen_by(mask, n.index_path) for n in tree.nodes])
+    _set_layer_flags(tree, [True] * len(tree.nodes))
+    for node in tree.nodes:
+        if node.index_path in mask.frozen:
+            compat.set_trainable(node.layer, False)
 
 
 def frozen_by(mask: FreezeMask, index_path: tuple[int, ...]) -> bool:

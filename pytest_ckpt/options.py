@@ -194,6 +194,8 @@ def check_report(value) -> str | None:
         problem = "is a directory"
     elif not path.parent.is_dir():
         problem = f"is in a folder that does not exist ({path.parent})"
+    elif path.exists() and not path.is_file():
+        problem = "is not a regular file (a pipe or a device would block or refuse the write)"
     else:
         return str(path)
     raise ConfigError(f"--ckpt-report / ckpt_report: {text!r} {problem}; give a file path in an "

@@ -170,11 +170,18 @@ def _numpy(tensor) -> np.ndarray:
     return np.asarray(tensor)  # JAX arrays, NumPy
 
 
+def _widened(array):
+    """bfloat16 and float8 (NumPy kind 'V', via ml_dtypes) as float32: compared as floats, NaN equal to NaN."""
+    if array is not None and array.dtype.kind == "V" and "float" in array.dtype.name:
+        return array.astype(np.float32)
+    return array
+
+
 def differences(expected: dict[str, np.ndarray], got: dict[str, np.ndarray], *,
                 rtol: float, atol: float) -> list[OutputDifference]:
     found = []
     for name in sorted(set(expected) | set(got)):
-        a, b = expected.get(name), got.get(name)
+        a, b = _widened(expected.get(name)), _widened(got.get(name))
         if a is None or b is None:
             found.append(OutputDifference(name, "missing on one side"))
         elif a.shape != b.shape:

@@ -133,13 +133,15 @@ def optimizer_cause(format_name: str, warnings, same_freeze_state: bool,
                 "save to '.weights.h5' or '.keras' (formats keras-weights, keras) to keep the "
                 "optimizer's state, or reset the optimizer deliberately (compile again) after loading")
     if any("Skipping variable loading for optimizer" in w for w in warnings) and same_freeze_state:
-        return ("the optimizer's saved state was skipped although the same variables are trainable "
-                "at save and load: the loading optimizer has a different number of variables, so it "
-                "is not the optimizer that saved (another class or options, or a mixed-precision "
-                "LossScaleOptimizer that the loading code does not create)",
-                "build the same optimizer on both sides: same class and options, and set the "
-                "mixed-precision policy (keras.mixed_precision.set_global_policy) before building "
-                "or loading the model")
+        return ("the optimizer's saved state was skipped although the same layers are frozen at "
+                "save and load: the loading optimizer has a different number of variables. Either "
+                "the saving optimizer was built for another set of variables (a factory that built "
+                "or trained its optimizer before freezing layers; load_model builds one for what is "
+                "trainable in the file), or it is another optimizer (class, options, or a "
+                "mixed-precision LossScaleOptimizer the loading code does not create)",
+                "build or train the optimizer only once the freeze state is final (compile again "
+                "after freezing), and build the same optimizer on both sides: same class and "
+                "options, the mixed-precision policy set before building or loading the model")
     if any("Skipping variable loading for optimizer" in w for w in warnings):
         return ("the optimizer's saved state was skipped: Keras restores optimizer variables by "
                 "position and found a different number of them, because a different set of "

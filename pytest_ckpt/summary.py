@@ -41,6 +41,10 @@ def write_summary(terminalreporter, state: CkptSession) -> None:
                                  (summary, "a", "## pytest-ckpt results\n\n" + table + "\n\n")):
             if not path:
                 continue
+            if os.path.exists(path) and not os.path.isfile(path):  # a pipe would block the session's end
+                terminalreporter.write_line(f"pytest-ckpt: not writing the results matrix to {path}: "
+                                            "not a regular file", red=True)
+                continue
             try:
                 with open(path, mode) as f:
                     f.write(text)

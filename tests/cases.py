@@ -81,6 +81,22 @@ def bidirectional_lstm():
                              keras.layers.Dense(2)])
 
 
+def shared_top_and_nested():
+    """One Dense used at the top level and as the first layer of a block nested three deep,
+    beside a same-shaped Dense: the tree lists it once, at the top, yet its weights are
+    also loaded by position inside the nest (found by an adversarial review)."""
+    inputs = keras.Input((4,))
+    h = inputs
+    for _ in range(12):
+        h = keras.layers.Dense(4)(h)
+    d = keras.layers.Dense(4, name="d")
+    inner = keras.Sequential([keras.Input((4,)), d, keras.layers.Dense(4, name="d2")], name="inner")
+    nest = inner
+    for name in ("c1", "c2", "c3"):
+        nest = keras.Sequential([keras.Input((4,)), nest], name=name)
+    return keras.Model(inputs, keras.layers.Add()([d(h), nest(h)]))
+
+
 def adapted_normalization():
     """Normalization adapted on different data at every build (training vs serving code).
 

@@ -69,6 +69,7 @@ def test_by_name_verdicts_match_a_real_two_process_save_and_load():
 @pytest.mark.parametrize("factory, fmt", [
     (f"{C}:nested_same_shaped", "h5"),
     (f"{C}:twins_after_many_blocks", "h5"),
+    (f"{C}:shared_top_and_nested", "h5"),
     (f"{C}:bidirectional_lstm", "h5"),
     (f"{M}:classic_nested", "h5"),
     (f"{C}:adapted_normalization", "tf-checkpoint"),

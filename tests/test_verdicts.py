@@ -25,7 +25,7 @@ def check(factory, fmt, seed=0, **kw):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("factory", [f"{M}:swap_prone_nested", f"{C}:nested_same_shaped",
-                                     f"{C}:twins_after_many_blocks"])
+                                     f"{C}:twins_after_many_blocks", f"{C}:shared_top_and_nested"])
 def test_nested_same_shaped_pair_is_a_silent_swap_under_h5_on_every_seed(factory, seed):
     outcome = check(factory, "h5", seed)
     failure = outcome.failure

@@ -1,5 +1,7 @@
 """Option parsing, format names and the results matrix (no TensorFlow)."""
 
+import os
+
 import pytest
 
 from pytest_ckpt.errors import ConfigError, UnknownFormatError
@@ -84,6 +86,7 @@ def test_matrix_rows_follow_the_configured_factories_whatever_order_workers_repo
 def test_report_path_must_be_a_file_in_an_existing_folder(tmp_path):
     assert check_report("") is None
     assert check_report(str(tmp_path / "r.md")) == str(tmp_path / "r.md")
-    for bad in (tmp_path, tmp_path / "missing" / "r.md"):
+    os.mkfifo(tmp_path / "pipe.md")
+    for bad in (tmp_path, tmp_path / "missing" / "r.md", tmp_path / "pipe.md"):
         with pytest.raises(ConfigError, match="--ckpt-report"):
             check_report(str(bad))

@@ -87,7 +87,7 @@ def test_a_skipped_optimizer_with_the_same_trainable_set_does_not_blame_freeze_s
                      warnings=["Skipping variable loading for optimizer 'adam', because it has 14 "
                                "variables whereas the saved optimizer has 18 variables."])
     cause, remedy = diagnose(skipped)
-    assert "same variables are trainable" in cause and "different set" not in cause
+    assert "same layers are frozen" in cause and "different set" not in cause
     assert "mixed-precision" in remedy
 
 
@@ -96,3 +96,16 @@ def test_outputs_differ_after_load_model_points_at_get_config_not_at_load_model(
                output_differences=[OutputDifference("output", "max |difference| 1.8")])
     cause, remedy = diagnose(r)
     assert "get_config()" in cause and "get_config()" in remedy and "format keras-model" not in remedy
+
+
+def test_bfloat16_outputs_compare_as_floats_with_nan_equal_to_nan():
+    import ml_dtypes
+    import numpy as np
+
+    from pytest_ckpt.probe import differences
+
+    out = np.array([np.nan, 1.0], dtype=ml_dtypes.bfloat16)
+    assert differences({"o": out}, {"o": out.copy()}, rtol=1e-6, atol=1e-6) == []
+    moved = out.copy()
+    moved[1] = 2
+    assert differences({"o": out}, {"o": moved}, rtol=1e-6, atol=1e-6)[0].detail == "max |difference| 1"
