@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from pytest_ckpt.result import CheckOutcome
 
 
+
+def _fail(message: str):
+    """pytest.fail from inside an ``except`` block, without the exception it replaces:
+    chained, pytest would print the message twice."""
+    try:
+        pytest.fail(message, pytrace=False)
+    except pytest.fail.Exception as failed:
+        raise failed from None
+
 class RoundTripChecker:
     """``ckpt_roundtrip.check(factory, *, formats=None, examples=None, masks=None)``.
 
@@ -78,13 +87,7 @@ class RoundTripChecker:
                                                  masks=masks, load_factory=load_factory,
                                                  tmp_root=settings.tmpdir))
         except CkptError as exc:
-            error = str(exc)
-        else:
-            error = None
-        if error is not None:
-            # Outside the except block: inside it pytest prints the message twice,
-            # chained to the CkptError it replaces.
-            pytest.fail(error, pytrace=False)
+            _fail(str(exc))
         failed = [o for o in outcomes if not o.passed]
         if failed:
             reproduce = (f"pytest {shlex.quote(self._request.node.nodeid)} "
@@ -226,11 +229,7 @@ class RegressionChecker:
             check_arguments(format=format, name=name, values=values, examples=examples, masks=masks,
                             rtol=rtol, atol=atol)
         except CkptError as exc:
-            error = str(exc)
-        else:
-            error = None
-        if error is not None:
-            pytest.fail(error, pytrace=False)
+            _fail(str(exc))
         settings = self._state.settings
         self._count += 1
         node = self._request.node
@@ -260,11 +259,7 @@ class RegressionChecker:
             mismatch = check_golden(model, folder, format_name=format, examples=examples, seed=seed,
                                     masks=masks, rtol=rtol, atol=atol, tmp_root=settings.tmpdir)
         except CkptError as exc:
-            error = str(exc)
-        else:
-            error = None
-        if error is not None:  # outside the except block, as above
-            pytest.fail(error, pytrace=False)
+            _fail(str(exc))
         if mismatch is not None:
             reproduce = (f"pytest {shlex.quote(node.nodeid)} "
                          f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")

@@ -547,3 +547,44 @@ def test_outputs_of_a_golden_from_another_backend_get_the_cross_backend_toleranc
         1e-4, 1e-5, "cross-backend default: written on tensorflow, checked on jax")
     assert output_tolerance("tensorflow", "torch", 1e-7, None)[:2] == (1e-7, 1e-5)
     assert output_tolerance("tensorflow", "torch", 0, 0) == (0, 0, "as passed")
+
+
+def test_a_failure_is_reported_once(pytester, golden, run):
+    (golden / "checkpoint.weights.h5").write_bytes(b"garbage")
+    result = run()
+    result.assert_outcomes(failed=1)
+    assert "During handling of the above exception" not in result.stdout.str()
+    assert result.stdout.str().count("does not match its manifest") == 1
+
+
+@pytest.mark.parametrize("call, message", [
+    ('format="bogus"', "format='bogus'"),
+    ('values="bogus"', "values='bogus'"),
+    ("examples=0", "examples=0"),
+    ('masks="weird"', "masks='weird'"),
+    ("rtol=-1", "rtol=-1"),
+    ('atol=float("nan")', "atol=nan"),
+])
+@pytest.mark.parametrize("update", [False, True])
+def test_bad_arguments_are_named_before_anything_else(pytester, run, call, message, update):
+    pytester.makepyfile(test_args=f"""
+        import keras
+
+        def test_args(ckpt_regression):
+            ckpt_regression.check(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), {call})
+    """)
+    result = run(*(["--ckpt-update"] if update else []))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*ckpt_regression.check: {message}*"])
+    assert "no golden" not in result.stdout.str() and digest(pytester.path) == {}
+
+
+def test_a_file_where_a_golden_folder_should_be_is_named(pytester, run):
+    pytester.makepyfile(test_reg=MODEL)
+    (pytester.path / "ckpt_golden").mkdir()
+    (pytester.path / "ckpt_golden/test_reg").write_text("not a folder")
+    for args in ((), ("--ckpt-update",)):
+        result = run(*args)
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([f"*{pytester.path / 'ckpt_golden/test_reg'} is a file, "
+                                     "where the golden folder should be*"])
