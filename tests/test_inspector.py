@@ -294,7 +294,7 @@ def set_first_element(name, value):
 
 
 @pytest.mark.parametrize("name, optimizer_key", [
-    ("trained.h5", "optimizer_weights/adam/twin_dense_dense_kernel_momentum"),
+    ("trained.h5", None),  # the slot's name depends on the backend: read from the file
     ("trained.weights.h5", "optimizer/vars/2"),
     ("trained.keras", "optimizer/vars/2"),
 ])
@@ -303,8 +303,14 @@ def test_optimizer_state_is_listed_and_compared(work, capsys, name, optimizer_ke
     # 6 model variables, then Adam's iteration, learning rate and 2 slots for each of the 6.
     assert rc == 0 and out.startswith(f"{name}: format ") and ", 20 variables, " in out
     if name == "trained.h5":
-        assert "  [optimizer_weights] optimizer state\n    #0 adam/iteration  () int64\n" in out
-        assert "    #2 adam/twin_dense_dense_kernel_momentum  (4, 4) float32\n" in out
+        # iterations is int64 on TensorFlow, int32 on JAX and PyTorch.
+        assert "  [optimizer_weights] optimizer state\n    #0 adam/iteration  () int" in out
+        with h5py.File(name, "r") as f:
+            first = str(f["optimizer_weights"].attrs["weight_names"][2], "utf-8") \
+                if isinstance(f["optimizer_weights"].attrs["weight_names"][2], bytes) \
+                else str(f["optimizer_weights"].attrs["weight_names"][2])
+        assert f"    #2 {first.split(':')[0]}  (4, 4) float32\n" in out
+        optimizer_key = f"optimizer_weights/{first.split(':')[0]}"
     copy = f"changed.{name.partition('.')[2]}"
     shutil.copy(name, copy)
     if name.endswith(".keras"):

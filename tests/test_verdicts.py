@@ -101,6 +101,7 @@ def test_a_constant_that_differs_between_builds_is_caught_on_every_backend(fmt):
     assert "state outside the variables" in diagnose(failure)[0]
 
 
+@needs_tensorflow_installed  # Keras's Discretization.adapt() runs on tf.data
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_bin_boundaries_that_differ_between_builds_are_caught_by_a_probe_of_many_samples(seed):
     failure = check(f"{C}:adapted_discretization", "keras-weights", seed).failure
