@@ -26,8 +26,8 @@ def read(variable) -> np.ndarray:
     value = getattr(variable, "value", variable)
     if callable(value):  # tf-keras: value() is a method of a tf.Variable
         value = variable
-    if hasattr(value, "detach"):  # PyTorch
-        return value.detach().cpu().numpy()
+    if hasattr(value, "detach"):  # PyTorch: .numpy() shares the tensor's memory, so copy
+        return value.detach().cpu().numpy().copy()
     if hasattr(value, "numpy"):  # TensorFlow
         return np.asarray(value.numpy())
     return np.asarray(value)  # JAX
