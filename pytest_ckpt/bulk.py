@@ -26,11 +26,28 @@ def read(variable) -> np.ndarray:
     value = getattr(variable, "value", variable)
     if callable(value):  # tf-keras: value() is a method of a tf.Variable
         value = variable
-    if hasattr(value, "detach"):  # PyTorch: .numpy() shares the tensor's memory, so copy
-        return value.detach().cpu().numpy().copy()
+    if hasattr(value, "detach"):
+        return _torch_read(value.detach().cpu())
     if hasattr(value, "numpy"):  # TensorFlow
         return np.asarray(value.numpy())
     return np.asarray(value)  # JAX
+
+
+def _torch_read(tensor) -> np.ndarray:
+    # .numpy() shares the tensor's memory (a later assign would change the
+    # snapshot), so copy.  NumPy has no bfloat16 or float8: torch refuses
+    # those, so reinterpret the bits as ml_dtypes' type of the same name,
+    # exact down to NaN payloads (a cast through float32 is not).
+    try:
+        return tensor.numpy().copy()
+    except TypeError:
+        import ml_dtypes
+        import torch
+
+        name = str(tensor.dtype).removeprefix("torch.")
+        target = np.dtype(getattr(ml_dtypes, name))
+        bits = {1: torch.uint8, 2: torch.int16}[target.itemsize]
+        return tensor.contiguous().view(bits).numpy().copy().view(target)
 
 
 class BulkOps:
