@@ -26,11 +26,16 @@ def read(variable) -> np.ndarray:
     value = getattr(variable, "value", variable)
     if callable(value):  # tf-keras: value() is a method of a tf.Variable
         value = variable
-    if hasattr(value, "detach"):
-        return _torch_read(value.detach().cpu())
-    if hasattr(value, "numpy"):  # TensorFlow
-        return np.asarray(value.numpy())
-    return np.asarray(value)  # JAX
+    return to_numpy(value)
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """A backend tensor (or a TensorFlow variable) as a NumPy array of the same dtype, not sharing memory."""
+    if hasattr(tensor, "detach"):  # PyTorch: outputs carry the autograd graph
+        return _torch_read(tensor.detach().cpu())
+    if hasattr(tensor, "numpy"):  # TensorFlow
+        return np.asarray(tensor.numpy())
+    return np.asarray(tensor)  # JAX arrays, NumPy
 
 
 def _torch_read(tensor) -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_ckpt import compat
+from pytest_ckpt.bulk import to_numpy
 
 # As many samples as fit in this many input elements, at least one: a
 # full-size image model gets one sample (its activations cost more than its
@@ -156,18 +157,10 @@ def outputs(model, inputs) -> dict[str, np.ndarray]:
             for i, v in enumerate(value):
                 walk(v, f"{name}[{i}]")
         else:
-            flat[name] = _numpy(value)
+            flat[name] = to_numpy(value)
 
     walk(result, "output")
     return flat
-
-
-def _numpy(tensor) -> np.ndarray:
-    if hasattr(tensor, "detach"):  # PyTorch: outputs carry the autograd graph
-        return tensor.detach().cpu().numpy()
-    if hasattr(tensor, "numpy"):  # TensorFlow
-        return np.asarray(tensor.numpy())
-    return np.asarray(tensor)  # JAX arrays, NumPy
 
 
 def _widened(array):

@@ -265,6 +265,14 @@ def data_dependent_constant():
     return keras.Model(inputs, Scaled(scale)(keras.layers.Dense(2)(inputs)))
 
 
+def bfloat16_data_dependent_constant():
+    """data_dependent_constant computing in bfloat16: PyTorch tensors of that dtype have no .numpy()."""
+    scale = 1.0 + np.random.default_rng().random()
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(2, dtype="bfloat16")(inputs)
+    return keras.Model(inputs, Scaled(scale, dtype="bfloat16")(hidden))
+
+
 def with_dropout():
     """A Dropout layer: its seed generator's state is a variable no format saves."""
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dropout(0.5),

@@ -80,6 +80,8 @@ def test_by_name_verdicts_match_a_real_two_process_save_and_load():
     (f"{C}:fixed_string_lookup", "keras-weights"),
     (f"{C}:forgetful_int8_late", "keras-weights"),
     (f"{C}:bfloat16_dense", "h5"),
+    (f"{C}:bfloat16_dense", "keras-weights"),
+    (f"{C}:bfloat16_data_dependent_constant", "keras-weights"),
     (f"{M}:classic_functional", "h5"),
 ])
 def test_verdicts_match_plain_keras(factory, fmt):

@@ -88,6 +88,7 @@ def test_statistics_cached_at_adapt_are_not_restored_by_tf_checkpoint(seed):
     pytest.param(f"{C}:adapted_string_lookup", "keras-model", marks=needs_tensorflow_installed),
     (f"{C}:data_dependent_constant", "keras-model"),
     (f"{C}:fixed_discretization", "keras-weights"),
+    (f"{C}:bfloat16_dense", "keras-weights"),
 ])
 def test_state_outside_variables_that_is_restored_or_identical_passes(factory, fmt):
     outcome = check(factory, fmt)
@@ -99,6 +100,11 @@ def test_a_constant_that_differs_between_builds_is_caught_on_every_backend(fmt):
     failure = check(f"{C}:data_dependent_constant", fmt).failure
     assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
     assert "state outside the variables" in diagnose(failure)[0]
+
+
+def test_bfloat16_outputs_that_differ_between_builds_are_caught_on_every_backend():
+    failure = check(f"{C}:bfloat16_data_dependent_constant", "keras-weights").failure
+    assert failure is not None and set(failure.counts()) == {OUTPUTS_DIFFER}
 
 
 @needs_tensorflow_installed  # Keras's Discretization.adapt() runs on tf.data
