@@ -40,6 +40,7 @@ from pytest_ckpt import tempfiles
 from pytest_ckpt.comparison import fingerprint
 from pytest_ckpt.errors import CkptError
 from pytest_ckpt.formats import get_format
+from pytest_ckpt.values import widened
 
 MANIFEST = "manifest.txt"
 OUTPUTS = "outputs.npz"
@@ -257,7 +258,7 @@ def save_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     """``.npz`` bytes that load without pickle (strings stored as unicode arrays)."""
     clean = {}
     for name, value in arrays.items():
-        value = np.asarray(value)
+        value = widened(np.asarray(value))
         if value.dtype == object:
             value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()],
                              dtype=str).reshape(value.shape)

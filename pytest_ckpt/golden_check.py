@@ -300,13 +300,40 @@ def _compare_optimizer(slots, golden, expected, preloads) -> list[VariableOutcom
     return outcomes
 
 
-def output_tolerance(written_on: str, backend: str, rtol: float | None, atol: float | None):
+def compute_precision(tree: LayerTree) -> tuple[str, float]:
+    """The least precise float dtype any layer computes in, and its machine epsilon."""
+    import ml_dtypes
+
+    coarsest = ("float32", float(np.finfo(np.float32).eps))
+    for node in tree.nodes:
+        name = str(getattr(node.layer, "compute_dtype", None) or "")
+        try:
+            eps = float(ml_dtypes.finfo(getattr(ml_dtypes, name, None) or np.dtype(name)).eps)
+        except (TypeError, ValueError):
+            continue
+        if eps > coarsest[1]:
+            coarsest = (name, eps)
+    return coarsest
+
+
+def output_tolerance(written_on: str, backend: str, rtol: float | None, atol: float | None,
+                     precision: tuple[str, float] = ("float32", float(np.finfo(np.float32).eps))):
     """(rtol, atol, why): what the check passed, else the default for a golden
-    written on the current backend or the cross-backend one."""
+    written on the current backend or the cross-backend one.
+
+    Backends round differently (kernels, accumulation order), by a few units
+    of the least precise compute dtype: a model computing in bfloat16 or
+    float16 (mixed precision included) gets 8 of its epsilons across backends.
+    """
     cross = written_on != backend
     default_rtol, default_atol = CROSS_BACKEND_TOLERANCE if cross else SAME_BACKEND_TOLERANCE
-    why = "as passed" if rtol is not None and atol is not None else (
-        f"cross-backend default: written on {written_on}, checked on {backend}" if cross else "default")
+    why = f"cross-backend default: written on {written_on}, checked on {backend}" if cross else "default"
+    dtype, eps = precision
+    if cross and 8 * eps > default_rtol:
+        default_rtol = default_atol = 8 * eps
+        why += f", 8 epsilons of {dtype}, the least precise dtype the model computes in"
+    if rtol is not None and atol is not None:
+        why = "as passed"
     return (default_rtol if rtol is None else rtol, default_atol if atol is None else atol, why)
 
 
@@ -335,10 +362,11 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
                           f"check asks for {format_name!r}: run pytest --ckpt-update to write it again")
     framework = framework_of(model)
     fmt = get_format(manifest.format, framework, backend_of(framework))
-    rtol, atol, why = output_tolerance(manifest.backend, backend_of(framework), rtol, atol)
-    tolerance = f"rtol={rtol:g}, atol={atol:g} ({why})"
     _materialize(model)
     tree = LayerTree(model)
+    rtol, atol, why = output_tolerance(manifest.backend, backend_of(framework), rtol, atol,
+                                       compute_precision(tree))
+    tolerance = f"rtol={rtol:g}, atol={atol:g} ({why})"
     current = current_mask(tree)
     with preserved(tree) as entries:
         result = GoldenResult(str(folder.path), manifest.format, total=len(entries))

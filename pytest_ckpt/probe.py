@@ -17,6 +17,7 @@ import numpy as np
 
 from pytest_ckpt import compat
 from pytest_ckpt.bulk import to_numpy
+from pytest_ckpt.values import widened
 
 # As many samples as fit in this many input elements, at least one: a
 # full-size image model gets one sample (its activations cost more than its
@@ -163,18 +164,11 @@ def outputs(model, inputs) -> dict[str, np.ndarray]:
     return flat
 
 
-def _widened(array):
-    """bfloat16 and float8 (NumPy kind 'V', via ml_dtypes) as float32: compared as floats, NaN equal to NaN."""
-    if array is not None and array.dtype.kind == "V" and "float" in array.dtype.name:
-        return array.astype(np.float32)
-    return array
-
-
 def differences(expected: dict[str, np.ndarray], got: dict[str, np.ndarray], *,
                 rtol: float, atol: float) -> list[OutputDifference]:
     found = []
     for name in sorted(set(expected) | set(got)):
-        a, b = _widened(expected.get(name)), _widened(got.get(name))
+        a, b = widened(expected.get(name)), widened(got.get(name))
         if a is None or b is None:
             found.append(OutputDifference(name, "missing on one side"))
         elif a.shape != b.shape:

@@ -44,6 +44,18 @@ def numpy_dtype(variable) -> np.dtype:
         return np.asarray(variable.numpy()).dtype
 
 
+def widened(array: np.ndarray | None) -> np.ndarray | None:
+    """bfloat16 and float8 (NumPy kind 'V', through ml_dtypes) as float32, which holds them exactly.
+
+    So they compare as floats (NaN equal to NaN, with a tolerance), and
+    ``.npz`` files keep them: NumPy would store them as raw void bytes
+    that no longer compare with the dtype they came from.
+    """
+    if array is not None and array.dtype.kind == "V" and "float" in array.dtype.name:
+        return array.astype(np.float32)
+    return array
+
+
 def preload_kind(dtype: np.dtype) -> str:
     if dtype == np.bool_:
         return INVERT

@@ -6,8 +6,8 @@ these on JAX and PyTorch as well: a checkpoint must not depend on the
 backend that wrote it.  The one tolerance is the documented one: the
 optimizer's ``iterations`` is int64 on TensorFlow and int32 elsewhere.
 Outputs are compared with the cross-backend default tolerance (rtol=1e-4,
-atol=1e-5), which applies whenever the manifest's backend is not the
-current one: kernels differ across backends.  No test passes its own.
+atol=1e-5; 8 epsilons of bfloat16 for the bfloat16 model), which applies
+whenever the manifest's backend is not the current one: kernels differ across backends.  No test passes its own.
 """
 
 import keras
@@ -40,3 +40,12 @@ def test_batchnorm_model_in_keras_format(ckpt_regression):
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
                               keras.layers.Dense(3)])
     ckpt_regression.check(model, format="keras")
+
+
+def test_bfloat16_model(ckpt_regression):
+    # Computes in bfloat16 (a mixed-precision head after a bfloat16 Dense): across backends the
+    # outputs differ by about half a bfloat16 epsilon, so the default tolerance is 8 of them.
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, dtype="bfloat16", activation="relu")(inputs)
+    outputs = keras.layers.Dense(3, dtype="mixed_bfloat16")(hidden)
+    ckpt_regression.check(keras.Model(inputs, outputs))

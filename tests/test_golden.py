@@ -549,6 +549,45 @@ def test_outputs_of_a_golden_from_another_backend_get_the_cross_backend_toleranc
     assert output_tolerance("tensorflow", "torch", 0, 0) == (0, 0, "as passed")
 
 
+def test_a_model_computing_in_bfloat16_gets_8_of_its_epsilons_across_backends_only():
+    from pytest_ckpt.golden_check import compute_precision, output_tolerance
+    from pytest_ckpt.tree import LayerTree
+
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(4, dtype="mixed_bfloat16")(inputs)
+    mixed = LayerTree(keras.Model(inputs, keras.layers.Dense(2)(hidden)))
+    assert compute_precision(mixed) == ("bfloat16", 2.0 ** -7)
+    rtol, atol, why = output_tolerance("tensorflow", "jax", None, None, compute_precision(mixed))
+    assert (rtol, atol) == (2.0 ** -4, 2.0 ** -4) and "bfloat16" in why
+    assert output_tolerance("tensorflow", "tensorflow", None, None, compute_precision(mixed))[:2] == (1e-6, 1e-6)
+    plain = LayerTree(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    assert output_tolerance("tensorflow", "jax", None, None, compute_precision(plain))[:2] == (1e-4, 1e-5)
+
+
+BFLOAT16_MODEL = """
+import os
+import keras
+
+
+def test_model(ckpt_regression):
+    keras.utils.set_random_seed(0)
+    activation = "relu" if os.environ.get("VARIANT") == "relu" else None
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, dtype="bfloat16", activation=activation)(inputs)
+    ckpt_regression.check(keras.Model(inputs, keras.layers.Dense(3, dtype="bfloat16")(hidden)))
+"""
+
+
+def test_a_bfloat16_golden_checks_its_outputs_and_catches_a_changed_computation(pytester, run):
+    # NumPy stores bfloat16 as raw bytes in .npz: the outputs are kept as float32, which holds them exactly.
+    pytester.makepyfile(test_bf16=BFLOAT16_MODEL)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    run().assert_outcomes(passed=1)
+    result = run(variant="relu")
+    result.assert_outcomes(failed=1)
+    assert "outputs differ from the golden's" in "\n".join(failure_report(result))
+
+
 def test_a_failure_is_reported_once(pytester, golden, run):
     (golden / "checkpoint.weights.h5").write_bytes(b"garbage")
     result = run()
