@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,6 +396,7 @@ class GoldenFolder:
             manifest.outputs_sha256 = hashlib.sha256(data).hexdigest()
             (staged / MANIFEST).write_text(manifest.dumps())
             _publish(staged, self.path)
+            _remove_abandoned(self.path)
         except Exception as exc:  # PermissionError, or h5py's OSError from inside Keras
             raise GoldenError(f"cannot write golden folder {self.path}: "
                               f"{type(exc).__name__}: {exc}") from None
@@ -403,6 +405,23 @@ class GoldenFolder:
                 shutil.rmtree(staged, ignore_errors=True)
                 tempfiles.release(staged)
         return manifest
+
+
+# Older than any update still running: a staged set takes seconds to write.
+ABANDONED_AFTER_SECONDS = 3600
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Delete the ``.tmp-*`` and ``.old-*`` sets of ``target`` that a killed update left behind
+    (SIGKILL skips our clean-up), so they are not committed by accident."""
+    pattern = re.compile(rf"\.(tmp|old)-[0-9a-f]{{32}}-{re.escape(target.name)}")
+    now = time.time()
+    for sibling in target.parent.iterdir():
+        try:
+            if pattern.fullmatch(sibling.name) and now - sibling.stat().st_mtime > ABANDONED_AFTER_SECONDS:
+                shutil.rmtree(sibling, ignore_errors=True)
+        except OSError:
+            continue  # removed by another writer meanwhile
 
 
 def variable_records(entries, values) -> list[GoldenVariable]:

@@ -467,6 +467,27 @@ def test_an_update_killed_at_any_rename_leaves_the_old_set_or_the_new_one(pytest
     assert sorted(outcomes) == [0, 1], outcomes
 
 
+def test_the_next_update_removes_what_a_killed_update_left_behind_once_it_is_old(pytester, run, monkeypatch):
+    pytester.makepyfile(test_reg=ONE_CHECK)
+    pytester.makeconftest(FAULTS)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("KILL", "before")
+    assert pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ckpt-update").ret == 3
+    monkeypatch.delenv("KILL")
+    folder = pytester.path / "ckpt_golden/test_reg/test_model"
+    left = [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert left, "the kill left no staged set: the test no longer tests anything"
+    for p in left:
+        os.utime(p, (0, 0))
+    recent = folder / f".tmp-{'0' * 32}-check-1"  # perhaps a concurrent update's: kept
+    recent.mkdir()
+    unrelated = folder / ".tmp-mine"
+    unrelated.mkdir()
+    os.utime(unrelated, (0, 0))
+    run("--ckpt-update").assert_outcomes(passed=1)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["check-1", recent.name, unrelated.name])
+
+
 PER_VARIABLE_FREEZE = """
 import keras
 
