@@ -184,14 +184,18 @@ def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | N
     """(optimizer variable, the model variable it serves or None, its kind) for each.
 
     Keras restores optimizer variables by position; to compare them by the
-    variable they serve, the link is read from the names Keras gives slots:
-    Keras 3 ``add_variable_from_reference`` names a slot
-    ``<variable path with / as _>_<kind>`` ("block_a_kernel_momentum");
-    tf-keras names it ``<kind>/<variable name>`` ("m/dense/kernel:0").  The
-    longest matching variable wins ("dense_kernel" vs "dense_1_kernel").
-    Variables serving no model variable (iterations, learning rate, a loss
-    scale) are keyed by their own name.
+    variable they serve, the link is read from the optimizer itself: Keras 3
+    and tf-keras keep each kind of slot in a list aligned with the variables
+    the optimizer was built for.  Names cannot tell it: two nested models'
+    ``proj/kernel`` give both slots the name "proj_kernel_momentum".  Where
+    no such list holds a slot (an optimizer of another design), the names
+    Keras gives slots decide: Keras 3 ``<variable path with / as _>_<kind>``
+    ("block_a_kernel_momentum"), tf-keras ``<kind>/<variable name>``
+    ("m/dense/kernel:0"); the longest matching variable wins ("dense_kernel"
+    vs "dense_1_kernel").  Variables serving no model variable (iterations,
+    learning rate, a loss scale) are keyed by their own name.
     """
+    by_position = _slot_owners(optimizer, model_variables)
     prefixes = []
     for v in model_variables:
         path = getattr(v, "path", None)
@@ -201,15 +205,58 @@ def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | N
     found = []
     for slot in optimizer.variables:
         name = str(slot.name)
+        owner = by_position.get(id(slot))
         best = None
-        for how, text, owner in prefixes:
+        for how, text, candidate in prefixes:
+            if owner is not None and candidate is not owner:
+                continue
             hit = name.startswith(text) if how == "prefix" else name.endswith(text)
             if hit and (best is None or len(text) > len(best[1])):
-                best = (how, text, owner)
+                best = (how, text, candidate)
         if best is None:
-            found.append((slot, None, name.split(":")[0]))
+            found.append((slot, owner, name.split(":")[0]))
         elif best[0] == "prefix":
             found.append((slot, best[2], name[len(best[1]):].split(":")[0]))
         else:
             found.append((slot, best[2], name[: -len(best[1])]))
     return found
+
+
+def _slot_owners(optimizer, model_variables) -> dict[int, object]:
+    """id(slot) -> the model variable it serves, from the optimizer's per-variable lists
+    (wrapped optimizers such as LossScaleOptimizer's inner one included)."""
+    slot_ids = {id(v) for v in optimizer.variables}
+    owners: dict[int, object] = {}
+    pending, seen = [optimizer], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        served = _built_for_in_order(current, model_variables)
+        for value in vars(current).values():
+            if hasattr(value, "variables") and hasattr(value, "apply_gradients"):
+                pending.append(value)
+            elif served and isinstance(value, (list, tuple)) and value is not served \
+                    and len(value) == len(served):
+                for slot, owner in zip(value, served):
+                    if owner is not None and id(slot) in slot_ids:
+                        owners.setdefault(id(slot), owner)
+    return owners
+
+
+def _built_for_in_order(optimizer, model_variables) -> list | None:
+    ordered = getattr(optimizer, "_trainable_variables", None)  # Keras 3
+    if isinstance(ordered, list) and ordered:
+        return ordered
+    index, key = getattr(optimizer, "_index_dict", None), getattr(optimizer, "_var_key", None)
+    if isinstance(index, dict) and index and callable(key):  # tf-keras
+        try:
+            by_key = {key(v): v for v in model_variables}
+            ordered = [None] * len(index)
+            for k, i in index.items():
+                ordered[i] = by_key.get(k)
+        except (TypeError, IndexError, AttributeError):
+            return None
+        return ordered
+    return None

@@ -226,6 +226,22 @@ def prebuilt_optimizer_twin():
     return model
 
 
+def same_named_towers():
+    """Two functional towers, each with a Dense named "proj", compiled with SGD with momentum.
+
+    Both kernels have the path "proj/kernel", so Keras names both momentum
+    slots "proj_kernel_momentum": slot names cannot tell whose a slot is.
+    """
+    def tower(name):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(4, name="proj")(inputs), name=name)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Add()([tower("tower_a")(inputs), tower("tower_b")(inputs)]))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    return model
+
+
 def compiled_functional():
     """A flat functional model, compiled with SGD with momentum.
 

@@ -127,6 +127,19 @@ def test_forgotten_int8_variable_late_in_a_long_model_is_not_loaded():
         [("counter", "int8", NOT_LOADED)]
 
 
+def test_slots_that_share_a_name_are_told_apart_by_the_variable_they_serve():
+    # Both towers' kernels are "proj/kernel": Keras names both momentum slots
+    # "proj_kernel_momentum" (truth: test_truth.py, same_named_slots.py).
+    from tests.test_truth import roundtrip_towers
+
+    failure = roundtrip_towers("tower_a", "tower_b", "keras-weights")
+    assert {(o.display, o.verdict, o.source_display) for o in failure.outcomes} == {
+        ("tower_a/proj/kernel momentum", SWAPPED, "tower_b/proj/kernel momentum"),
+        ("tower_a/proj/bias momentum", SWAPPED, "tower_b/proj/bias momentum")}
+    # load_model puts every slot back where it was, however the towers are named after the load.
+    assert check(f"{C}:same_named_towers", "keras-model").passed
+
+
 def test_bfloat16_under_h5_names_the_dtype_not_freeze_state():
     failure = check(f"{C}:bfloat16_dense", "h5").failure
     cause = diagnose(failure)[0]
