@@ -30,8 +30,14 @@ _REDRAWS = 8
 
 
 def numpy_dtype(variable) -> np.dtype:
-    dtype = variable.dtype
-    dtype = getattr(dtype, "as_numpy_dtype", dtype)  # tf.DType (tf-keras)
+    """The dtype the backend stores the variable in, which can be narrower than declared:
+    JAX without x64 keeps float64 and int64 as 32 bits, PyTorch keeps uint16 as int32."""
+    stored = getattr(variable, "value", None)  # Keras 3; tf-keras: value() is a method
+    dtype = getattr(stored, "dtype", None) if stored is not None and not callable(stored) else None
+    dtype = variable.dtype if dtype is None else dtype
+    dtype = getattr(dtype, "as_numpy_dtype", dtype)  # tf.DType
+    if type(dtype).__module__ == "torch":
+        dtype = str(dtype).removeprefix("torch.")
     try:
         return np.dtype(dtype)
     except TypeError:

@@ -205,6 +205,27 @@ def bfloat16_dense():
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, dtype="bfloat16")])
 
 
+@keras.saving.register_keras_serializable(package="pytest_ckpt_tests")
+class Wide(keras.layers.Layer):
+    """Variables declared wider than some backends store them."""
+
+    def build(self, shape):
+        self.w64 = self.add_weight(shape=(shape[-1], 2), dtype="float64", name="w64")
+        self.i64 = self.add_weight(shape=(2,), dtype="int64", trainable=False, name="i64", initializer="zeros")
+        self.u16 = self.add_weight(shape=(2,), dtype="uint16", trainable=False, name="u16", initializer="zeros")
+
+    def call(self, x):
+        return (keras.ops.cast(x, "float32") @ keras.ops.cast(self.w64, "float32")
+                + keras.ops.cast(self.i64, "float32") + keras.ops.cast(self.u16, "float32"))
+
+
+def declared_wider_than_stored():
+    """float64, int64 and uint16 variables: JAX (without x64) stores the first two as 32 bits,
+    PyTorch stores uint16 as int32.  Every format restores them: known-good everywhere."""
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2)(Wide()(inputs)))
+
+
 def compiled_twin():
     """Two same-shaped Dense layers ``a``, ``b`` in a nested block, compiled with Adam."""
     block = keras.Sequential(

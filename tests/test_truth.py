@@ -82,6 +82,7 @@ def test_by_name_verdicts_match_a_real_two_process_save_and_load():
     (f"{C}:bfloat16_dense", "h5"),
     (f"{C}:bfloat16_dense", "keras-weights"),
     (f"{C}:bfloat16_data_dependent_constant", "keras-weights"),
+    (f"{C}:declared_wider_than_stored", "keras-weights"),
     (f"{M}:classic_functional", "h5"),
 ])
 def test_verdicts_match_plain_keras(factory, fmt):

@@ -89,6 +89,8 @@ def test_statistics_cached_at_adapt_are_not_restored_by_tf_checkpoint(seed):
     (f"{C}:data_dependent_constant", "keras-model"),
     (f"{C}:fixed_discretization", "keras-weights"),
     (f"{C}:bfloat16_dense", "keras-weights"),
+    (f"{C}:declared_wider_than_stored", "keras-weights"),
+    (f"{C}:declared_wider_than_stored", "keras"),
 ])
 def test_state_outside_variables_that_is_restored_or_identical_passes(factory, fmt):
     outcome = check(factory, fmt)

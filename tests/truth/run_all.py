@@ -39,6 +39,7 @@ CASES = [
     *[(K3, f"{C}:bfloat16_dense", f, "")
       for f in ("h5", "keras-weights", "keras", "tf-checkpoint")],
     (K3, f"{C}:bfloat16_data_dependent_constant", "keras-weights", ""),
+    (K3, f"{C}:declared_wider_than_stored", "keras-weights", ""),
     *[(K3, f"{C}:glitchy_save", "keras-weights", "") for _ in range(4)],
     (K3, f"{C}:glitchy_save", "keras-weights", "--saves 2"),
     *[(K3, f"{M}:swap_prone_nested", "h5", a) for a in (
