@@ -36,7 +36,7 @@ from pytest_ckpt.factories import as_callable, build
 from pytest_ckpt.formats import Format, get_format
 from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.masks import INDEPENDENT, FreezeMask, masked, translate
-from pytest_ckpt.optimizer_state import OptimizerCheck, is_compiled
+from pytest_ckpt.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
 from pytest_ckpt.result import CheckOutcome, RoundTripResult
 from pytest_ckpt.tempfiles import workdir
 from pytest_ckpt.tree import LayerTree
@@ -94,6 +94,8 @@ class ModelPair:
         # A compiled model carries its optimizer's state into the checkpoint.
         self.optimizers = (OptimizerCheck(self.saver, self.loader)
                            if not self.is_migration and is_compiled(saver) else None)
+        if self.optimizers is not None:
+            fresh_optimizer(saver)  # a copy that cannot be made is the factory's error, up front
 
     @property
     def is_migration(self) -> bool:

@@ -29,6 +29,7 @@ import numpy as np
 from pytest_ckpt import compat
 from pytest_ckpt.bulk import BulkOps, read
 from pytest_ckpt.comparison import NOT_LOADED, ExpectedValues, VariableOutcome, classify, fingerprint
+from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.tree import LayerTree
 from pytest_ckpt.values import distinct_values, numpy_dtype, preload_values
 
@@ -40,11 +41,26 @@ def is_compiled(model) -> bool:
 
 
 def fresh_optimizer(model):
-    """A new, unbuilt optimizer with the model's optimizer's configuration."""
+    """A new, unbuilt optimizer with the model's optimizer's class and configuration.
+
+    ``from_config`` of the optimizer's own class: a user's subclass needs no
+    registration.  A learning-rate schedule is handed over as the object,
+    not as its config: the optimizer's own config would need the schedule's
+    class registered, which plain ``save_weights`` never asks for.
+    """
     optimizer = model.optimizer
-    module = type(optimizer).__module__.split(".")[0]
-    framework = __import__(module)  # keras or tf_keras
-    return framework.optimizers.deserialize(framework.optimizers.serialize(optimizer))
+    config = optimizer.get_config()
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(config.get("learning_rate"), dict) and callable(schedule) and not hasattr(schedule, "assign"):
+        config["learning_rate"] = schedule
+    try:
+        return type(optimizer).from_config(config)
+    except Exception as exc:
+        raise FactoryError(
+            f"cannot check the optimizer state of this model: a fresh copy of its optimizer "
+            f"{type(optimizer).__name__} could not be made with from_config(get_config()) "
+            f"({type(exc).__name__}: {str(exc)[:300]}). Give the optimizer class a get_config() "
+            "that from_config() accepts.") from None
 
 
 @dataclass

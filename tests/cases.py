@@ -263,6 +263,39 @@ def same_named_towers():
     return model
 
 
+class UnregisteredSGD(keras.optimizers.SGD):
+    """A user's optimizer subclass, registered nowhere: save_weights never needs it to be."""
+
+
+class UnregisteredSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    def __call__(self, step):
+        return 0.01 / (1.0 + keras.ops.cast(step, "float32"))
+
+    def get_config(self):
+        return {}
+
+
+def custom_optimizer_and_schedule():
+    """compiled_functional with an unregistered optimizer subclass and learning-rate schedule."""
+    model = compiled_functional()
+    model.compile(optimizer=UnregisteredSGD(UnregisteredSchedule(), momentum=0.9), loss="mse")
+    return model
+
+
+class ScaledSGD(keras.optimizers.SGD):
+    """An optimizer whose get_config() leaves out an argument its __init__ needs."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+
+def optimizer_without_config():
+    model = compiled_functional()
+    model.compile(optimizer=ScaledSGD(2.0, momentum=0.9), loss="mse")
+    return model
+
+
 def compiled_functional():
     """A flat functional model, compiled with SGD with momentum.
 

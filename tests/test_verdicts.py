@@ -142,6 +142,19 @@ def test_slots_that_share_a_name_are_told_apart_by_the_variable_they_serve():
     assert check(f"{C}:same_named_towers", "keras-model").passed
 
 
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras"])
+def test_an_unregistered_optimizer_subclass_and_schedule_are_checked_like_any_optimizer(fmt):
+    # The fresh optimizers are made with the class's own from_config and the schedule object.
+    assert check(f"{C}:custom_optimizer_and_schedule", fmt, masks="same").passed
+    failure = check(f"{C}:custom_optimizer_and_schedule", fmt).failure  # slots restored by position
+    assert failure is not None and {o.kind for o in failure.outcomes} == {"optimizer"}
+
+
+def test_an_optimizer_that_cannot_be_copied_is_the_factorys_error_not_a_traceback():
+    with pytest.raises(FactoryError, match=r"optimizer ScaledSGD could not be made with from_config"):
+        check(f"{C}:optimizer_without_config", "keras-weights")
+
+
 def test_bfloat16_under_h5_names_the_dtype_not_freeze_state():
     failure = check(f"{C}:bfloat16_dense", "h5").failure
     cause = diagnose(failure)[0]
