@@ -7,6 +7,8 @@ dtypes, verdicts, the format's matching rule), never from error strings.
 
 from __future__ import annotations
 
+import re
+
 from pytest_ckpt.comparison import CHANGED, NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
 from pytest_ckpt.formats import matching
 from pytest_ckpt.result import RoundTripResult
@@ -62,6 +64,13 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> tupl
         return (f"saving in format {result.format} failed ({result.save_error[0]})",
                 "make the model savable in this format (custom layers need get_config) "
                 "or drop the format with --ckpt-formats")
+    unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", (result.load_error or ("", ""))[1])
+    if unknown and result.new_model:
+        return (f"keras.saving.load_model could not rebuild the model from the file: {unknown.group(1)!r} "
+                "is registered nowhere, so Keras cannot find the class the config names",
+                f"decorate {unknown.group(1)} with @keras.saving.register_keras_serializable(), or pass "
+                "custom_objects= to load_model; drop format keras-model with --ckpt-formats if the "
+                "model is only ever loaded with load_weights")
     if set(counts) == {OUTPUTS_DIFFER} and result.new_model:
         return ("every variable survived, but the model keras.saving.load_model rebuilt from the "
                 "file computes different outputs: its config does not rebuild the same model (a "

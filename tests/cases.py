@@ -343,6 +343,18 @@ def bfloat16_data_dependent_constant():
     return keras.Model(inputs, Scaled(scale, dtype="bfloat16")(hidden))
 
 
+class UnregisteredDouble(keras.layers.Layer):
+    """A custom layer registered nowhere: load_model cannot find its class."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def unregistered_custom_layer():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2)(UnregisteredDouble()(inputs)))
+
+
 def with_dropout():
     """A Dropout layer: its seed generator's state is a variable no format saves."""
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dropout(0.5),

@@ -155,6 +155,13 @@ def test_an_optimizer_that_cannot_be_copied_is_the_factorys_error_not_a_tracebac
         check(f"{C}:optimizer_without_config", "keras-weights")
 
 
+def test_an_unregistered_layer_under_keras_model_is_named_with_its_remedy():
+    failure = check(f"{C}:unregistered_custom_layer", "keras-model").failure
+    cause, remedy = diagnose(failure)
+    assert "'UnregisteredDouble' is registered nowhere" in cause and "register_keras_serializable" in remedy
+    assert check(f"{C}:unregistered_custom_layer", "keras-weights").passed  # load_weights needs no class
+
+
 def test_bfloat16_under_h5_names_the_dtype_not_freeze_state():
     failure = check(f"{C}:bfloat16_dense", "h5").failure
     cause = diagnose(failure)[0]
