@@ -241,7 +241,7 @@ class GoldenResult:
             lines.append(f"  load raised {self.load_error[0]}: {self.load_error[1]}")
         for warning in self.warnings[:3]:
             lines.append(f"  Keras warned: {warning[:300]}")
-        rows = []
+        rows, optimizer_rows = [], []
         for o in self.outcomes:
             if o.source_key:
                 detail = f"holds the golden value of {o.source_key} ({o.source_display})"
@@ -250,15 +250,16 @@ class GoldenResult:
             else:
                 detail = {"not_loaded": "(kept its pre-load value)"}.get(o.verdict,
                                                                           "(a value the golden does not hold)")
-            rows.append(f"{o.key} ({o.display})  {o.verdict}  {detail}")
+            (optimizer_rows if o.kind == OPTIMIZER else rows).append(f"{o.key} ({o.display})  {o.verdict}  {detail}")
         for title, items in (
             ("missing from the model (in the golden)", [f"{v.key} ({v.name}) {v.shape}" for v in self.missing]),
             ("new in the model (not in the golden)", self.new),
             ("shape or dtype changed", self.reshaped),
-            (f"variables that changed (of {self.total})", rows),
+            (f"model variables that changed ({len(rows)} of {self.total})", rows),
+            (f"optimizer variables that changed ({len(optimizer_rows)})", optimizer_rows),
         ):
             if items:
-                lines.append(f"  {title} ({len(items)}):")
+                lines.append(f"  {title}:" if "changed (" in title else f"  {title} ({len(items)}):")
                 lines += [f"    {r}" for r in items[:MAX_ROWS]]
                 if len(items) > MAX_ROWS:
                     lines.append(f"    ... and {len(items) - MAX_ROWS} more")
