@@ -224,7 +224,13 @@ def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | N
 
 def _slot_owners(optimizer, model_variables) -> dict[int, object]:
     """id(slot) -> the model variable it serves, from the optimizer's per-variable lists
-    (wrapped optimizers such as LossScaleOptimizer's inner one included)."""
+    (wrapped optimizers included: LossScaleOptimizer's inner one, MultiOptimizer's list).
+
+    A list counts only if it is not the optimizer's own variable list and
+    every slot in it has its variable's shape: a list of counters can happen
+    to be as long, and Adafactor's factored slots are not whole copies; those
+    go by their names.
+    """
     slot_ids = {id(v) for v in optimizer.variables}
     owners: dict[int, object] = {}
     pending, seen = [optimizer], set()
@@ -234,14 +240,17 @@ def _slot_owners(optimizer, model_variables) -> dict[int, object]:
             continue
         seen.add(id(current))
         served = _built_for_in_order(current, model_variables)
-        for value in vars(current).values():
-            if hasattr(value, "variables") and hasattr(value, "apply_gradients"):
-                pending.append(value)
-            elif served and isinstance(value, (list, tuple)) and value is not served \
-                    and len(value) == len(served):
-                for slot, owner in zip(value, served):
-                    if owner is not None and id(slot) in slot_ids:
-                        owners.setdefault(id(slot), owner)
+        for name, value in vars(current).items():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            pending += [v for v in items if hasattr(v, "variables") and hasattr(v, "apply_gradients")]
+            if not served or name in ("_variables", "_trainable_variables") or value is served \
+                    or not isinstance(value, (list, tuple)) or len(value) != len(served):
+                continue
+            pairs = [(slot, owner) for slot, owner in zip(value, served)
+                     if owner is not None and id(slot) in slot_ids]
+            if pairs and all(tuple(slot.shape) == tuple(owner.shape) for slot, owner in pairs):
+                for slot, owner in pairs:
+                    owners.setdefault(id(slot), owner)
     return owners
 
 

@@ -18,6 +18,7 @@ auto-generated names as in a new process.  The check then
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -220,7 +221,9 @@ def _refuse_shared_layers(pair: ModelPair) -> None:
 def describe(exc: BaseException) -> tuple[str, str]:
     message = str(exc).strip()
     if len(message) > 600:
-        message = message[:600] + " ..."
+        # Keras puts the class it could not find after the whole config: keep that line.
+        unknown = re.search(r"Could not locate (?:class|function) '[^']+'[^\n]*", message[600:])
+        message = message[:600] + " ..." + (f" {unknown.group(0)[:300]}" if unknown else "")
     return type(exc).__name__, message
 
 

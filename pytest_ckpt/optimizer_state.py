@@ -41,26 +41,39 @@ def is_compiled(model) -> bool:
 
 
 def fresh_optimizer(model):
-    """A new, unbuilt optimizer with the model's optimizer's class and configuration.
-
-    ``from_config`` of the optimizer's own class: a user's subclass needs no
-    registration.  A learning-rate schedule is handed over as the object,
-    not as its config: the optimizer's own config would need the schedule's
-    class registered, which plain ``save_weights`` never asks for.
-    """
+    """A new, unbuilt optimizer with the model's optimizer's class and configuration."""
     optimizer = model.optimizer
-    config = optimizer.get_config()
-    schedule = getattr(optimizer, "_learning_rate", None)
-    if isinstance(config.get("learning_rate"), dict) and callable(schedule) and not hasattr(schedule, "assign"):
-        config["learning_rate"] = schedule
+    if not callable(getattr(optimizer, "build", None)):
+        raise FactoryError(
+            f"cannot check the optimizer state of this model: {type(optimizer).__module__}."
+            f"{type(optimizer).__name__} is a legacy optimizer (no build()), whose slots this plugin "
+            "cannot tell apart; use the current optimizers (tf_keras.optimizers.Adam, not "
+            "tf_keras.optimizers.legacy.Adam), or leave the model uncompiled for the weights check")
     try:
-        return type(optimizer).from_config(config)
+        return _copy_of(optimizer)
     except Exception as exc:
         raise FactoryError(
             f"cannot check the optimizer state of this model: a fresh copy of its optimizer "
             f"{type(optimizer).__name__} could not be made with from_config(get_config()) "
             f"({type(exc).__name__}: {str(exc)[:300]}). Give the optimizer class a get_config() "
             "that from_config() accepts.") from None
+
+
+def _copy_of(optimizer):
+    """``from_config`` of the optimizer's own class: a user's subclass needs no
+    registration.  A learning-rate schedule is handed over as the object, and
+    a wrapped optimizer (LossScaleOptimizer's inner one) as a copy made the
+    same way: their configs would need their classes registered, which plain
+    ``save_weights`` never asks for."""
+    config = optimizer.get_config()
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(config.get("learning_rate"), dict) and callable(schedule) and not hasattr(schedule, "assign"):
+        config["learning_rate"] = schedule
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if "inner_optimizer" in config and inner is not None:
+        del config["inner_optimizer"]
+        return type(optimizer)(_copy_of(inner), **config)  # what from_config does, with the copy
+    return type(optimizer).from_config(config)
 
 
 @dataclass

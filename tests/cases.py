@@ -296,6 +296,50 @@ def optimizer_without_config():
     return model
 
 
+def _towers(optimizer, depth=1):
+    """same_named_towers with ``depth`` Dense layers per tower and the given optimizer."""
+    def tower(name):
+        inputs = x = keras.Input((4,))
+        for i in range(depth):
+            x = keras.layers.Dense(4, name=f"proj{i}")(x)
+        return keras.Model(inputs, x, name=name)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Add()([tower("tower_a")(inputs), tower("tower_b")(inputs)]))
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def multi_optimizer_towers():
+    """Same-named towers under a MultiOptimizer, which keeps its optimizers in a list."""
+    default = keras.optimizers.SGD(0.1, momentum=0.9)
+    return _towers(keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(default_optimizer=default)), 2)
+
+
+def plain_sgd_one_dense():
+    """SGD without momentum: its own variables [iterations, learning_rate] are as many as the
+    model's (kernel, bias), and are no slots of them."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    return model
+
+
+def loss_scale_with_schedule():
+    """A LossScaleOptimizer (4 variables of its own) around Adam with an unregistered schedule."""
+    model = compiled_functional()
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(UnregisteredSchedule())),
+                  loss="mse")
+    return model
+
+
+def adafactor():
+    """Adafactor's factored slots are not whole copies of the variables they serve."""
+    model = compiled_functional()
+    model.compile(optimizer=keras.optimizers.Adafactor(), loss="mse")
+    return model
+
+
 def compiled_functional():
     """A flat functional model, compiled with SGD with momentum.
 
@@ -353,6 +397,13 @@ class UnregisteredDouble(keras.layers.Layer):
 def unregistered_custom_layer():
     inputs = keras.Input((3,))
     return keras.Model(inputs, keras.layers.Dense(2)(UnregisteredDouble()(inputs)))
+
+
+def unregistered_custom_layer_compiled():
+    """Compiled: Keras's load error names the class after 1000 characters of config."""
+    model = unregistered_custom_layer()
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    return model
 
 
 def with_dropout():

@@ -20,3 +20,11 @@ def adapted_string_lookup():
     x = tf_keras.layers.Embedding(24, 3)(x)
     x = tf_keras.layers.Flatten()(x)
     return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(x))
+
+
+def legacy_optimizer():
+    """Compiled with a legacy (optimizer_v2) optimizer: no build(), slots made on first use."""
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Dense(4)(inputs)))
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(), loss="mse")
+    return model

@@ -64,6 +64,11 @@ def test_tf_keras_by_name_loads_an_auto_named_model_as_a_fresh_process_would():
     assert check_format(f"{TFK}:classic_functional", "h5-by-name", examples=3, seed=0).passed
 
 
+def test_a_legacy_optimizer_is_a_clear_factory_error_not_a_traceback():
+    with pytest.raises(FactoryError, match="legacy optimizer"):
+        check_format("tests.cases_tf_keras:legacy_optimizer", "tf-checkpoint", examples=2, seed=0)
+
+
 def test_migration_with_different_architectures_lists_first_differences():
     with pytest.raises(FactoryError, match=r"do not build the same architecture; first differences: "
                                            r"\d+ variables vs \d+; #0: "):

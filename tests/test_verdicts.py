@@ -150,6 +150,26 @@ def test_an_unregistered_optimizer_subclass_and_schedule_are_checked_like_any_op
     assert failure is not None and {o.kind for o in failure.outcomes} == {"optimizer"}
 
 
+def test_slots_of_a_multi_optimizer_are_told_apart_too():
+    from pytest_ckpt import FreezeMask, roundtrip
+    from pytest_ckpt.tree import LayerTree
+    from tests import cases
+
+    tree = LayerTree(cases.multi_optimizer_towers())
+    failure = roundtrip(f"{C}:multi_optimizer_towers", "keras-weights", FreezeMask.from_names(tree, ["tower_a"]),
+                        FreezeMask.from_names(tree, ["tower_b"]))
+    assert {(o.display, o.verdict, o.source_display) for o in failure.outcomes} == {
+        (f"tower_a/proj{i}/{w} momentum", SWAPPED, f"tower_b/proj{i}/{w} momentum")
+        for i in range(2) for w in ("kernel", "bias")}
+
+
+@pytest.mark.parametrize("factory", ["plain_sgd_one_dense", "loss_scale_with_schedule", "adafactor"])
+def test_optimizers_whose_own_variables_are_no_slots_pass_with_the_same_freeze_state(factory):
+    # An optimizer's own variable list as long as the model's, LossScaleOptimizer's wrapped copy
+    # and schedule, Adafactor's factored slots: none is taken for a per-variable slot list.
+    assert check(f"{C}:{factory}", "keras-weights", masks="same").passed
+
+
 def test_an_optimizer_that_cannot_be_copied_is_the_factorys_error_not_a_traceback():
     with pytest.raises(FactoryError, match=r"optimizer ScaledSGD could not be made with from_config"):
         check(f"{C}:optimizer_without_config", "keras-weights")
@@ -160,6 +180,8 @@ def test_an_unregistered_layer_under_keras_model_is_named_with_its_remedy():
     cause, remedy = diagnose(failure)
     assert "'UnregisteredDouble' is registered nowhere" in cause and "register_keras_serializable" in remedy
     assert check(f"{C}:unregistered_custom_layer", "keras-weights").passed  # load_weights needs no class
+    failure = check(f"{C}:unregistered_custom_layer_compiled", "keras-model").failure
+    assert "'UnregisteredDouble' is registered nowhere" in diagnose(failure)[0]
 
 
 def test_bfloat16_under_h5_names_the_dtype_not_freeze_state():

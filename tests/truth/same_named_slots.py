@@ -1,7 +1,9 @@
 """Plain-Keras truth for tests.cases:same_named_towers: whose momentum does a load put where?
 
-    python tests/truth/same_named_slots.py save PATH    # tower_a frozen: slots serve tower_b only
-    python tests/truth/same_named_slots.py load PATH    # tower_b frozen: slots serve tower_a only
+    python tests/truth/same_named_slots.py save PATH [FACTORY]  # tower_a frozen: slots serve tower_b only
+    python tests/truth/same_named_slots.py load PATH [FACTORY]  # tower_b frozen: slots serve tower_a only
+
+FACTORY is a function of tests.cases, same_named_towers by default (or multi_optimizer_towers).
 
 Run save and load in two processes.  At save, every slot (all tower_b's) holds 7.0; the load
 prints what the slots serving tower_a hold.  Only public APIs: the optimizer is built for the
@@ -17,7 +19,7 @@ from tests import cases
 
 
 def build(frozen: str):
-    model = cases.same_named_towers()
+    model = getattr(cases, sys.argv[3] if len(sys.argv) > 3 else "same_named_towers")()
     model.get_layer(frozen).trainable = False
     model.optimizer.build(model.trainable_variables)
     return model
