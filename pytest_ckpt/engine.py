@@ -356,9 +356,12 @@ def check_outputs(pair: ModelPair, format_name: str, workdir: Path) -> OutputsCh
             try:
                 save_format.save(saver, path)
                 holder = load_format.load(loader, path)
-            except Exception:
-                # The round trips report this load, variable by variable.
-                return OutputsCheck(note="outputs not compared: the plain save and load failed")
+            except Exception as exc:
+                # Usually the round trips fail on it too; not always (their optimizers are built:
+                # tf-keras cannot save a LossScaleOptimizer before it is), so say what it was.
+                kind, message = describe(exc)
+                return OutputsCheck(note="outputs not compared: saving and loading the factory's own "
+                                         f"model raised {kind}: {message[:300]}")
             got = probe.outputs(holder, inputs)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

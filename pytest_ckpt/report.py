@@ -279,6 +279,14 @@ def render_resume(result, *, seed=None, reproduce: str | None = None,
                              "(an optimizer variable, a weight, or state outside the variables)",
                              "load with the same freeze state as at save time, or use format "
                              "keras-model; if that fails too, report it upstream")
+    elif result.blew_up:
+        b = result.blew_up
+        lines.append(f"  the run that never stopped reached NaN or inf at step {b.step} of {result.steps} "
+                     f"after the save, in {b.display} ({b.key}): nothing after that can be compared")
+        cause, remedy = ("these batches make this model's training blow up (learning rate, loss or data "
+                         "scale), so resuming cannot be compared with not stopping",
+                         "pass batches on the scale of your data (ckpt_resume.check(model, data=...)) "
+                         "or lower the learning rate")
     else:
         cause, remedy = ("the round trip itself failed (see the error above)",
                          "run the round-trip check of this factory and format for details")

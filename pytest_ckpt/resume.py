@@ -70,10 +70,12 @@ class ResumeResult:
     warnings: list[str] = field(default_factory=list)
     divergence: Divergence | None = None
     diverged: int = 0  # variables that differ after the last step
+    # Where the uninterrupted run itself reached NaN or inf: nothing after it can be compared.
+    blew_up: Divergence | None = None
 
     @property
     def ok(self) -> bool:
-        return not (self.save_error or self.load_error or self.train_error or self.divergence)
+        return not (self.save_error or self.load_error or self.train_error or self.divergence or self.blew_up)
 
     def verdict_words(self) -> list[str]:
         words = [f"{what} {error[0]}" for what, error in (("save", self.save_error),
@@ -82,6 +84,8 @@ class ResumeResult:
             optimizer = self.divergence.key.startswith("optimizer:") or any(
                 "optimizer" in w for w in self.warnings)
             words.append("optimizer, diverged" if optimizer else "diverged")
+        if self.blew_up:
+            words.append("training reached NaN")
         return words
 
     def summary(self) -> str:
@@ -90,6 +94,8 @@ class ResumeResult:
         if self.divergence:
             d = self.divergence
             return f"{self.factory} [{self.format}]: resumed training diverged at step {d.step} ({d.display})"
+        if self.blew_up:
+            return f"{self.factory} [{self.format}]: training that never stopped reached NaN or inf"
         error = self.save_error or self.load_error or self.train_error
         return f"{self.factory} [{self.format}]: {error[0]}"
 
@@ -98,7 +104,8 @@ def synthetic_batches(model, steps: int) -> list[tuple]:
     """Deterministic (x, y) batches from the model's input specs and compiled loss."""
     batches = []
     for step in range(steps):
-        x = probe.probe_inputs(model, batch=BATCH, seed=1000 + step)
+        # On the scale of normalized data: the probe's far-out samples blow up training.
+        x = probe.probe_inputs(model, batch=BATCH, seed=1000 + step, far_out=False)
         batch = len(next(iter(_leaves(x))))
         y = _targets(model, x, batch, np.random.default_rng(2000 + step))
         batches.append((x, y))
@@ -269,6 +276,9 @@ class ResumeRun:
                 for batch in self.batches[self.steps:]:
                     _train(saver.model, batch)
                     reference.append(_state(saver))
+            result.blew_up = _first_non_finite(reference)
+            if result.blew_up:
+                return result  # all-NaN runs agree whatever was restored: that proves nothing
             with framework_chatter() as said, masked(loader, FreezeMask.nothing() if new_model else load_mask):
                 if not new_model:
                     self._trainers[1].start()
@@ -296,6 +306,14 @@ class ResumeRun:
             return result
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _first_non_finite(states) -> Divergence | None:
+    for step, state in enumerate(states, 1):
+        for key, (display, value) in state.items():
+            if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+                return Divergence(step, key, display, "NaN or inf")
+    return None
 
 
 def _first_difference(step, expected, got) -> tuple[Divergence | None, int]:

@@ -340,6 +340,13 @@ def adafactor():
     return model
 
 
+def exploding_training():
+    """compiled_functional with a learning rate that sends training to inf and NaN in a few steps."""
+    model = compiled_functional()
+    model.compile(optimizer=keras.optimizers.SGD(1e6, momentum=0.9), loss="mse")
+    return model
+
+
 def compiled_functional():
     """A flat functional model, compiled with SGD with momentum.
 

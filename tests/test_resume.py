@@ -145,3 +145,11 @@ def test_your_own_data_is_used_when_it_trains():
     outcome = check_resume(f"{C}:compiled_twin", "keras-weights", examples=1, steps=3, batches=data,
                            masks="same")
     assert outcome.passed
+
+
+def test_training_that_blows_up_is_named_not_called_a_divergence():
+    # Both runs reach NaN alike: they "agree" whatever the checkpoint restored, which proves nothing.
+    failure = check_resume(f"{C}:exploding_training", "keras-weights", examples=1, seed=0, masks="same").failure
+    assert failure is not None and failure.blew_up is not None and failure.divergence is None
+    report = render_resume(failure)
+    assert "reached NaN or inf" in report and "blow up" in report
