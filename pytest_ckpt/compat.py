@@ -255,8 +255,8 @@ def _slot_owners(optimizer, model_variables) -> dict[int, object]:
 
 
 def _built_for_in_order(optimizer, model_variables) -> list | None:
-    ordered = getattr(optimizer, "_trainable_variables", None)  # Keras 3
-    if isinstance(ordered, list) and ordered:
+    ordered = optimizer_built_for(optimizer)  # Keras 3
+    if ordered:
         return ordered
     index, key = getattr(optimizer, "_index_dict", None), getattr(optimizer, "_var_key", None)
     if isinstance(index, dict) and index and callable(key):  # tf-keras

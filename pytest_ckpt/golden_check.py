@@ -255,11 +255,11 @@ class GoldenResult:
             ("missing from the model (in the golden)", [f"{v.key} ({v.name}) {v.shape}" for v in self.missing]),
             ("new in the model (not in the golden)", self.new),
             ("shape or dtype changed", self.reshaped),
-            (f"model variables that changed ({len(rows)} of {self.total})", rows),
-            (f"optimizer variables that changed ({len(optimizer_rows)})", optimizer_rows),
+            (f"model variables that changed (of {self.total})", rows),
+            ("optimizer variables that changed", optimizer_rows),
         ):
             if items:
-                lines.append(f"  {title}:" if "changed (" in title else f"  {title} ({len(items)}):")
+                lines.append(f"  {title} ({len(items)}):")
                 lines += [f"    {r}" for r in items[:MAX_ROWS]]
                 if len(items) > MAX_ROWS:
                     lines.append(f"    ... and {len(items) - MAX_ROWS} more")
