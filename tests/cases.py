@@ -15,6 +15,25 @@ import keras
 import numpy as np
 
 
+_last_draw: dict[str, float] = {}
+
+
+def _unlike_last_build(case: str, draw, apart: float) -> float:
+    """``draw(rng)`` again until it is ``apart`` from what ``case`` drew at its previous build here.
+
+    The saver and the loader are consecutive builds in one process: two free
+    draws can land within the output tolerance (a bfloat16 scale in [1, 2):
+    about one pair in eight), and a known-bad case would then pass by chance.
+    Fresh processes (the truth script) still draw freely.
+    """
+    rng = np.random.default_rng()
+    value, last = draw(rng), _last_draw.get(case)
+    while last is not None and abs(value - last) < apart:
+        value = draw(rng)
+    _last_draw[case] = value
+    return value
+
+
 def two_dense_auto_named():
     """Flat and auto-named: by-name loading works in a fresh process."""
     return keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), keras.layers.Dense(3)])
@@ -104,8 +123,9 @@ def adapted_normalization():
     keeps computing with the ones it cached at adapt time.
     """
     norm = keras.layers.Normalization()
-    data = np.random.default_rng().normal(size=(64, 3)).astype("float32")
-    norm.adapt(data * 5 + 3)
+    shift = _unlike_last_build("adapted_normalization", lambda rng: rng.uniform(-3, 3), apart=1.0)
+    data = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    norm.adapt(data * 5 + 3 + shift)
     return keras.Sequential([keras.Input((3,)), norm, keras.layers.Dense(2)])
 
 
@@ -115,7 +135,9 @@ def adapted_discretization():
     Only inputs near the boundaries tell, so a one-sample probe passed it.
     """
     bins = keras.layers.Discretization(num_bins=4)
-    bins.adapt(np.random.default_rng().normal(size=(32, 1)).astype("float32"))
+    # Near the probe's samples (most within one of zero), so the moved boundaries have some between them.
+    shift = _unlike_last_build("adapted_discretization", lambda rng: rng.uniform(-1, 1), apart=0.5)
+    bins.adapt((np.random.default_rng(0).normal(size=(32, 1)) + shift).astype("float32"))
     return keras.Sequential([keras.Input((1,)), bins, keras.layers.CategoryEncoding(4, output_mode="one_hot"),
                              keras.layers.Dense(2)])
 
@@ -145,8 +167,9 @@ def _lookup_model(words):
 
 def adapted_string_lookup():
     """A vocabulary that differs between builds: no ``load_weights`` restores it."""
-    rng = np.random.default_rng()
-    return _lookup_model([f"w{i}" for i in rng.permutation(20)[:8]])
+    # Rotations of one list: whichever two builds, every word maps to another index.
+    start = _unlike_last_build("adapted_string_lookup", lambda rng: float(rng.integers(20)), apart=1)
+    return _lookup_model([f"w{(int(start) + i) % 20}" for i in range(8)])
 
 
 def fixed_string_lookup():
@@ -381,14 +404,16 @@ def data_dependent_constant():
     """A constant computed from data at build time (a temperature, a threshold): no weights
     format stores it, so a build with other data computes other outputs.  load_model
     restores it from the layer's config."""
-    scale = 1.0 + np.random.default_rng().random()
+    scale = 2 ** _unlike_last_build("data_dependent_constant", lambda rng: rng.uniform(-4, 4), apart=0.5)
     inputs = keras.Input((3,))
     return keras.Model(inputs, Scaled(scale)(keras.layers.Dense(2)(inputs)))
 
 
 def bfloat16_data_dependent_constant():
     """data_dependent_constant computing in bfloat16: PyTorch tensors of that dtype have no .numpy()."""
-    scale = 1.0 + np.random.default_rng().random()
+    # Scales at least 2 ** 0.5 apart: far beyond bfloat16's rounding (and any output tolerance).
+    scale = 2 ** _unlike_last_build("bfloat16_data_dependent_constant", lambda rng: rng.uniform(-4, 4),
+                                    apart=0.5)
     inputs = keras.Input((3,))
     hidden = keras.layers.Dense(2, dtype="bfloat16")(inputs)
     return keras.Model(inputs, Scaled(scale, dtype="bfloat16")(hidden))
