@@ -282,7 +282,7 @@ class _ResumeOnlySuite(RoundTripSuite):
     kind = "resume"
 
 
-def header_line(session_state) -> str:
+def header_line(session_state, steals: bool = False) -> str:
     s = session_state.settings
     if s.blocked:
         return ("ckpt: round trips not run: the settings are not usable (see the failing "
@@ -301,4 +301,7 @@ def header_line(session_state) -> str:
     if unusable:
         parts.append(f"{', '.join(unusable)} not collected for Keras 3 factories: Keras runs on "
                      f"{backend} and they need tensorflow")
+    if steals:
+        parts.append("xdist schedules by work stealing (checks differ in cost; "
+                     "--dist load keeps xdist's default)")
     return "; ".join(parts)

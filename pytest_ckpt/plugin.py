@@ -10,13 +10,21 @@ from __future__ import annotations
 import pytest
 
 from pytest_ckpt import options
-from pytest_ckpt.session import FRESH_NAMES_KEY, SESSION_KEY, CkptSession, ItemRecord
+from pytest_ckpt.scheduling import dist_chosen, steals_work
+from pytest_ckpt.session import DIST_CHOSEN_KEY, FRESH_NAMES_KEY, SESSION_KEY, CkptSession, ItemRecord
 
 pytest_plugins = ["pytest_ckpt.fixtures"]
 
 
 def pytest_addoption(parser):
     options.add_options(parser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config):
+    # A wrapper runs before xdist's own hook turns "-n" without "--dist" into "load".
+    config.stash[DIST_CHOSEN_KEY] = dist_chosen(config.option)
+    return (yield)
 
 
 def pytest_configure(config):
@@ -40,6 +48,15 @@ def pytest_configure(config):
 def pytest_configure_node(node):
     # xdist: every worker derives its items' seeds from the controller's.
     node.workerinput["ckpt_random_seed"] = node.config.stash[SESSION_KEY].random_seed
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if not steals_work(config):
+        return None
+    from xdist.scheduler import WorkStealingScheduling
+
+    return WorkStealingScheduling(config, log)
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -99,7 +116,8 @@ def pytest_report_header(config):
         return None
     from pytest_ckpt.items import header_line
 
-    return header_line(state)
+    workers = getattr(config.option, "numprocesses", 0)
+    return header_line(state, steals=bool(workers) and steals_work(config))
 
 
 class ResultsCollector:

@@ -71,6 +71,8 @@ class CkptSession:
 
 
 SESSION_KEY = pytest.StashKey[CkptSession]()
+# Whether the user named an xdist scheduler: if not, generated checks get work stealing.
+DIST_CHOSEN_KEY = pytest.StashKey[bool]()
 # The fresh-process name counters of an item using ckpt_regression, entered
 # before its first fixture and left after its last teardown.
 FRESH_NAMES_KEY = pytest.StashKey[object]()

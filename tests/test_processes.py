@@ -131,3 +131,17 @@ def test_a_cancelled_run_leaves_no_temporary_folders(pytester, project_on_path, 
     proc.send_signal(getattr(signal, signal_name))
     proc.wait(timeout=120)
     assert list(scratch.iterdir()) == []
+
+
+def test_generated_checks_get_work_stealing_unless_the_user_chose_a_scheduler(pytester):
+    # No factory: the settings-error item and two plain tests are enough to see the scheduler.
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    base = ("-v", "-n", "2", "-p", "no:cacheprovider")
+    ours = pytester.runpytest_subprocess("--ckpt-roundtrip", *base)
+    ours.stdout.fnmatch_lines(["ckpt: seed *; xdist schedules by work stealing*",
+                               "scheduling tests via WorkStealingScheduling"])
+    for args in (("--ckpt-roundtrip", "--dist", "load"), ("--ckpt-roundtrip", "-d"), ()):
+        result = pytester.runpytest_subprocess(*args, *base)
+        result.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
+        result.stdout.no_fnmatch_line("*work stealing*")
