@@ -116,8 +116,8 @@ def pytest_report_header(config):
         return None
     from pytest_ckpt.items import header_line
 
-    workers = getattr(config.option, "numprocesses", 0)
-    return header_line(state, steals=bool(workers) and steals_work(config))
+    distributed = getattr(config.option, "numprocesses", 0) and not config.option.collectonly
+    return header_line(state, steals=bool(distributed) and steals_work(config))
 
 
 class ResultsCollector:

@@ -5,7 +5,9 @@ fails shrinks its masks, a large model takes seconds per save.  xdist's
 default ``load`` scheduler keeps two items queued on each worker, so near
 the end one worker can sit idle while the other still holds a slow item
 and the one behind it.  Work stealing hands each worker half and moves
-queued items to a worker that runs dry.  Any ``--dist`` the user chose wins.
+queued items to a worker that runs dry.  Any ``--dist`` the user chose wins,
+except ``--dist no``: that is xdist's default, so it cannot be told apart
+from no choice (with ``-n``, xdist itself turns it into ``load``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from pytest_ckpt.session import DIST_CHOSEN_KEY, SESSION_KEY
 
 # 3.2.0 could hang when a steal met an empty queue (xdist #884, fixed in 3.2.1).
-FIRST_SAFE_WORKSTEAL = (3, 2, 1)
+FIRST_SAFE_WORKSTEAL = "3.2.1"
 
 
 def dist_chosen(option) -> bool:
@@ -32,14 +34,13 @@ def steals_work(config) -> bool:
         from xdist.scheduler import WorkStealingScheduling  # noqa: F401 (present since 3.2)
     except ImportError:
         return False
-    return _release(getattr(xdist, "__version__", "0")) >= FIRST_SAFE_WORKSTEAL
+    return is_safe_release(getattr(xdist, "__version__", "0"))
 
 
-def _release(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split(".")[:3]:
-        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
+def is_safe_release(version: str) -> bool:
+    from packaging.version import InvalidVersion, Version  # pytest's own dependency
+
+    try:
+        return Version(version) >= Version(FIRST_SAFE_WORKSTEAL)
+    except InvalidVersion:
+        return False

@@ -10,27 +10,41 @@ imported by ``pytest --ckpt-roundtrip`` runs of the suite through
 from __future__ import annotations
 
 import itertools
+import json
+import os
 
 import keras
 import numpy as np
 
 
 _last_draw: dict[str, float] = {}
+# Set by tests/truth/roundtrip.py for its children: their builds are consecutive too, across processes.
+BUILD_MEMORY = "CASES_BUILD_MEMORY"
 
 
 def _unlike_last_build(case: str, draw, apart: float) -> float:
-    """``draw(rng)`` again until it is ``apart`` from what ``case`` drew at its previous build here.
+    """``draw(rng)`` again until it is ``apart`` from what ``case`` drew at its previous build.
 
-    The saver and the loader are consecutive builds in one process: two free
-    draws can land within the output tolerance (a bfloat16 scale in [1, 2):
-    about one pair in eight), and a known-bad case would then pass by chance.
-    Fresh processes (the truth script) still draw freely.
+    The saver and the loader are consecutive builds: two free draws can land
+    within the output tolerance (a bfloat16 scale in [1, 2): about one pair in
+    128 rounds alike), and a known-bad case would then pass by chance.  The
+    previous build is this process's, or the one recorded in the file that
+    ``$CASES_BUILD_MEMORY`` names (the truth script's save and load children).
     """
+    memory = os.environ.get(BUILD_MEMORY)
+    recorded = {}
+    if memory and os.path.exists(memory):
+        with open(memory) as f:
+            recorded = json.load(f)
+    last = _last_draw.get(case, recorded.get(case))
     rng = np.random.default_rng()
-    value, last = draw(rng), _last_draw.get(case)
+    value = draw(rng)
     while last is not None and abs(value - last) < apart:
         value = draw(rng)
     _last_draw[case] = value
+    if memory:
+        with open(memory, "w") as f:
+            json.dump({**recorded, case: value}, f)
     return value
 
 

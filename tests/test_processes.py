@@ -141,6 +141,9 @@ def test_generated_checks_get_work_stealing_unless_the_user_chose_a_scheduler(py
     ours = pytester.runpytest_subprocess("--ckpt-roundtrip", *base)
     ours.stdout.fnmatch_lines(["ckpt: seed *; xdist schedules by work stealing*",
                                "scheduling tests via WorkStealingScheduling"])
+    # Nothing is scheduled when collecting only: the header must not say how.
+    collecting = pytester.runpytest_subprocess("--ckpt-roundtrip", "--collect-only", *base)
+    collecting.stdout.no_fnmatch_line("*work stealing*")
     for args in (("--ckpt-roundtrip", "--dist", "load"), ("--ckpt-roundtrip", "-d"), ()):
         result = pytester.runpytest_subprocess(*args, *base)
         result.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])

@@ -539,6 +539,9 @@ def main(argv):
     if args.phase == "load":
         return phase_load(args)
     work = tempfile.mkdtemp(prefix="ckpt-truth-")
+    # The project's known-bad cases that vary between builds read it: the load child's
+    # build differs from the save child's as a second build in one process would.
+    os.environ["CASES_BUILD_MEMORY"] = os.path.join(work, "builds.json")
     report = {"factory": args.factory, "format": args.format,
               "save_freeze": paths(args.save_freeze), "load_freeze": paths(args.load_freeze),
               "compile": args.compile}

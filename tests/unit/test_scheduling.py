@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from pytest_ckpt.scheduling import FIRST_SAFE_WORKSTEAL, _release, dist_chosen
+from pytest_ckpt.scheduling import dist_chosen, is_safe_release
 
 
 def test_a_scheduler_counts_as_chosen_only_when_named():
@@ -14,8 +14,7 @@ def test_a_scheduler_counts_as_chosen_only_when_named():
 
 
 def test_xdist_releases_before_the_worksteal_hang_fix_are_told_apart():
-    assert _release("3.2.0") < FIRST_SAFE_WORKSTEAL <= _release("3.2.1")
-    assert _release("3.8.0") >= FIRST_SAFE_WORKSTEAL
-    assert _release("3.10.0rc1") >= FIRST_SAFE_WORKSTEAL
-    assert _release("3.3.dev5+g1234") >= FIRST_SAFE_WORKSTEAL
-    assert _release("unknown") < FIRST_SAFE_WORKSTEAL
+    assert not is_safe_release("3.2.0") and is_safe_release("3.2.1") and is_safe_release("3.8.0")
+    assert is_safe_release("3.10.0rc1")
+    assert not is_safe_release("3.2.1rc1") and not is_safe_release("3.2.0.post1")
+    assert not is_safe_release("unknown")
