@@ -116,8 +116,7 @@ def pytest_report_header(config):
         return None
     from pytest_ckpt.items import header_line
 
-    distributed = getattr(config.option, "numprocesses", 0) and not config.option.collectonly
-    return header_line(state, steals=bool(distributed) and steals_work(config))
+    return header_line(state, steals=steals_work(config))
 
 
 class ResultsCollector:

@@ -132,7 +132,8 @@ def probe_inputs(*models, batch: int | None = None, seed: int = 1234, far_out: b
             start = int(rng.integers(len(pool)))
             return np.array([pool[(start + i) % len(pool)] for i in range(size)]).astype(np_dtype).reshape(shape)
         # Most samples on the scale of normalized data, a few far out.
-        scale = np.where((np.arange(batch) % 4 == 3) & far_out, 8.0, 1.0).reshape((batch,) + (1,) * (len(shape) - 1))
+        far = (np.arange(batch) % 4 == 3) & far_out
+        scale = np.where(far, 8.0, 1.0).reshape((batch,) + (1,) * (len(shape) - 1))
         return (rng.standard_normal(shape) * scale).astype(np_dtype)
 
     return _map(specs, make, is_leaf=_is_spec)

@@ -24,9 +24,11 @@ def dist_chosen(option) -> bool:
 
 
 def steals_work(config) -> bool:
-    """Whether this run's xdist workers get work stealing: generated checks, no
-    ``--dist`` of the user's, and an xdist whose work stealing is safe."""
+    """Whether this run's xdist workers get work stealing: workers that run items,
+    generated checks, no ``--dist`` of the user's, and an xdist whose work stealing is safe."""
     state = config.stash[SESSION_KEY]
+    if not getattr(config.option, "numprocesses", 0) or config.option.collectonly:
+        return False
     if config.stash.get(DIST_CHOSEN_KEY, True) or not (state.settings.roundtrip or state.settings.resume):
         return False
     try:
