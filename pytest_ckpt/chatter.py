@@ -14,6 +14,8 @@ import re
 import warnings
 from contextlib import contextmanager
 
+from pytest_ckpt.keras_messages import is_noise
+
 
 @contextmanager
 def framework_chatter():
@@ -31,7 +33,7 @@ def framework_chatter():
             text = str(w.message).strip()
             if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
                 continue
-            if text not in messages and "legacy" not in text:
+            if text not in messages and not is_noise(text):
                 messages.append(text)
     finally:
         for logger, level in zip(loggers, levels):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import sys
 from contextlib import contextmanager
+from typing import Any
 
 # Checked against: Keras 3.15.1, tf-keras 2.21.0, TensorFlow 2.21.0.
 
@@ -178,6 +179,17 @@ def optimizer_built_for(optimizer) -> list | None:
         return None
     built = getattr(optimizer, "_trainable_variables", None)
     return list(built) if built is not None else None
+
+
+def learning_rate_schedule(optimizer: Any) -> Any | None:
+    """The optimizer's learning-rate schedule object, or None for a plain rate.
+
+    Private: ``_learning_rate`` (Keras 3.15, tf-keras 2.21); ``get_config()``
+    gives only the schedule's config, which needs its class registered to
+    come back.
+    """
+    schedule = getattr(optimizer, "_learning_rate", None)
+    return schedule if callable(schedule) and not hasattr(schedule, "assign") else None
 
 
 def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | None, str]]:

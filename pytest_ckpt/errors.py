@@ -19,9 +19,5 @@ class ConfigError(CkptError):
     """An option or ini value that makes no sense."""
 
 
-class RoundTripFailure(AssertionError):
-    """Some variable did not survive save/load; carries the result for the report."""
-
-    def __init__(self, result):
-        self.result = result
-        super().__init__(result.summary())
+class LoaderError(CkptError):
+    """The loading side failed in a way that is no verdict (its process died, or a bug of ours)."""

@@ -7,10 +7,21 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from pytest_ckpt import compat
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.frameworks import framework_of
+from pytest_ckpt.frameworks import framework_of, framework_roots
+
+
+@dataclass(frozen=True)
+class FactoryRef:
+    """A factory a fresh process can find: ``module:qualname``, and the module's file
+    for modules that are not importable by name (a test file pytest imported by path)."""
+
+    spec: str
+    module_file: str | None = None
 
 
 def factory_name(factory: Callable) -> str:
@@ -91,14 +102,30 @@ def as_callable(factory: Callable | str) -> tuple[Callable, str]:
 def _where(exc: BaseException) -> str:
     """' (at file:line in function)': the innermost frame of the user's code, not of Keras or ours."""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is build() itself
-    # Not in this package or a framework: the user's code, wherever it is installed.
-    roots = [os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-             for m in (sys.modules.get(name) for name in ("pytest_ckpt", "keras", "tensorflow", "tf_keras",
-                                                          "jax", "torch", "numpy", "h5py"))
-             if m is not None and getattr(m, "__file__", None)]
+    roots = framework_roots()
     own = [f for f in frames if not any(os.path.abspath(f.filename).startswith(r) for r in roots)]
     frame = (own or frames or [None])[-1]
     return f" (at {frame.filename}:{frame.lineno} in {frame.name})" if frame else ""
+
+
+def factory_ref(factory: Callable[..., Any] | str) -> FactoryRef | None:
+    """How a fresh process finds ``factory``; None for one it cannot (a local function,
+    a lambda, something defined in ``__main__``)."""
+    if isinstance(factory, str):
+        module_name = factory.strip().partition(":")[0]
+        module = sys.modules.get(module_name)
+        return FactoryRef(factory.strip(), getattr(module, "__file__", None))
+    module_name = getattr(factory, "__module__", None)
+    qualname = getattr(factory, "__qualname__", None)
+    module = sys.modules.get(module_name or "")
+    if not module_name or not qualname or module is None or module_name == "__main__" or "<" in qualname:
+        return None
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if found is not factory:
+        return None
+    return FactoryRef(f"{module_name}:{qualname}", getattr(module, "__file__", None))
 
 
 def build(factory: Callable, name: str | None = None):

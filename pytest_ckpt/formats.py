@@ -9,11 +9,21 @@ the one place that decides which formats a model gets.
 
 from __future__ import annotations
 
+import enum
 import math
 from pathlib import Path
 
 from pytest_ckpt.errors import UnknownFormatError
 from pytest_ckpt.frameworks import KERAS3, TENSORFLOW, TF_KERAS
+
+
+class MatchesBy(enum.StrEnum):
+    """How a format's loader pairs stored values with variables."""
+
+    PATH = "path"  # object path, order-independent
+    POSITION = "position"  # legacy HDF5: trainable_weights + non_trainable_weights, in order
+    NAME = "name"  # top-level layer name, then position inside
+    GRAPH = "graph"  # TensorFlow's object graph
 
 
 class FormatNotApplicable(UnknownFormatError):
@@ -28,11 +38,12 @@ class Format:
     frameworks: frozenset[str] = frozenset({KERAS3})
     # None: any backend.  tf.train.Checkpoint exists only with TensorFlow.
     backends: frozenset[str] | None = None
-    # How the loader pairs stored values with variables: "path" (object
-    # path, order-independent), "position" (legacy HDF5), "name" or "graph".
-    matches_by: str = "path"
+    matches_by: MatchesBy = MatchesBy.PATH
     # load_model-style formats return a new model; the load mask cannot apply.
     loads_new_model: bool = False
+    # Values for objects created after the load (an optimizer built at the first training
+    # step) are restored when they are created, not skipped (TensorFlow checkpoints).
+    restores_on_creation: bool = False
 
     def path_in(self, directory: Path) -> Path:
         return Path(directory) / f"ckpt{self.suffix}"
@@ -98,7 +109,7 @@ class KerasModel(KerasArchive):
 class LegacyH5(Format):
     name = "h5"
     suffix = ".h5"
-    matches_by = "position"
+    matches_by = MatchesBy.POSITION
 
     def save(self, model, path):
         model.save(str(path))
@@ -110,7 +121,7 @@ class LegacyH5(Format):
 
 class LegacyH5ByName(LegacyH5):
     name = "h5-by-name"
-    matches_by = "name"
+    matches_by = MatchesBy.NAME
 
     def load(self, model, path):
         model.load_weights(str(path), by_name=True)
@@ -121,7 +132,8 @@ class TfCheckpoint(Format):
     name = "tf-checkpoint"
     suffix = ""  # a prefix: TF writes prefix.index and prefix.data-*
     backends = frozenset({TENSORFLOW})
-    matches_by = "graph"
+    matches_by = MatchesBy.GRAPH
+    restores_on_creation = True
 
     def save(self, model, path):
         import tensorflow as tf
@@ -131,9 +143,12 @@ class TfCheckpoint(Format):
     def load(self, model, path):
         import tensorflow as tf
 
+        # Every object that exists must be matched; values for objects created
+        # later (an optimizer built at the first training step) are restored then,
+        # as TensorFlow does: the check reads them after building the optimizer.
         status = tf.train.Checkpoint(model=model).read(str(path))
         try:
-            status.assert_consumed()
+            status.assert_existing_objects_matched()
         finally:
             # Else the status object logs every unmatched value when it is
             # collected, long after the verdict (hundreds of lines).
@@ -163,7 +178,7 @@ class TfKerasCheckpoint(TfCheckpoint):
     def load(self, model, path):
         status = model.load_weights(str(path))
         try:
-            status.assert_consumed()
+            status.assert_existing_objects_matched()
         finally:
             status.expect_partial()
         return model
@@ -248,13 +263,13 @@ def applicable(framework: str | None, backend: str | None, *, migration: bool = 
     return names
 
 
-def matching(name: str) -> str:
+def matching(name: str) -> MatchesBy:
     """How format ``name`` pairs stored values with variables (same in every framework)."""
-    return next((f.matches_by for f in _ALL if f.name == name), "path")
+    return next((f.matches_by for f in _ALL if f.name == name), MatchesBy.PATH)
 
 
-def loads_new_model(name: str) -> bool:
-    return next((f.loads_new_model for f in _ALL if f.name == name), False)
+def restores_on_creation(name: str) -> bool:
+    return next((f.restores_on_creation for f in _ALL if f.name == name), False)
 
 
 def parse_format_list(text) -> list[str]:

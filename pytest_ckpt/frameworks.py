@@ -157,3 +157,15 @@ def share_cores(workers: int) -> None:
     for name, value in _THREAD_SETTINGS.items():
         os.environ.setdefault(name, value)
 
+
+
+def framework_roots() -> list[str]:
+    """The folders of this package and of every framework imported: frames from these are
+    not the user's code."""
+    roots = []
+    for name in ("pytest_ckpt", "keras", "tensorflow", "tf_keras", "jax", "torch", "numpy", "h5py",
+                 "orbax", "keras_hub"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            roots.append(os.path.dirname(os.path.abspath(module.__file__)) + os.sep)
+    return roots

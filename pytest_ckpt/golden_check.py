@@ -28,7 +28,7 @@ import numpy as np
 from pytest_ckpt import probe
 from pytest_ckpt.bulk import read
 from pytest_ckpt.chatter import framework_chatter
-from pytest_ckpt.comparison import NOT_LOADED, ExpectedValues, VariableOutcome, classify, fingerprint
+from pytest_ckpt.comparison import NOT_LOADED, ExpectedValues, VariableKind, VariableOutcome, classify, fingerprint
 from pytest_ckpt.engine import describe, load_into
 from pytest_ckpt.report import tail
 from pytest_ckpt.errors import CkptError
@@ -37,7 +37,7 @@ from pytest_ckpt.frameworks import backend_of, framework_of
 from pytest_ckpt.golden import (DISTINCT, GOLDEN_FORMATS, MODEL, GoldenError, GoldenFolder, GoldenVariable,
                                 Manifest, frozen_paths, frozen_text, variable_records)
 from pytest_ckpt.masks import INDEPENDENT, POLICIES, SAME, FreezeMask, TrainableState, current_mask
-from pytest_ckpt.optimizer_state import (OPTIMIZER, attach_fresh_optimizer, fill_distinct, is_compiled,
+from pytest_ckpt.optimizer_state import (OPTIMIZER, KindOffsets, attach_fresh_optimizer, fill_distinct, is_compiled,
                                          slots_of)
 from pytest_ckpt.tempfiles import workdir
 from pytest_ckpt.tree import LayerTree
@@ -97,7 +97,7 @@ def _optimizer_slots(tree: LayerTree, values: str | None) -> list:
         return slots_of(tree)
     slots = attach_fresh_optimizer(tree)
     if values == DISTINCT:
-        fill_distinct(slots)
+        fill_distinct(slots, KindOffsets())
     return slots
 
 
@@ -227,6 +227,10 @@ class GoldenResult:
         return not (self.missing or self.new or self.reshaped or self.outcomes or self.load_error
                     or self.output_differences)
 
+    @property
+    def silent(self) -> bool:
+        return not self.ok and self.load_error is None
+
     def summary(self) -> str:
         return f"golden {self.folder}: {'ok' if self.ok else 'mismatch'}"
 
@@ -290,9 +294,12 @@ def _compare_optimizer(slots, golden, expected, preloads) -> list[VariableOutcom
         record = golden.get(slot.key)
         if record is not None and _matches(got, record):
             continue
-        if record is not None or expected.sources(got, skip=slot.key):
-            outcomes.append(classify(key=slot.key, display=slot.display, got=got,
-                                     preload=preloads.get(slot.key), expected=expected, kind=OPTIMIZER))
+        digest, before = fingerprint(got), preloads.get(slot.key)
+        if record is not None or expected.sources(digest, skip=slot.key):
+            outcomes.append(classify(key=slot.key, display=slot.display, shape=tuple(got.shape),
+                                     dtype=str(got.dtype), got=digest,
+                                     preload=fingerprint(before) if before is not None else None,
+                                     expected=expected, kind=VariableKind.OPTIMIZER))
     for key, record in golden.items():
         if key.startswith(OPTIMIZER_PREFIX) and key not in present and "/" not in key.removeprefix(OPTIMIZER_PREFIX):
             # iterations, learning rate...: every optimizer has them
@@ -424,8 +431,9 @@ def _check_golden(model, folder: GoldenFolder, wd, *, format_name, examples, see
             for e, pre in zip(entries, before):
                 got = read(e.variable)
                 if not _matches(got, golden[e.key]):
-                    found.outcomes.append(classify(key=e.key, display=e.display, got=got, preload=pre,
-                                                   expected=expected))
+                    found.outcomes.append(classify(key=e.key, display=e.display, shape=tuple(got.shape),
+                                                   dtype=str(got.dtype), got=fingerprint(got),
+                                                   preload=fingerprint(pre), expected=expected))
             if compiled:
                 found.outcomes += _compare_optimizer(slots, golden, expected, slot_preloads)
             if found.ok:

@@ -12,8 +12,10 @@ positional loaders see.
 
 from __future__ import annotations
 
+import enum
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_ckpt import compat
 from pytest_ckpt.tree import LayerTree
@@ -146,12 +148,17 @@ def masked(tree: LayerTree, mask: FreezeMask):
         before.restore(tree)
 
 
-# How save and load masks relate: drawn independently (the hazard users run
-# into), or equal (the documented correct usage: a regression test of the
-# formats themselves).
-INDEPENDENT = "independent"
-SAME = "same"
-POLICIES = (INDEPENDENT, SAME)
+class MaskPolicy(enum.StrEnum):
+    """How save and load masks relate: drawn independently (the hazard users run
+    into), or equal (the documented correct usage: a regression test of the
+    formats themselves)."""
+
+    INDEPENDENT = "independent"
+    SAME = "same"
+
+
+INDEPENDENT, SAME = MaskPolicy.INDEPENDENT, MaskPolicy.SAME
+POLICIES = tuple(p.value for p in MaskPolicy)
 
 
 def current_mask(tree: LayerTree) -> FreezeMask:
@@ -162,20 +169,17 @@ def current_mask(tree: LayerTree) -> FreezeMask:
     return FreezeMask.from_paths(tree, outermost)
 
 
-def translate(mask: FreezeMask, source: LayerTree, target: LayerTree) -> FreezeMask:
+def translate(mask: FreezeMask, source: Any, target: Any) -> FreezeMask:
     """The same mask on another framework's build of the architecture (a migration).
 
-    Layers are matched by the positions of the variables they hold, which
-    is what a migration compares; a layer without a match is dropped.
+    ``source`` and ``target`` are loading-side structures (plain data: each
+    node lists the positions of the weights it holds).
+    Layers are matched by the positions of the variables they hold, which is
+    what a migration compares; a layer without a match is dropped.
     """
-    def owned(tree):
-        position = {id(e.variable): i for i, e in enumerate(tree.variables())}
-        return {n.index_path: frozenset(position[id(w)] for w in n.layer.weights if id(w) in position)
-                for n in tree.maskable()}
-
-    by_positions = {}
-    for path, held in owned(target).items():
-        by_positions.setdefault(held, path)
-    source_owned = owned(source)
-    return FreezeMask.from_paths(target, [by_positions[source_owned[p]] for p in mask.frozen
-                                          if source_owned.get(p) in by_positions])
+    by_positions: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for node in target.maskable():
+        by_positions.setdefault(node.weights, node.index_path)
+    held = {n.index_path: n.weights for n in source.maskable()}
+    return FreezeMask.from_paths(target, [by_positions[held[p]] for p in mask.frozen
+                                          if held.get(p) in by_positions])

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pytest_ckpt.comparison import CHANGED, NOT_LOADED, OUTPUTS_DIFFER, SWAPPED, VariableOutcome
+from pytest_ckpt.comparison import Verdict, VariableKind, VariableOutcome
 from pytest_ckpt.masks import FreezeMask, frozen_by
 from pytest_ckpt.probe import OutputDifference
 from pytest_ckpt.tree import LayerTree
+
+
+class Matching(enum.StrEnum):
+    """How the saving model's variables are paired with the loading model's."""
+
+    NAME = "layer names"  # the same layer-name paths on both sides
+    TREE = "position in the layer tree"  # names differ (another build order): index paths
+    POSITION = "architecture position"  # a migration: two frameworks' builds, variable by variable
+
+
+@dataclass
+class Facts:
+    """What is known about a failure beyond its verdicts; causes are decided from these."""
+
+    # The loading model's optimizer was not built when load_weights ran.
+    optimizer_unbuilt_at_load: bool = False
+    # Layers whose variables the format never wrote, with how their parent holds them.
+    untracked: list[str] = field(default_factory=list)
+    # Layers whose trainable flag the file did not keep (load_model rebuilt them otherwise).
+    unrecorded_flags: list[str] = field(default_factory=list)
+    # Layer classes with their own save_own_variables / load_own_variables.
+    custom_saving: list[str] = field(default_factory=list)
+    # The loading process built the model differently: the first difference, and whether
+    # its layers or wiring moved (not only a constant of its config).
+    layout_difference: str | None = None
+    layout_moved: bool = False
 
 
 @dataclass
@@ -27,19 +54,24 @@ class RoundTripResult:
     load_error: tuple[str, str] | None = None
     # Warnings the framework gave while loading (quoted in the report).
     warnings: list[str] = field(default_factory=list)
-    # Only checked once every variable survived (see engine.check_outputs).
     output_differences: list[OutputDifference] = field(default_factory=list)
     # The loading side was a new model (keras.saving.load_model): no load mask.
     new_model: bool = False
+    facts: Facts = field(default_factory=Facts)
 
     @property
     def ok(self) -> bool:
         return not (self.outcomes or self.save_error or self.load_error or self.output_differences)
 
-    def counts(self) -> Counter:
+    @property
+    def silent(self) -> bool:
+        """It failed without a word: nothing raised, yet something is wrong after the load."""
+        return not self.ok and not (self.save_error or self.load_error)
+
+    def counts(self) -> Counter[Verdict]:
         counts = Counter(o.verdict for o in self.outcomes)
         if self.output_differences:
-            counts[OUTPUTS_DIFFER] = len(self.output_differences)
+            counts[Verdict.OUTPUTS_DIFFER] = len(self.output_differences)
         return counts
 
     def verdict_words(self) -> list[str]:
@@ -47,8 +79,9 @@ class RoundTripResult:
         words = [f"{what} {error[0]}" for what, error in (("save", self.save_error),
                  ("load", self.load_error)) if error]
         counts = self.counts()
-        words += [v for v in (SWAPPED, NOT_LOADED, CHANGED, OUTPUTS_DIFFER) if counts.get(v)]
-        if any(o.kind == "optimizer" for o in self.outcomes):
+        words += [v.value for v in (Verdict.SWAPPED, Verdict.NOT_LOADED, Verdict.CHANGED,
+                                    Verdict.OUTPUTS_DIFFER) if counts.get(v)]
+        if any(o.kind is VariableKind.OPTIMIZER for o in self.outcomes):
             words.insert(0, "optimizer")
         return words
 
@@ -95,6 +128,10 @@ class CheckOutcome:
     outputs_note: str | None = None
     # Variables left out of the exact comparison: (path, reason), see unsaved.py.
     excluded: list[tuple[str, str]] = field(default_factory=list)
+    # The other mask pairs that failed, besides the one reported.
+    others: list[object] = field(default_factory=list)
+    # Why this check is weaker than it could be (it loaded in the saving process).
+    isolation_note: str | None = None
 
     @property
     def passed(self) -> bool:

@@ -11,8 +11,9 @@ from pytest_ckpt.masks import SAME, FreezeMask
 from pytest_ckpt.tree import LayerTree
 
 
-def _as_tree(model_or_tree) -> LayerTree:
-    return model_or_tree if isinstance(model_or_tree, LayerTree) else LayerTree(model_or_tree)
+def _as_tree(model_or_tree):
+    """A layer tree, or anything that lists maskable nodes (a loading side's Structure)."""
+    return model_or_tree if hasattr(model_or_tree, "maskable") else LayerTree(model_or_tree)
 
 
 def freeze_masks(model) -> st.SearchStrategy[FreezeMask]:

@@ -59,6 +59,7 @@ class LayerTree:
     def __init__(self, model):
         self.model = model
         self.nodes: list[LayerNode] = []
+        self._variables: list[VariableEntry] | None = None
         self._walk(model, (), "", set(), "")
 
     def _walk(self, layer, index_path, display, seen, key) -> None:
@@ -89,11 +90,17 @@ class LayerTree:
         raise KeyError(index_path)
 
     def variables(self) -> list[VariableEntry]:
-        """Every weight of the model under a stable key.
+        """Every weight of the model under a stable key (a list the caller must not change).
 
         Seed-generator state is not a weight in Keras 3 and no checkpoint
         format saves it (see :mod:`pytest_ckpt.unsaved`), so it is left out.
+        A model's weights are fixed once it is built, so they are listed once.
         """
+        if self._variables is None:
+            self._variables = self._list_variables()
+        return self._variables
+
+    def _list_variables(self) -> list[VariableEntry]:
         weights = _weights(self.model)
         weight_ids = {id(w) for w in weights}
         entries: list[VariableEntry] = []
@@ -125,3 +132,53 @@ def _entry(key: str, variable, display: str) -> VariableEntry:
     return VariableEntry(key=key, variable=variable, display=display,
                          shape=tuple(int(d) for d in variable.shape),
                          dtype=str(numpy_dtype(variable)))
+
+
+def _holders(parent: object, child: object) -> list[tuple[str, object]]:
+    """(attribute name, what it holds) for each attribute of ``parent`` through which ``child`` is reached."""
+    found = []
+    for name, value in vars(parent).items():
+        if value is child:
+            found.append((name, value))
+        elif isinstance(value, (list, tuple)) and any(item is child for item in value):
+            found.append((name, value))
+        elif isinstance(value, dict) and any(item is child for item in value.values()):
+            found.append((name, value))
+    return found
+
+
+def untracked_layers(tree: LayerTree, variable_keys: list[str]) -> list[str]:
+    """The layers holding these variables that their parent keeps only in a list, tuple or
+    dict, or under an attribute whose name starts with an underscore (``self._layers``):
+    places an object graph may not reach (TensorFlow's does not see Keras 3's lists).  Each
+    with how it is held."""
+    by_key = {n.key: n for n in tree.nodes}
+    found: list[str] = []
+    for key in variable_keys:
+        node = by_key.get(key.rsplit("/", 1)[0]) if "/" in key else None
+        if node is None or not node.index_path:
+            continue
+        parent = tree.node(node.index_path[:-1]).layer
+        holders = _holders(parent, node.layer)
+        plain = [(name, value) for name, value in holders
+                 if name.startswith("_") or isinstance(value, (list, tuple, dict))]
+        if holders and len(plain) == len(holders):
+            # The user's own attribute rather than Keras's bookkeeping list (self._layers).
+            name, value = sorted(plain, key=lambda held: held[0].startswith("_"))[0]
+            kind = "dict" if isinstance(value, dict) else "list" if isinstance(value, (list, tuple)) else ""
+            how = f"self.{name}, a {kind}" if kind else f"self.{name}"
+            label = f"{node.display} (held in {how})"
+            if label not in found:
+                found.append(label)
+    return found
+
+
+def adapted_state(tree: LayerTree) -> set[int]:
+    """ids of the variables of layers whose state ``adapt()`` computes (they define
+    ``finalize_state``: Normalization, lookups, TextVectorization).  Training never changes
+    them, so a round trip keeps the values adapt gave them."""
+    found: set[int] = set()
+    for node in tree.nodes:
+        if callable(getattr(node.layer, "finalize_state", None)):
+            found |= {id(w) for w in compat.own_weights(node.layer)}
+    return found

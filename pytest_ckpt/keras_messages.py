@@ -1,0 +1,53 @@
+"""Facts from Keras's words: the one place that reads what Keras only says in text.
+
+Decisions elsewhere are made from typed facts.  Where Keras gives a fact
+only as a warning or an error message, it is parsed here, once, each
+pattern tested against the message Keras 3.15 and tf-keras 2.21 print
+(``tests/unit/test_keras_messages.py``).  A message Keras rewords makes the
+fact unknown (None), never a wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SKIPPED = re.compile(r"Skipping variable loading for optimizer '([^']*)', because it has (\d+) "
+                      r"variables whereas the saved optimizer has (\d+) variables")
+_UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+# Keras 3's notice on every legacy HDF5 save: noise, not a finding.
+_LEGACY_NOTICE = re.compile(r"You are saving your model as an HDF5 file via `model\.save\(\)`")
+
+
+@dataclass(frozen=True)
+class OptimizerSkipped:
+    """Keras did not load the optimizer's state: it has ``loading`` variables, the file ``saved``."""
+
+    optimizer: str
+    loading: int
+    saved: int
+
+
+def optimizer_skipped(messages: list[str]) -> OptimizerSkipped | None:
+    for text in messages:
+        found = _SKIPPED.search(text)
+        if found:
+            return OptimizerSkipped(found.group(1), int(found.group(2)), int(found.group(3)))
+    return None
+
+
+def unknown_class(message: str) -> str | None:
+    """The class ``load_model`` could not find, from its error message."""
+    found = _UNKNOWN_CLASS.search(message)
+    return found.group(1) if found else None
+
+
+def unknown_class_line(message: str) -> str | None:
+    """The whole sentence naming the class, to keep when a long message is cut."""
+    found = re.search(_UNKNOWN_CLASS.pattern + r"[^\n]*", message)
+    return found.group(0) if found else None
+
+
+def is_noise(message: str) -> bool:
+    """A notice Keras prints on every legacy save: never part of a report."""
+    return bool(_LEGACY_NOTICE.search(message))
