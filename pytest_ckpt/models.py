@@ -177,6 +177,15 @@ def fine_tuning(keras=None):
     return _compiled(model, keras)
 
 
+def fine_tuning_resumable(keras=None):
+    """:func:`fine_tuning` as resume code must prepare it: its optimizer built, for the phase-one
+    trainable set, before anything is loaded (``compile()`` alone builds it only at the first
+    step, after ``load_weights`` has skipped its saved state)."""
+    model = fine_tuning(keras)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
 # Phase two of fine_tuning: the stem and the first residual block stay frozen.
 FINE_TUNING_PHASE_TWO_FROZEN = [
     "resnet_small/conv1_conv", "resnet_small/conv1_bn",
@@ -193,4 +202,4 @@ BUILTIN = (
     lstm_model,
     attention_model,
 )
-COMPILED = (compiled_swap_prone_nested, compiled_classic_functional, fine_tuning)
+COMPILED = (compiled_swap_prone_nested, compiled_classic_functional, fine_tuning, fine_tuning_resumable)

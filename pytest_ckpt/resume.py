@@ -24,19 +24,27 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pytest_ckpt import probe
+from pytest_ckpt import compat, probe
 from pytest_ckpt.bulk import read
 from pytest_ckpt.chatter import framework_chatter
-from pytest_ckpt.engine import ModelPair, describe
-from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.comparison import fingerprint
+from pytest_ckpt.engine import ModelPair
+from pytest_ckpt.errors import ConfigError, FactoryError
 from pytest_ckpt.formats import get_format
-from pytest_ckpt.masks import FreezeMask, masked
-from pytest_ckpt.optimizer_state import trainable_keys, attach_fresh_optimizer, is_compiled, slots_of
+from pytest_ckpt.isolation import Isolation
+from pytest_ckpt.loadside import ResumeRequest, describe
+from pytest_ckpt.masks import FreezeMask, current_mask, frozen_by, masked
+from pytest_ckpt.optimizer_state import (OPTIMIZER_PREFIX, attach_fresh_optimizer, is_compiled, prebuilt_keys,
+                                         slots_of, trainable_keys)
+from pytest_ckpt.result import CheckOutcome
+from pytest_ckpt.training import Batch, fit_steps, restore, rng_variables, snapshot, state
 from pytest_ckpt.tree import LayerTree
 
 STEPS = 3
@@ -72,6 +80,14 @@ class ResumeResult:
     diverged: int = 0  # variables that differ after the last step
     # Where the uninterrupted run itself reached NaN or inf: nothing after it can be compared.
     blew_up: Divergence | None = None
+    # Two resumed runs from the same checkpoint differed from each other.
+    nondeterministic: bool = False
+    # The loading model's optimizer was not built when the checkpoint was loaded.
+    optimizer_unbuilt_at_load: bool = False
+
+    @property
+    def silent(self) -> bool:
+        return not self.ok and not (self.save_error or self.load_error)
 
     @property
     def ok(self) -> bool:
@@ -80,9 +96,10 @@ class ResumeResult:
     def verdict_words(self) -> list[str]:
         words = [f"{what} {error[0]}" for what, error in (("save", self.save_error),
                  ("load", self.load_error), ("training", self.train_error)) if error]
-        if self.divergence:
-            optimizer = self.divergence.key.startswith("optimizer:") or any(
-                "optimizer" in w for w in self.warnings)
+        if self.divergence and self.nondeterministic:
+            words.append("not deterministic")
+        elif self.divergence:
+            optimizer = self.divergence.key.startswith(OPTIMIZER_PREFIX) or self.optimizer_unbuilt_at_load
             words.append("optimizer, diverged" if optimizer else "diverged")
         if self.blew_up:
             words.append("training reached NaN")
@@ -100,7 +117,7 @@ class ResumeResult:
         return f"{self.factory} [{self.format}]: {error[0]}"
 
 
-def synthetic_batches(model, steps: int) -> list[tuple]:
+def synthetic_batches(model: Any, steps: int) -> list[Batch]:
     """Deterministic (x, y) batches from the model's input specs and compiled loss."""
     batches = []
     for step in range(steps):
@@ -141,31 +158,8 @@ def _targets(model, x, batch, rng):
     return ys[0] if len(ys) == 1 else ys
 
 
-def _state(tree: LayerTree) -> dict[str, tuple[str, np.ndarray]]:
-    """Every model variable and optimizer variable, by stable key."""
-    state = {e.key: (e.display, read(e.variable)) for e in tree.variables()}
-    if is_compiled(tree.model) and tree.model.optimizer.built:
-        state.update({s.key: (f"optimizer: {s.display}", read(s.variable)) for s in slots_of(tree)})
-    return state
-
-
-def _rng_variables(model) -> list:
-    """Seed-generator state: in ``model.variables`` but in no checkpoint."""
-    weights = {id(w) for w in model.weights}
-    return [v for v in model.variables if id(v) not in weights]
-
-
-def _snapshot(model) -> list[np.ndarray]:
-    return [read(v) for v in model.variables]
-
-
-def _restore(model, values) -> None:
-    for v, value in zip(model.variables, values):
-        v.assign(value)
-
-
 class _Trainer:
-    """One model's optimizers, one per trainable set, kept with their initial values.
+    """The reference run's optimizers, one per trainable set, kept with their initial values.
 
     Keras traces its train function for one optimizer and one trainable set;
     switching either means tracing again, which costs more than the steps.
@@ -176,13 +170,19 @@ class _Trainer:
 
     def __init__(self, tree: LayerTree):
         self.tree = tree
-        self._built: dict[frozenset, tuple[object, list, list[np.ndarray]]] = {}
-        self._current = None
+        self._built: dict[frozenset[str], tuple[Any, list[Any], list[np.ndarray]]] = {}
+        self._current: Any = None
+        # A factory that built its optimizer trains with it while the trainable set is the one it
+        # was built for (Keras refuses others); then training goes on as after compile().
+        built = prebuilt_keys(tree)
+        self._prebuilt = frozenset(built) if built is not None else None
 
-    def start(self) -> list:
+    def start(self) -> list[Any]:
         """Under the current mask: a fresh optimizer state and a train function for it; its slots."""
         model = self.tree.model
         key = trainable_keys(self.tree)
+        if key == self._prebuilt and key not in self._built:
+            self._built[key] = (model.optimizer, slots_of(self.tree), [read(v) for v in model.optimizer.variables])
         if key in self._built:
             optimizer, slots, initial = self._built[key]
             model.optimizer = optimizer
@@ -194,118 +194,149 @@ class _Trainer:
             slots = attach_fresh_optimizer(self.tree)
             optimizer = model.optimizer
             self._built[key] = (optimizer, slots, [read(v) for v in optimizer.variables])
-        if self._current is not optimizer:
+        # The train function is traced for one optimizer and one trainable set.
+        current = (id(optimizer), trainable_keys(self.tree))
+        if self._current != current:
             model.make_train_function(force=True)
-            self._current = optimizer
+            self._current = current
         return slots
 
 
-def _train(model, batch) -> None:
-    x, y = batch
-    model.train_on_batch(x, y)
-
-
-def _checked_batches(model, batches, steps: int) -> list:
-    """The user's ``data``, proven usable by one training step on a copy of nothing: the
-    first batch is tried on the model before any check, so a bad batch is one clear error."""
-    from pytest_ckpt.errors import ConfigError
-
+def _checked_batches(model: Any, batches: Any, steps: int) -> list[Batch]:
+    """The user's ``data``, proven usable by one training step before any check (the model is
+    put back afterwards), so a bad batch is one clear error."""
     batches = list(batches)
     if len(batches) < 2 * steps or not all(isinstance(b, (tuple, list)) and len(b) == 2 for b in batches):
         raise ConfigError(f"data must be a list of at least {2 * steps} (x, y) batches (2 x steps={steps}); "
                           f"got {len(batches)} item(s) of type(s) "
                           f"{', '.join(sorted({type(b).__name__ for b in batches})) or 'none'}")
-    snapshot = _snapshot(model)
+    before = snapshot(model)
     try:
         with framework_chatter():
-            _train(model, batches[0])
+            fit_steps(model, [tuple(batches[0])])  # type: ignore[list-item]
     except Exception as exc:
         raise ConfigError(f"data: the model cannot train on the first (x, y) batch: "
                           f"{type(exc).__name__}: {str(exc)[:300]}") from None
     finally:
-        _restore(model, snapshot)
-    return batches
+        restore(model, before)
+    return [tuple(b) for b in batches]  # type: ignore[misc]
+
+
+def _has_trainable(tree: LayerTree) -> Callable[[FreezeMask], bool]:
+    """Whether a mask leaves any variable trainable (training with none proves nothing)."""
+    owners: list[tuple[int, ...]] = []
+    trainable = {id(v) for v in tree.model.trainable_variables}
+    for node in tree.nodes:
+        owners += [node.index_path for w in compat.own_weights(node.layer) if id(w) in trainable]
+    return lambda mask: any(not frozen_by(mask, path) for path in owners)
+
+
+def _to_loader_key(key: str, to_loader: dict[str, str]) -> str:
+    """A saving-side state key (a variable's, or an optimizer slot's) as the loading side keys it."""
+    if key in to_loader:
+        return to_loader[key]
+    if key.startswith(OPTIMIZER_PREFIX) and "/" in key:
+        owner, kind = key.removeprefix(OPTIMIZER_PREFIX).rsplit("/", 1)
+        return f"{OPTIMIZER_PREFIX}{to_loader.get(owner, owner)}/{kind}"
+    return key
 
 
 class ResumeRun:
     """A compiled factory's pair and one format; ``run`` does one example."""
 
     def __init__(self, pair: ModelPair, format_name: str, workdir: Path, steps: int = STEPS,
-                 batches: list | None = None):
+                 batches: list[Batch] | None = None):
         if not is_compiled(pair.saver.model):
             raise NotCompiled(f"model factory {pair.name} returns a model that is not compiled: a "
-                               "resume check trains it; call model.compile(...) in the factory")
+                              "resume check trains it; call model.compile(...) in the factory")
         self.pair, self.format_name, self.workdir, self.steps = pair, format_name, workdir, steps
         backend = pair.backend()
         self.save_format = get_format(format_name, pair.save_framework, backend)
         self.load_format = get_format(format_name, pair.load_framework, backend)
         self.batches = (synthetic_batches(pair.saver.model, 2 * steps) if batches is None
                         else _checked_batches(pair.saver.model, batches, steps))
-        self._initial = (_snapshot(pair.saver.model), _snapshot(pair.loader.model))
-        self._trainers = (_Trainer(pair.saver), _Trainer(pair.loader))
+        self._initial = snapshot(pair.saver.model)
+        self._trainer = _Trainer(pair.saver)
+        self.has_trainable = _has_trainable(pair.saver)
 
     def run(self, save_mask: FreezeMask, load_mask: FreezeMask) -> ResumeResult:
-        saver, loader = self.pair.saver, self.pair.loader
         new_model = self.load_format.loads_new_model
         load_mask = save_mask if new_model else load_mask
         result = ResumeResult(self.pair.label, self.format_name, self.pair.framework, save_mask,
                               load_mask, self.steps, new_model=new_model)
-        _restore(saver.model, self._initial[0])
-        _restore(loader.model, self._initial[1])
         directory = Path(tempfile.mkdtemp(prefix="resume", dir=self.workdir))
         try:
             path = self.save_format.path_in(directory)
-            with framework_chatter(), masked(saver, save_mask):
-                phase_one = self._trainers[0].start()
-                trained_first = trainable_keys(saver)
-                for batch in self.batches[:self.steps]:
-                    _train(saver.model, batch)
-                try:
-                    self.save_format.save(saver.model, path)
-                except Exception as exc:
-                    result.save_error = describe(exc)
-                    return result
-            rng_state = [read(v) for v in _rng_variables(saver.model)]
-            reference = []
-            with framework_chatter(), masked(saver, load_mask):
-                if trainable_keys(saver) != trained_first:
-                    carried = {slot.key: read(slot.variable) for slot in phase_one}
-                    for slot in self._trainers[0].start():
-                        if slot.key in carried:
-                            slot.variable.assign(carried[slot.key])
-                for batch in self.batches[self.steps:]:
-                    _train(saver.model, batch)
-                    reference.append(_state(saver))
+            reference = self._reference(save_mask, load_mask, path, result)
+            if reference is None:
+                return result
             result.blew_up = _first_non_finite(reference)
             if result.blew_up:
                 return result  # all-NaN runs agree whatever was restored: that proves nothing
-            with framework_chatter() as said, masked(loader, FreezeMask.nothing() if new_model else load_mask):
-                if not new_model:
-                    self._trainers[1].start()
-                try:
-                    holder = self.load_format.load(loader.model, path)
-                except Exception as exc:
-                    result.load_error = describe(exc)
-                    return result
-                result.warnings = said
-                tree = loader if holder is loader.model else LayerTree(holder)
-                for v, value in zip(_rng_variables(holder), rng_state):
-                    v.assign(value)
-                if new_model:
-                    holder.make_train_function(force=True)
-                for step, (batch, expected) in enumerate(zip(self.batches[self.steps:], reference), 1):
-                    try:
-                        _train(holder, batch)
-                    except Exception as exc:
-                        result.train_error = describe(exc)
-                        return result
-                    got = _state(tree)
-                    result.divergence, result.diverged = _first_difference(step, expected, got)
-                    if result.divergence:
-                        return result
+            self._resumed(path, load_mask, reference, result)
             return result
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+    def _reference(self, save_mask: FreezeMask, load_mask: FreezeMask, path: Path,
+                   result: ResumeResult) -> list[dict[str, tuple[str, np.ndarray]]] | None:
+        """Train under S and save; then go on under L without stopping: the state after each step."""
+        saver = self.pair.saver
+        restore(saver.model, self._initial)
+        with framework_chatter(), masked(saver, save_mask):
+            phase_one = self._trainer.start()
+            trained_first = trainable_keys(saver)
+            fit_steps(saver.model, self.batches[:self.steps])
+            try:
+                self.save_format.save(saver.model, path)
+            except Exception as exc:
+                result.save_error = describe(exc)
+                return None
+        self._rng_state = [read(v) for v in rng_variables(saver.model)]
+        reference: list[dict[str, tuple[str, np.ndarray]]] = []
+        with framework_chatter(), masked(saver, load_mask):
+            if trainable_keys(saver) != trained_first:
+                carried = {slot.key: read(slot.variable) for slot in phase_one}
+                for slot in self._trainer.start():
+                    if slot.key in carried:
+                        slot.variable.assign(carried[slot.key])
+            fit_steps(saver.model, self.batches[self.steps:], lambda step: bool(reference.append(state(saver))))
+        return reference
+
+    def _resumed(self, path: Path, load_mask: FreezeMask, reference: list[dict[str, tuple[str, np.ndarray]]],
+                 result: ResumeResult) -> None:
+        """The loading side loads under L and trains the same steps; the first step that differs."""
+        to_loader = self.pair.to_loader
+        expected = [{_to_loader_key(k, to_loader): fingerprint(v) for k, (_, v) in step.items()}
+                    for step in reference]
+        request = ResumeRequest(str(path), self.format_name, self.pair.loader_paths(load_mask),
+                                self.batches[self.steps:], self._rng_state, expected)
+        report = self.pair.loader.call("resume", self.pair.handle, request)
+        result.load_error, result.train_error, result.warnings = report.error, report.train_error, report.warnings
+        result.optimizer_unbuilt_at_load = report.optimizer_unbuilt_at_load
+        if report.step is None:
+            return
+        from_loader = {_to_loader_key(k, to_loader): k for k in reference[0]}
+        expected_step = reference[report.step - 1]
+        details = []
+        for loader_key, value in report.differing.items():
+            key = from_loader.get(loader_key, loader_key)
+            display, want = expected_step.get(key, (key, None))
+            details.append(Divergence(report.step, key, display, _detail(want, value)))
+        result.divergence, result.diverged = (details[0] if details else None), report.count
+        again = self.pair.loader.call("resume", self.pair.handle, request)
+        result.nondeterministic = again.digests != report.digests
+
+
+def _detail(expected: np.ndarray | None, got: np.ndarray | None) -> str:
+    if expected is None or got is None:
+        return "missing from the " + ("resumed model" if got is None else "run that never stopped")
+    if got.shape != expected.shape:
+        return f"shape {got.shape} vs {expected.shape}"
+    if expected.dtype.kind in "fc":
+        with np.errstate(all="ignore"):
+            return f"max |difference| {np.nanmax(np.abs(got.astype(float) - expected.astype(float))):.6g}"
+    return f"{got.ravel()[:3].tolist()}... vs {expected.ravel()[:3].tolist()}..."
 
 
 def _first_non_finite(states) -> Divergence | None:
@@ -316,29 +347,10 @@ def _first_non_finite(states) -> Divergence | None:
     return None
 
 
-def _first_difference(step, expected, got) -> tuple[Divergence | None, int]:
-    first, count = None, 0
-    for key, (display, value) in expected.items():
-        other = got.get(key)
-        if other is None:
-            detail = "missing from the resumed model"
-        elif other[1].shape != value.shape:
-            detail = f"shape {other[1].shape} vs {value.shape}"
-        elif np.array_equal(other[1], value):
-            continue
-        elif value.dtype.kind in "fc":
-            detail = f"max |difference| {np.max(np.abs(other[1].astype(float) - value.astype(float))):.6g}"
-        else:
-            detail = f"{other[1].ravel()[:3].tolist()}... vs {value.ravel()[:3].tolist()}..."
-        count += 1
-        if first is None:
-            first = Divergence(step, key, display, detail)
-    return first, count
-
-
-def check_resume(factory, format_name: str, *, examples: int, seed: int | None = None,
-                 masks: str = "independent", tmp_root=None, steps: int = STEPS, batches=None,
-                 scenario: tuple[list[str], list[str]] | None = None):
+def check_resume(factory: Callable[[], Any] | str, format_name: str, *, examples: int, seed: int | None = None,
+                 masks: str = "independent", tmp_root: str | Path | None = None, steps: int = STEPS,
+                 batches: list[Batch] | None = None, scenario: tuple[list[str], list[str]] | None = None,
+                 isolation: Isolation = Isolation.PROCESS) -> CheckOutcome:
     """The resume check of one compiled factory in one format (see the module docstring).
 
     ``scenario`` = (layers frozen at save, layers frozen at load), as name
@@ -346,27 +358,30 @@ def check_resume(factory, format_name: str, *, examples: int, seed: int | None =
     (say "base frozen, then the top of the base unfrozen").
     """
     from pytest_ckpt import driver
-    from pytest_ckpt.tempfiles import workdir
     from pytest_ckpt.fixed_pairs import fixed_pairs, split
-    from pytest_ckpt.result import CheckOutcome
     from pytest_ckpt.strategies import mask_pairs
+    from pytest_ckpt.tempfiles import workdir
 
-    pair = ModelPair(factory)
-    with workdir(tmp_root) as wd:
+    with ModelPair(factory, isolation=isolation) as pair, workdir(tmp_root) as wd:
         run = ResumeRun(pair, format_name, wd, steps=steps, batches=batches)
-        pair.fill()  # proves the two models share no storage; run() restores the factory state
+        usable = lambda p: run.has_trainable(p[0]) and run.has_trainable(p[1])  # noqa: E731
         if scenario is not None:
             fixed = [tuple(FreezeMask.from_names(pair.saver, names) for names in scenario)]
             draws = 0
+        elif prebuilt_keys(pair.saver) is not None:
+            # An optimizer the factory built trains the variables it was built for and no
+            # others (Keras refuses them): the freeze state the factory returned is the one.
+            fixed, draws = [(current_mask(pair.saver), current_mask(pair.saver))], 0
         else:
-            fixed, draws = fixed_pairs(pair.saver, pair.loader, masks, limit=RESUME_FIXED_PAIRS), examples
+            fixed = [p for p in fixed_pairs(pair.saver, pair.saver, masks, limit=RESUME_FIXED_PAIRS) if usable(p)]
+            draws = examples
         found = driver.search(lambda masks: run.run(*masks), fixed=[{"masks": p} for p in fixed],
-                              strategies={"masks": mask_pairs(pair.saver, policy=masks)},
-                              examples=max(draws, 1) if draws else 1, seed=seed,
-                              generate=bool(draws),
-                              smaller=lambda kw: [{"masks": p} for p in split(kw["masks"])])
+                              strategies={"masks": mask_pairs(pair.saver, policy=masks).filter(usable)},
+                              examples=max(draws, 1), seed=seed, generate=bool(draws),
+                              smaller=lambda kw: [{"masks": p} for p in split(kw["masks"]) if usable(p)])
     return CheckOutcome(format_name, seed, found.examples_run, found.failure,
-                        not_reproducible=found.not_reproducible)
+                        not_reproducible=found.not_reproducible, others=found.others,
+                        isolation_note=pair.isolation_note)
 
 
 # Each resume example trains 2 x steps steps: fewer fixed pairs than a round trip.
