@@ -81,11 +81,12 @@ class RoundTripChecker:
                 seed = self._state.seed_for(f"{self._request.node.nodeid}#{self._calls}#{name}")
                 if resume is not None:
                     outcomes.append(check_resume(factory, name, examples=examples, seed=seed,
-                                                 masks=masks, tmp_root=settings.tmpdir, **resume))
+                                                 masks=masks, tmp_root=settings.tmpdir,
+                                                 isolation=settings.isolation, **resume))
                 else:
                     outcomes.append(check_format(factory, name, examples=examples, seed=seed,
                                                  masks=masks, load_factory=load_factory,
-                                                 tmp_root=settings.tmpdir))
+                                                 tmp_root=settings.tmpdir, isolation=settings.isolation))
         except CkptError as exc:
             _fail(str(exc))
         failed = [o for o in outcomes if not o.passed]
@@ -94,8 +95,9 @@ class RoundTripChecker:
                          f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
             show = render_resume if resume is not None else render
             pytest.fail("\n\n".join(show(o.failure, seed=self._state.seed, reproduce=reproduce,
-                                         not_reproducible=o.not_reproducible) for o in failed),
-                        pytrace=False)
+                                         not_reproducible=o.not_reproducible, others=o.others,
+                                         notes=[o.isolation_note] if o.isolation_note else ())
+                                    for o in failed), pytrace=False)
         return outcomes
 
 

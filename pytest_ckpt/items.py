@@ -104,7 +104,7 @@ class CheckItem(_CkptNode, pytest.Item):
         try:
             outcome = check(self.specs[0], self.format_name, examples=s.examples,
                             seed=session.seed_for(self.nodeid), masks=s.masks, tmp_root=s.tmpdir,
-                            **extra)
+                            isolation=s.isolation, **extra)
         except (FormatNotApplicable, NotCompiled) as exc:
             # Collected because the framework could not be told before
             # building; now it can.  (Or a resume check of a model that
@@ -117,7 +117,7 @@ class CheckItem(_CkptNode, pytest.Item):
             raise ReportedFailure(str(exc)) from None
         self.user_properties += [("ckpt_verdict", verdict_word(outcome)),
                                  ("ckpt_examples_run", str(outcome.examples_run))]
-        notes = [n for n in (outcome.outputs_note, excluded_note(outcome)) if n]
+        notes = [n for n in (outcome.isolation_note, outcome.outputs_note, excluded_note(outcome)) if n]
         if notes:
             self.user_properties.append(("ckpt_note", "; ".join(notes)))
         if outcome.failure is not None:
@@ -125,7 +125,7 @@ class CheckItem(_CkptNode, pytest.Item):
             raise ReportedFailure(show(outcome.failure, seed=session.seed,
                                        reproduce=self.reproduce_command(),
                                        not_reproducible=outcome.not_reproducible,
-                                       notes=tuple(notes) + self.seed_notes()))
+                                       notes=tuple(notes) + self.seed_notes(), others=outcome.others))
 
     def seed_notes(self) -> tuple[str, ...]:
         session = self.config.stash[SESSION_KEY]
@@ -148,6 +148,8 @@ class CheckItem(_CkptNode, pytest.Item):
             parts += ["--ckpt-models", shlex.quote(self.specs[0]), "--ckpt-migrations="]
         parts += ["--ckpt-formats", self.format_name, "--ckpt-examples", str(s.examples),
                   "--ckpt-masks", s.masks]
+        if s.isolation.weaker_note:
+            parts.append(f"--ckpt-isolation={s.isolation.value}")
         profile = self.config.getoption("hypothesis_profile", None)
         if profile:
             parts.append(f"--hypothesis-profile={shlex.quote(str(profile))}")
@@ -295,6 +297,9 @@ def header_line(session_state, steals: bool = False) -> str:
     if s.migrations and s.roundtrip:
         parts.append(f"migrations: {len(s.migrations)}")
     parts.append(f"{s.examples} examples per check after the fixed pairs, masks {s.masks}")
+    parts.append("loads in fresh processes" if s.isolation.weaker_note is None else
+                 "loads in the saving process (--ckpt-isolation=inline: weaker, blind to builds that "
+                 "depend on the process)")
     backend = configured_backend()
     unusable = [f for f in s.formats
                 if f in applicable(KERAS3, TENSORFLOW) and f not in applicable(KERAS3, backend)]

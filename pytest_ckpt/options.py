@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pytest_ckpt.errors import ConfigError
 from pytest_ckpt.formats import format_names, parse_format_list
+from pytest_ckpt.isolation import Isolation
 from pytest_ckpt.masks import INDEPENDENT, POLICIES
 
 DEFAULT_EXAMPLES = 20
@@ -59,6 +60,9 @@ OPTIONS = (
     Option("masks", "how load masks relate to save masks: 'independent' (drawn separately, the "
            "default) or 'same' (load with the freeze state used at save)", default=INDEPENDENT,
            metavar="POLICY"),
+    Option("isolation", "where checks load: 'process' (the default: a fresh process, with its own "
+           "hash seed and module state, as users load) or 'inline' (the saving process: faster, and "
+           "blind to builds that depend on the process)", default="process", metavar="MODE"),
     Option("update", "write or overwrite the golden checkpoints of ckpt_regression checks "
            "(without it a missing golden fails and nothing is written)", kind="bool", default=False),
     Option("golden_dir", "name of the folder, beside each test module, that holds golden "
@@ -104,6 +108,7 @@ class Settings:
     formats_explicit: bool = False
     examples: int = DEFAULT_EXAMPLES
     masks: str = INDEPENDENT
+    isolation: Isolation = Isolation.PROCESS
     tmpdir: str | None = None
     update: bool = False
     golden_dir: str = "ckpt_golden"
@@ -150,6 +155,11 @@ def read_settings(config) -> Settings:
         s.errors.append(str(exc))
         s.blocked = True
     try:
+        s.isolation = parse_isolation(raw["isolation"])
+    except ConfigError as exc:
+        s.errors.append(str(exc))
+        s.blocked = True
+    try:
         s.report = check_report(raw["report"])
     except ConfigError as exc:
         s.errors.append(str(exc))
@@ -182,6 +192,15 @@ def parse_masks(value) -> str:
         raise ConfigError(f"--ckpt-masks / ckpt_masks must be one of {', '.join(POLICIES)}, "
                           f"got {value!r}")
     return policy
+
+
+def parse_isolation(value) -> Isolation:
+    text = str(value or Isolation.PROCESS.value).strip()
+    try:
+        return Isolation(text)
+    except ValueError:
+        raise ConfigError(f"--ckpt-isolation / ckpt_isolation must be one of "
+                          f"{', '.join(i.value for i in Isolation)}, got {value!r}") from None
 
 
 def check_report(value) -> str | None:
