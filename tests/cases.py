@@ -43,8 +43,11 @@ def _unlike_last_build(case: str, draw, apart: float) -> float:
         value = draw(rng)
     _last_draw[case] = value
     if memory:
-        with open(memory, "w") as f:
+        # Atomic: another process of the run may be reading it.
+        part = f"{memory}.{os.getpid()}"
+        with open(part, "w") as f:
             json.dump({**recorded, case: value}, f)
+        os.replace(part, memory)
     return value
 
 
@@ -456,3 +459,129 @@ def with_dropout():
     """A Dropout layer: its seed generator's state is a variable no format saves."""
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dropout(0.5),
                              keras.layers.Dense(2)])
+
+
+# -- Builds that depend on the process, and loading as users load (issue 17) ------------------
+
+FEATURES = ("age", "income", "height", "weight", "tenure", "visits")
+
+
+def tabular_towers():
+    """One tower per feature, in the order of a set: another order in every process.
+
+    Truth (tests/truth/README.md): keras-weights, keras and h5 put towers' weights on other
+    towers, h5-by-name restores each by name but Concatenate joins them in another order
+    (outputs differ), keras-model rebuilds the saved order.  Six features: two processes
+    order them alike about once in 720.
+    """
+    features = list(set(FEATURES + ("label",)) - {"label"})
+    inputs = {c: keras.Input((1,), name=c) for c in features}
+    towers = [keras.layers.Dense(2, name=f"tower_{c}")(inputs[c]) for c in features]
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(keras.layers.Concatenate()(towers)))
+
+
+def sorted_tabular_towers():
+    """The known-good twin: the features sorted, the same order in every process."""
+    inputs = {c: keras.Input((1,), name=c) for c in sorted(FEATURES)}
+    towers = [keras.layers.Dense(2, name=f"tower_{c}")(inputs[c]) for c in sorted(FEATURES)]
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(keras.layers.Concatenate()(towers)))
+
+
+def _two_dense(optimizer):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, name="a")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def nadam_unbuilt():
+    """compile() then load_weights(), as usual code does: the optimizer is built only at the
+    first step, so Keras skips its saved state (iterations back to 0)."""
+    return _two_dense(keras.optimizers.Nadam())
+
+
+def nadam_prebuilt():
+    """The known-good twin: the optimizer built before the load.  Nadam's momentum product
+    serves no variable and is named by a per-process counter (variable, variable_1...)."""
+    model = _two_dense(keras.optimizers.Nadam())
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+# Drawn when the module is imported: another process adapts on other data.
+_SERVING_DATA = np.random.default_rng().normal(size=(64, 3)).astype("float32") * 5 + 3
+
+
+def module_data_normalization():
+    """Normalization adapted on data drawn at import: identical builds in one process, other
+    statistics in the process that loads.  tf.train.Checkpoint restores the variables but
+    not the cache computed from them (outputs differ); keras-weights and h5 refresh it."""
+    norm = keras.layers.Normalization()
+    norm.adapt(_SERVING_DATA)
+    return keras.Sequential([keras.Input((3,)), norm, keras.layers.Dense(2)])
+
+
+class ListedBlocks(keras.Model):
+    """Blocks kept in a list attribute: Keras's formats walk it, tf.train.Checkpoint does not."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.blocks = [keras.layers.Dense(4), keras.layers.Dense(4)]
+        self.head = keras.layers.Dense(2)
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def listed_blocks():
+    model = ListedBlocks()
+    model(np.zeros((1, 4), "float32"))  # creates the weights
+    return model
+
+
+def compiled_lstm():
+    """lstm_model compiled with Adam.  Trained with the LSTM's cell frozen, its optimizer
+    serves the other variables; .keras does not record the cell's flag, so load_model
+    rebuilds the cell trainable, builds an optimizer for more variables and skips the saved one."""
+    model = keras.Sequential([keras.Input((7,), dtype="int32"), keras.layers.Embedding(20, 6),
+                              keras.layers.LSTM(5), keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    return model
+
+
+class Noise(keras.layers.Layer):
+    """Adds noise while training, drawn without a seed generator of its own."""
+
+    def call(self, x, training=None):
+        return x + keras.random.normal(keras.ops.shape(x), stddev=0.1) if training else x
+
+
+def unseeded_noise():
+    """Two runs resumed from one checkpoint differ: training is not deterministic."""
+    inputs = keras.Input((4,))
+    x = Noise()(keras.layers.Dense(4, name="a")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def prebuilt(factory):
+    """``factory``'s model with its optimizer built before anything is loaded."""
+    def build():
+        model = factory()
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    build.__name__ = build.__qualname__ = f"prebuilt_{factory.__name__}"
+    return build
+
+
+prebuilt_compiled_twin = prebuilt(compiled_twin)
+prebuilt_custom_optimizer_and_schedule = prebuilt(custom_optimizer_and_schedule)
+prebuilt_loss_scale_with_schedule = prebuilt(loss_scale_with_schedule)
+prebuilt_adafactor = prebuilt(adafactor)
+prebuilt_compiled_functional = prebuilt(compiled_functional)

@@ -5,6 +5,11 @@ import pytest
 
 # Quiet TensorFlow's start-up banner in every process the suite starts.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The loading children build the cases' models too: they must see the saver's
+# draws, or a known-bad case could draw alike on both sides and pass by chance.
+os.environ.setdefault(
+    "CASES_BUILD_MEMORY",
+    os.path.join(__import__("tempfile").gettempdir(), f"ckpt-cases-builds-{os.getpid()}.json"))
 
 pytest_plugins = ["pytester"]
 

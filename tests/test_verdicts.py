@@ -10,6 +10,7 @@ import pytest
 from pytest_ckpt.comparison import NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
 from pytest_ckpt.engine import check_format
 from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.isolation import Isolation
 from pytest_ckpt.report import diagnose, render
 
 from tests.conftest import ON_TENSORFLOW, needs_tensorflow_backend, needs_tensorflow_installed
@@ -23,9 +24,13 @@ def check(factory, fmt, seed=0, **kw):
     return check_format(factory, fmt, examples=3, seed=seed, **kw)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("factory", [f"{M}:swap_prone_nested", f"{C}:nested_same_shaped",
-                                     f"{C}:twins_after_many_blocks", f"{C}:shared_top_and_nested"])
+# The deep case costs 10 s a seed (a loading process builds it per example):
+# two seeds here, the other three in the slow step.
+@pytest.mark.parametrize("factory, seed", [
+    *((factory, seed) for factory in (f"{M}:swap_prone_nested", f"{C}:nested_same_shaped",
+                                      f"{C}:shared_top_and_nested") for seed in SEEDS),
+    *(pytest.param(f"{C}:twins_after_many_blocks", seed, marks=[pytest.mark.slow] if seed >= 2 else [])
+      for seed in SEEDS)])
 def test_nested_same_shaped_pair_is_a_silent_swap_under_h5_on_every_seed(factory, seed):
     outcome = check(factory, "h5", seed)
     failure = outcome.failure
@@ -66,9 +71,13 @@ def test_auto_named_flat_model_survives_h5_by_name_as_across_processes():
     assert check(f"{C}:two_dense_auto_named", "h5-by-name").passed
 
 
-def test_reused_backbone_is_refused_not_passed():
+def test_a_reused_backbone_is_checked_in_a_fresh_process_and_refused_in_one():
+    # Truth (tests/truth/README.md): in two processes legacy h5 swaps 4 of 6 variables.
+    assert check(f"{C}:reused_backbone", "h5").failure.counts() == {SWAPPED: 4}
+    assert check(f"{C}:reused_backbone", "keras-weights").passed
+    # In one process both builds share the backbone: no honest round trip is possible.
     with pytest.raises(FactoryError, match="share layer"):
-        check(f"{C}:reused_backbone", "h5")
+        check(f"{C}:reused_backbone", "h5", isolation=Isolation.INLINE)
 
 
 @needs_tensorflow_backend
@@ -129,12 +138,14 @@ def test_forgotten_int8_variable_late_in_a_long_model_is_not_loaded():
         [("counter", "int8", NOT_LOADED)]
 
 
+@needs_tensorflow_backend
 def test_slots_that_share_a_name_are_told_apart_by_the_variable_they_serve():
     # Both towers' kernels are "proj/kernel": Keras names both momentum slots
-    # "proj_kernel_momentum" (truth: test_truth.py, same_named_slots.py).
+    # "proj_kernel_momentum".  tf.train.Checkpoint restores an optimizer built after the
+    # load by position (truth: tests/truth/README.md), so tower_b's slots land in tower_a's.
     from tests.test_truth import roundtrip_towers
 
-    failure = roundtrip_towers("tower_a", "tower_b", "keras-weights")
+    failure = roundtrip_towers("tower_a", "tower_b", "tf-checkpoint")
     assert {(o.display, o.verdict, o.source_display) for o in failure.outcomes} == {
         ("tower_a/proj/kernel momentum", SWAPPED, "tower_b/proj/kernel momentum"),
         ("tower_a/proj/bias momentum", SWAPPED, "tower_b/proj/bias momentum")}
@@ -144,26 +155,32 @@ def test_slots_that_share_a_name_are_told_apart_by_the_variable_they_serve():
 
 @pytest.mark.parametrize("fmt", ["keras-weights", "keras"])
 def test_an_unregistered_optimizer_subclass_and_schedule_are_checked_like_any_optimizer(fmt):
-    # The fresh optimizers are made with the class's own from_config and the schedule object.
-    assert check(f"{C}:custom_optimizer_and_schedule", fmt, masks="same").passed
-    failure = check(f"{C}:custom_optimizer_and_schedule", fmt).failure  # slots restored by position
+    # Fresh copies (each save, each load as compile() leaves it) are made with the class's own
+    # from_config and the schedule object: the check runs, and finds what plain Keras does.
+    assert check(f"{C}:prebuilt_custom_optimizer_and_schedule", fmt).passed
+    failure = check(f"{C}:custom_optimizer_and_schedule", fmt, masks="same").failure
     assert failure is not None and {o.kind for o in failure.outcomes} == {"optimizer"}
+    assert "was not built when the checkpoint was loaded" in diagnose(failure)[0]
 
 
+@needs_tensorflow_backend
 def test_slots_of_a_multi_optimizer_are_told_apart_too():
+    # Truth (tests/truth/same_named_slots.py): restored on creation, a MultiOptimizer's inner
+    # optimizers get nothing back (tower_a's slots do not receive tower_b's momentum).
     from pytest_ckpt import FreezeMask, roundtrip
     from pytest_ckpt.tree import LayerTree
     from tests import cases
 
     tree = LayerTree(cases.multi_optimizer_towers())
-    failure = roundtrip(f"{C}:multi_optimizer_towers", "keras-weights", FreezeMask.from_names(tree, ["tower_a"]),
+    failure = roundtrip(f"{C}:multi_optimizer_towers", "tf-checkpoint", FreezeMask.from_names(tree, ["tower_a"]),
                         FreezeMask.from_names(tree, ["tower_b"]))
-    assert {(o.display, o.verdict, o.source_display) for o in failure.outcomes} == {
-        (f"tower_a/proj{i}/{w} momentum", SWAPPED, f"tower_b/proj{i}/{w} momentum")
-        for i in range(2) for w in ("kernel", "bias")}
+    assert {o.verdict for o in failure.outcomes} == {NOT_LOADED}
+    assert {o.display for o in failure.outcomes} == {"iteration", "learning_rate"}
+    assert "moved each slot" not in diagnose(failure)[0]
 
 
-@pytest.mark.parametrize("factory", ["plain_sgd_one_dense", "loss_scale_with_schedule", "adafactor"])
+@pytest.mark.parametrize("factory", ["plain_sgd_one_dense", "prebuilt_loss_scale_with_schedule",
+                                     "prebuilt_adafactor"])
 def test_optimizers_whose_own_variables_are_no_slots_pass_with_the_same_freeze_state(factory):
     # An optimizer's own variable list as long as the model's, LossScaleOptimizer's wrapped copy
     # and schedule, Adafactor's factored slots: none is taken for a per-variable slot list.

@@ -46,6 +46,9 @@ def parse_args(argv):
     p.add_argument("--save-freeze", default="", help="comma-separated layer paths frozen at save")
     p.add_argument("--load-freeze", default="", help="comma-separated layer paths frozen at load")
     p.add_argument("--compile", action="store_true", help="also round-trip Adam's state")
+    p.add_argument("--build-before-load", action="store_true",
+                   help="build the optimizer before load_weights (not what compile(); load_weights() "
+                        "does: by default the loading optimizer meets the load as the factory left it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--saves", type=int, default=1,
                    help="save this many times in the saving process (the last file is loaded)")
@@ -149,10 +152,10 @@ def optimizer_variables(model, model_vars):
     opt_vars = opt.variables() if callable(opt.variables) else opt.variables
     flat = {str(getattr(v, "path", "")).replace("/", "_"): k for k, v in model_vars.items()}
     tfname = {str(v.name).split(":")[0]: k for k, v in model_vars.items()}
-    keyed = {}
+    keyed, unowned = {}, 0
     for v in opt_vars:
         name = str(v.name).split(":")[0]
-        key = name
+        key = None
         owners = [f for f in flat if f and name.startswith(f + "_")]
         if owners:  # Keras 3; longest prefix wins
             f = max(owners, key=len)
@@ -161,6 +164,11 @@ def optimizer_variables(model, model_vars):
             for n, k in tfname.items():
                 if name.endswith("/" + n):
                     key = f"{k}:{name[: -len(n) - 1].split('/')[-1]}"
+        if key is None:
+            # Serving no model variable (iterations, the learning rate, Nadam's product): Keras
+            # stores these by position, and their names carry per-process counters.
+            key = f"#{unowned}"
+            unowned += 1
         while key in keyed:
             key += "'"
         keyed[key] = v
@@ -239,8 +247,13 @@ def different_from_saved(v, saved_value, rng):
     return -saved_value
 
 
-def classify(now, saved, before):
-    """survived / swapped:<key> / not_loaded / changed, for every loading-side variable."""
+def classify(now, saved, before, created_after=False):
+    """survived / swapped:<key> / not_loaded / changed, for every loading-side variable.
+
+    ``created_after``: variables without a pre-load value did not exist when the load ran
+    (slots of an optimizer built afterwards, as the first training step builds it): holding
+    no saved value, they were never restored (not_loaded).
+    """
     by_value = {}
     for k, a in saved.items():
         by_value.setdefault((a.shape, a.dtype.str, a.tobytes()), k)
@@ -252,6 +265,8 @@ def classify(now, saved, before):
             verdicts[key] = "not_loaded"
         elif (a.shape, a.dtype.str, a.tobytes()) in by_value:
             verdicts[key] = "swapped:" + by_value[(a.shape, a.dtype.str, a.tobytes())]
+        elif created_after and key not in before:
+            verdicts[key] = "not_loaded"
         else:
             verdicts[key] = "changed"
     for key in saved:
@@ -268,6 +283,20 @@ def counts(verdicts):
     return out
 
 
+def model_inputs(model):
+    """(name, shape, dtype name) per input; a subclassed model built with build(shape) has one."""
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        return [(str(t.name), list(t.shape), getattr(t.dtype, "name", str(t.dtype))) for t in inputs]
+    shape = model.get_build_config()["input_shape"]
+    return [("input", list(shape), "float32")]
+
+
+def input_names(model):
+    """Input names in the order of model.inputs (a dict model's keys are its inputs' names)."""
+    return [name for name, _, _ in model_inputs(model)]
+
+
 def probe_inputs(model, rng):
     """Seeded normal floats, small ints, or tokens from the model's own StringLookup vocabulary."""
     vocab = []
@@ -278,9 +307,8 @@ def probe_inputs(model, rng):
                       for t in layer.get_vocabulary() if t != oov]
     vocab = vocab or ["a", "b", "the", "zzz"]
     probes = []
-    for t in model.inputs:
-        shape = [PROBE_BATCH] + [d if d is not None else 4 for d in list(t.shape)[1:]]
-        kind = getattr(t.dtype, "name", str(t.dtype))
+    for _, full, kind in model_inputs(model):
+        shape = [PROBE_BATCH] + [d if d is not None else 4 for d in full[1:]]
         if "string" in kind:
             probes.append(np.array([vocab[i % len(vocab)] for i in range(int(np.prod(shape)))])
                           .reshape(shape))
@@ -291,7 +319,20 @@ def probe_inputs(model, rng):
     return probes
 
 
-def outputs(model, probes):
+def outputs(model, probes, names=None):
+    """The model's outputs; ``probes`` keyed by input name when ``names`` (the saving model's
+    input names) are given: another process may have built its inputs in another order."""
+    if names is not None:
+        by_name = dict(zip(names, probes))
+        mine = input_names(model)
+        if set(mine) == set(by_name):
+            probes = [by_name[n] for n in mine]
+            try:
+                structure = model.input
+            except (AttributeError, ValueError):
+                structure = None
+            if isinstance(structure, dict):
+                probes = [{k: by_name[k] for k in structure}]
     y = model(probes if len(probes) > 1 else probes[0], training=False)
     flat = []
 
@@ -315,13 +356,13 @@ def to_numpy(t):
     return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
 
 
-def compile_model(model, framework):
+def compile_model(model, framework, build=True):
     if getattr(model, "optimizer", None) is None:  # the factory may compile its own
         k = keras_module(framework)
         model.compile(optimizer=k.optimizers.Adam(), loss="mse")
-    # Slots exist only for what is trainable *now*, under this process' freeze,
-    # unless the factory built its optimizer already (then for what was trainable then).
-    if not getattr(model.optimizer, "built", False):
+    # Slots exist only for what is trainable *now*, under this process' freeze (training
+    # builds them at its first step), unless the factory built its optimizer already.
+    if build and not getattr(model.optimizer, "built", False):
         model.optimizer.build(model.trainable_variables)
 
 
@@ -365,9 +406,10 @@ def load(model, fmt, path, framework):
     elif fmt == "tf-checkpoint" and framework == "keras3":
         import tensorflow as tf
 
-        tf.train.Checkpoint(model=model).read(path).assert_consumed()
+        # Values of objects created later (an optimizer built at the first step) are restored then.
+        tf.train.Checkpoint(model=model).read(path).assert_existing_objects_matched()
     elif fmt == "tf-checkpoint":
-        model.load_weights(path).assert_consumed()
+        model.load_weights(path).assert_existing_objects_matched()
     else:
         model.load_weights(path)
     return model
@@ -437,7 +479,7 @@ def phase_save(args):
     meta["positions"] = {str(i): k for i, v in enumerate(model.weights)
                          for k, kv in keyed.items() if kv is v}
     try:
-        meta_out = outputs(model, probes)
+        meta_out = outputs(model, probes, input_names(model))
     except Exception as e:
         meta_out, meta["outputs_error"] = [], error_text(e)
     by_pos = {f"pos:{i}": values[k] for i, k in meta["positions"].items() if k in values}
@@ -446,6 +488,7 @@ def phase_save(args):
              **by_pos,
              **{f"opt:{k}": a for k, a in opt_values.items()})
     np.savez(os.path.join(args.dir, "probe.npz"), *probes)
+    meta["input_names"] = input_names(model)
     np.savez(os.path.join(args.dir, "outputs_saved.npz"), *meta_out)
     with open(os.path.join(args.dir, "save.json"), "w") as f:
         json.dump(meta, f)
@@ -460,6 +503,8 @@ def phase_load(args):
     opt_saved = {k[4:]: z[k] for k in z.files if k.startswith("opt:")}
     probe_file = np.load(os.path.join(args.dir, "probe.npz"))
     probes = [probe_file[k] for k in sorted(probe_file.files, key=lambda s: int(s.split("_")[1]))]
+    with open(os.path.join(args.dir, "save.json")) as f:
+        names = json.load(f).get("input_names")
     result = {"load_error": None, "note": None}
     if args.format == "keras-model":
         # load_model rebuilds from the saved config (trainable flags included): no factory build,
@@ -473,8 +518,8 @@ def phase_load(args):
         keyed = named_variables(model)
         opt_keyed = {}
         if args.compile:
-            compile_model(model, framework)
-            opt_keyed = optimizer_variables(model, keyed)
+            compile_model(model, framework, build=args.build_before_load)
+            opt_keyed = optimizer_variables(model, keyed)  # unbuilt: iterations and the rate only
         before, opt_before = {}, {}
         if args.fill:
             for group, prev, vals in ((keyed, before, saved), (opt_keyed, opt_before, opt_saved)):
@@ -497,10 +542,13 @@ def phase_load(args):
         result["variables"] = classify(now, saved, before)
         result["optimizer"] = {}
         if args.compile and getattr(model, "optimizer", None) is not None:
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)  # as the first training step does
             opt_now = {k: read(v) for k, v in optimizer_variables(model, keyed).items()}
-            result["optimizer"] = classify(opt_now, opt_saved, opt_before)
+            result["optimizer"] = classify(opt_now, opt_saved, opt_before,
+                                           created_after=args.format != "keras-model")
         try:
-            result["outputs"] = [a.tolist() for a in outputs(model, probes)]
+            result["outputs"] = [a.tolist() for a in outputs(model, probes, names)]
         except Exception as e:
             result["outputs"], result["outputs_error"] = None, error_text(e)
     with open(os.path.join(args.dir, "load.json"), "w") as f:

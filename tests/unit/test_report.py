@@ -4,7 +4,7 @@ from pytest_ckpt.comparison import NOT_LOADED, SWAPPED, VariableOutcome
 from pytest_ckpt.masks import FreezeMask
 from pytest_ckpt.probe import OutputDifference
 from pytest_ckpt.report import diagnose, render
-from pytest_ckpt.result import RoundTripResult
+from pytest_ckpt.result import Facts, RoundTripResult
 
 NOTHING = FreezeMask.nothing()
 ONE = FreezeMask(frozenset({(1, 1)}), ("block/dense",))
@@ -25,7 +25,7 @@ def test_positional_swap_report_names_both_variables_cause_remedy_seed_and_comma
     text = render(result(outcomes=[swap("a", "b"), swap("b", "a")]), seed=7,
                   reproduce="pytest --ckpt-only ...")
     assert "2 of 6 variables did not survive (2 swapped)" in text
-    assert any(line.split() == ["A", "a", "(4,)", "swapped", "B", "(b)"] for line in text.splitlines())
+    assert any(line.split() == ["A", "a", "(4,)", "swapped", "B", "(b)"] for line in text.splitlines()), text
     assert "cause:  legacy HDF5 matches weights by position" in text
     assert "seed:   7" in text and "reproduce: pytest --ckpt-only ..." in text
 
@@ -55,6 +55,11 @@ def test_optimizer_rows_are_labelled_and_explained():
     assert "optimizer: iteration" in text
     assert "Keras warned: Skipping variable loading for optimizer" in text
     assert "optimizer's saved state was skipped" in text and "keras.saving.load_model" in text
+    unbuilt = result(fmt="keras-weights", save=NOTHING, outcomes=skipped.outcomes, warnings=skipped.warnings,
+                     facts=Facts(optimizer_unbuilt_at_load=True))
+    cause, remedy = diagnose(unbuilt)
+    assert "was not built when the checkpoint was loaded" in cause
+    assert "model.optimizer.build(model.trainable_variables)" in remedy
     transplant = result(fmt="keras-weights", save=ONE, load=FreezeMask(frozenset({(1, 2)}), ("x",)),
                         outcomes=[swap("b/momentum", "a/momentum", kind="optimizer")])
     assert "by position in the list of trainable variables" in diagnose(transplant)[0]
@@ -87,7 +92,7 @@ def test_a_skipped_optimizer_with_the_same_trainable_set_does_not_blame_freeze_s
                      warnings=["Skipping variable loading for optimizer 'adam', because it has 14 "
                                "variables whereas the saved optimizer has 18 variables."])
     cause, remedy = diagnose(skipped)
-    assert "same layers are frozen" in cause and "different set" not in cause
+    assert "same layers are frozen" in cause and "different set of variables is trainable" not in cause
     assert "mixed-precision" in remedy
 
 
@@ -109,3 +114,38 @@ def test_bfloat16_outputs_compare_as_floats_with_nan_equal_to_nan():
     moved = out.copy()
     moved[1] = 2
     assert differences({"o": out}, {"o": moved}, rtol=1e-6, atol=1e-6)[0].detail == "max |difference| 1"
+
+
+def test_a_build_that_depends_on_the_process_is_named():
+    r = result(fmt="keras-weights", save=NOTHING, outcomes=[swap("a", "b"), swap("b", "a")],
+               facts=Facts(layout_difference="at layer 1: tower_b here, tower_a there", layout_moved=True))
+    cause, remedy = diagnose(r)
+    assert "builds the model differently" in cause and "hash seed" in cause and "sorted(set(" in remedy
+
+
+def test_layers_no_object_graph_reaches_are_named_never_custom_saving_code_the_model_lacks():
+    lost = VariableOutcome(key="0:Dense/kernel", display="dense/kernel", shape=(4, 4), dtype="float32",
+                           verdict=NOT_LOADED)
+    r = result(fmt="tf-checkpoint", save=NOTHING, outcomes=[lost],
+               facts=Facts(untracked=["dense (held in self.blocks, a list)"]))
+    cause, remedy = diagnose(r)
+    assert "dense (held in self.blocks, a list)" in cause and "save_own_variables" not in cause
+    plain = result(fmt="keras-weights", save=NOTHING, outcomes=[lost])
+    assert "save_own_variables" not in diagnose(plain)[0]
+    custom = result(fmt="keras-weights", save=NOTHING, outcomes=[lost], facts=Facts(custom_saving=["m.Forgetful"]))
+    assert "m.Forgetful" in diagnose(custom)[0]
+
+
+def test_a_flag_the_file_does_not_record_is_named():
+    row = VariableOutcome(key="optimizer:#0", display="iteration", shape=(), dtype="int64",
+                          verdict=NOT_LOADED, kind="optimizer")
+    r = result(fmt="keras-model", save=ONE, new_model=True, outcomes=[row],
+               facts=Facts(unrecorded_flags=["lstm/lstm_cell"]))
+    assert "does not record the trainable flag of lstm/lstm_cell" in diagnose(r)[0]
+
+
+def test_the_report_counts_the_other_failing_pairs_and_says_which_is_shown():
+    loud = result(load_error=("ValueError", "Shape mismatch"))
+    silent = result(outcomes=[swap("a", "b"), swap("b", "a")])
+    text = render(silent, others=[loud, loud])
+    assert "2 other mask pair(s) failed (2 raised ValueError); this one is shown: it failed silently" in text

@@ -4,7 +4,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from pytest_ckpt.values import distinct_values, preload_values
+from pytest_ckpt.values import distinct_values, iter_distinct_values, preload_values
 
 DTYPES = [np.float32, np.float16, ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, np.float64,
           np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint32, np.bool_]
@@ -29,13 +29,24 @@ def test_same_shaped_variables_get_distinct_values(dtype):
 
 
 def test_preload_of_one_variable_is_never_another_variables_saved_value():
-    # Saved values are positive; pre-load values of signed and float dtypes
-    # are negative, of unsigned ones zero.
-    values = distinct_values([((5,), np.dtype(np.int8))] * 40 + [((5,), np.dtype(np.float16))] * 40,
-                             np.random.default_rng(2))
-    saved = {v.tobytes() for v in values}
-    assert not any(preload_values(v).tobytes() in saved for v in values)
-    assert all(np.all(v > 0) for v in values)
+    values = distinct_values([((5,), np.dtype(np.int8))] * 40 + [((5,), np.dtype(np.float16))] * 40
+                             + [((), np.dtype(ml_dtypes.float8_e4m3fn))] * 40, np.random.default_rng(2))
+    saved = {(v.dtype.str, v.tobytes()) for v in values}
+    assert not any((v.dtype.str, preload_values(v).tobytes()) in saved for v in values[:80])
+    assert all(np.all(v > 0) for v in values[:40])  # integers: positive, their pre-load negative
+
+
+def test_values_keep_the_scale_and_sign_their_initializer_gave():
+    rng = np.random.default_rng(4)
+    kernel = rng.normal(scale=0.05, size=(64, 32)).astype(np.float32)
+    specs = [((64, 32), np.dtype(np.float32), kernel), ((32,), np.dtype(np.float32), np.ones(32, np.float32)),
+             ((32,), np.dtype(np.float32), np.zeros(32, np.float32)),
+             ((3,), np.dtype(np.float32), np.array([25.0, 4.0, 9.0], np.float32))]
+    k, ones, zeros, variance = iter_distinct_values(specs, rng)
+    assert abs(float(k.mean())) < 0.01 and 0.02 < float(k.std()) < 0.1  # a kernel: centred, its spread
+    assert np.all((ones > 0.8) & (ones < 1.2))  # BatchNorm's gamma, moving variance: near one, positive
+    assert np.all(np.abs(zeros) < 0.1) and np.all(zeros != 0)  # biases: small, never zero
+    assert np.all(variance > 0)  # statistics of one sign keep it
 
 
 def test_tiny_domains_keep_every_variable_but_may_repeat():
