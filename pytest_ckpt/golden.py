@@ -45,8 +45,11 @@ from pytest_ckpt.values import widened
 
 MANIFEST = "manifest.txt"
 OUTPUTS = "outputs.npz"
-HEADER = "# pytest-ckpt golden manifest v2"
-_OLD_HEADERS = ("# pytest-ckpt golden manifest v1",)
+# v3: variables keyed by the identity the format loads by (see golden_check).
+HEADER = "# pytest-ckpt golden manifest v3"
+_OLD_HEADERS = ("# pytest-ckpt golden manifest v1", "# pytest-ckpt golden manifest v2")
+# The checkpoint's file name, as write() makes it: a plain name in the golden folder.
+_CHECKPOINT_NAME = re.compile(r"checkpoint(\.[a-z0-9]{1,10}){1,3}")
 # Formats whose checkpoint is one file, so that one rename publishes it.
 GOLDEN_FORMATS = ("keras-weights", "keras", "h5", "h5-by-name")
 # Where the golden's values come from: distinct deterministic values (a swap
@@ -175,6 +178,10 @@ class Manifest:
         missing = [k for k in _FIELDS if k not in fields]
         if missing:
             raise GoldenError(f"{path}: missing field {missing[0]!r}")
+        if lines[0] != HEADER:
+            raise GoldenError(f"{path}: written by an older pytest-ckpt, which keyed variables by layer "
+                              "position; run pytest --ckpt-update to write it again")
+        _check_file_fields(fields, path)
         if fields["values"] not in (DISTINCT, MODEL):
             raise GoldenError(f"{path}: values must be {DISTINCT!r} or {MODEL!r}, got {fields['values']!r}")
         try:
@@ -182,6 +189,21 @@ class Manifest:
         except ValueError:
             raise GoldenError(f"{path}: frozen must be index paths like 1.2,3, got {fields['frozen']!r}") from None
         return cls(variables=variables, **{k: fields[k] for k in _FIELDS})
+
+
+def _check_file_fields(fields: dict[str, str], path: Path) -> None:
+    """A manifest is untrusted input (a pull request can edit it): the file it
+    names must be a plain name inside the golden folder, before anything is opened."""
+    if fields["format"] not in GOLDEN_FORMATS:
+        raise GoldenError(f"{path}: field 'format' must be one of {', '.join(GOLDEN_FORMATS)}, "
+                          f"got {fields['format']!r}")
+    name = fields["checkpoint"]
+    if not _CHECKPOINT_NAME.fullmatch(name) or name in (MANIFEST, OUTPUTS):
+        raise GoldenError(f"{path}: field 'checkpoint' must be a plain file name in the golden folder "
+                          f"like checkpoint.weights.h5, got {name[:200]!r}")
+    for checksum in ("checkpoint_sha256", "outputs_sha256"):
+        if not re.fullmatch(r"[0-9a-f]{64}", fields[checksum]):
+            raise GoldenError(f"{path}: field {checksum!r} must be a SHA-256 in hex, got {fields[checksum][:80]!r}")
 
 
 def frozen_paths(text: str) -> list[tuple[int, ...]]:
@@ -327,6 +349,8 @@ class GoldenFolder:
             folder = None
 
         def opener(name, flags):
+            # A link could lead out of the golden folder: never followed.
+            flags |= getattr(os, "O_NOFOLLOW", 0)
             return os.open(name, flags, dir_fd=folder) if folder is not None else os.open(self.path / name, flags)
 
         def swapped() -> bool:
@@ -364,6 +388,10 @@ class GoldenFolder:
                                           f"(listed in {self.manifest_path})") from None
                     raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
                 except OSError as exc:
+                    if shown.is_symlink():
+                        raise GoldenError(f"golden file {shown} is a symbolic link (listed in "
+                                          f"{self.manifest_path}): a golden's files must be plain "
+                                          "files in its folder") from None
                     raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
                 if h.hexdigest() != expected:
                     raise GoldenError(f"golden file {shown} does not match its manifest "

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_ckpt.chatter import without_startup_noise
 from pytest_ckpt.golden import (DISTINCT, HEADER, GoldenError, GoldenVariable, Manifest, encode,
@@ -34,9 +36,9 @@ def test_location_has_one_level_per_class_and_the_check_last():
 
 def manifest():
     return Manifest("keras3", "tensorflow", "3.15.1", "keras-weights", DISTINCT, "1.2,.", "checkpoint.weights.h5",
-                    "a" * 64, "b" * 64, [GoldenVariable("1:Dense/kernel", (4, 3), "float32", "c" * 64,
+                    "a" * 64, "b" * 64, [GoldenVariable("layers/dense/vars/0", (4, 3), "float32", "c" * 64,
                                                         "dense/kernel"),
-                                         GoldenVariable("~0/step", (), "int64", "d" * 64)])
+                                         GoldenVariable("optimizer/vars/0", (), "int64", "d" * 64)])
 
 
 def test_manifest_round_trip(tmp_path):
@@ -45,14 +47,53 @@ def test_manifest_round_trip(tmp_path):
     assert Manifest.load(path) == manifest()
 
 
-def test_v1_manifests_still_read_as_model_values_on_tensorflow(tmp_path):
-    text = manifest().dumps().replace(HEADER, "# pytest-ckpt golden manifest v1")
-    text = "\n".join(line for line in text.splitlines()
-                     if not line.startswith(("backend:", "values:", "frozen:")))
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_older_manifests_ask_for_an_update(tmp_path, version):
+    # v1 and v2 keyed variables by layer position, not by what the format loads by.
+    path = tmp_path / "manifest.txt"
+    path.write_text(manifest().dumps().replace(HEADER, f"# pytest-ckpt golden manifest {version}"))
+    with pytest.raises(GoldenError, match="older pytest-ckpt.*--ckpt-update"):
+        Manifest.load(path)
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../x", "../checkpoint.h5", "sub/checkpoint.h5",
+                                  "checkpoint.h5/..", "..", ".", "", "checkpoint\\..\\x.h5", "outputs.npz",
+                                  "manifest.txt", "checkpoint.h5\x00", "/tmp/checkpoint.h5", "~/checkpoint.h5",
+                                  "checkpoint." + "h" * 300])
+def test_a_hostile_checkpoint_field_fails_naming_the_field_before_any_file_is_opened(tmp_path, name):
+    path = tmp_path / "manifest.txt"
+    path.write_text(manifest().dumps().replace("checkpoint: checkpoint.weights.h5", f"checkpoint: {name}"))
+    with pytest.raises(GoldenError, match="field 'checkpoint' must be a plain file name"):
+        Manifest.load(path)
+
+
+@pytest.mark.parametrize("field, value", [("format", "../keras"), ("checkpoint_sha256", "x" * 64),
+                                          ("outputs_sha256", "")])
+def test_other_file_fields_are_checked_too(tmp_path, field, value):
+    text = "\n".join(f"{field}: {value}" if line.startswith(f"{field}:") else line
+                     for line in manifest().dumps().splitlines())
     path = tmp_path / "manifest.txt"
     path.write_text(text + "\n")
-    old = Manifest.load(path)
-    assert (old.backend, old.values, old.frozen) == ("tensorflow", "model", "")
+    with pytest.raises(GoldenError, match=f"field '{field}'"):
+        Manifest.load(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["checkpoint: ", "format: ", "values: ", "frozen: ", "backend: "]).flatmap(
+        lambda k: st.text(max_size=40).map(lambda v: k + v)),
+    st.builds(lambda *parts: "\t".join(parts), st.text(max_size=10), st.text(max_size=10),
+              st.text(max_size=10), st.text(max_size=70), st.text(max_size=10))), max_size=20),
+    st.booleans())
+def test_the_manifest_parser_gives_a_manifest_with_a_safe_file_name_or_a_golden_error(lines, base):
+    text = manifest().dumps() + "\n".join(lines) if base else "\n".join([HEADER, *lines])
+    try:
+        parsed = Manifest.parse(text.encode("utf-8", "surrogatepass"), Path("manifest.txt"))
+    except GoldenError:
+        return
+    assert "/" not in parsed.checkpoint and "\\" not in parsed.checkpoint
+    assert parsed.checkpoint.startswith("checkpoint.") and ".." not in parsed.checkpoint
 
 
 def test_frozen_paths_round_trip():
