@@ -10,6 +10,7 @@ every ratio are measured alternately in the same run.
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import subprocess
@@ -43,55 +44,61 @@ def _median_pair(run_a, run_b, repeats):
     return tuple(_medians(run_a, run_b, repeats=repeats))
 
 
-def per_example(repeats: int = 11) -> None:
-    """Engine's per-example cost vs bare save + load_weights of the same models."""
+def per_example(repeats: int = 7) -> None:
+    """Engine's per-example cost vs bare save + load_weights + compare of the same models.
+
+    The bare side loads in this process into a second model built once, the
+    cheapest a careful script can do; the engine loads in its long-lived
+    loading process (started once per worker, not timed here) and compares
+    digests of what arrived against what was saved.
+    """
     import logging
     import warnings
 
     warnings.simplefilter("ignore")
     logging.getLogger("absl").setLevel(logging.ERROR)
+    import keras
+
+    from pytest_ckpt import models
     from pytest_ckpt.engine import ModelPair, RoundTrip
     from pytest_ckpt.formats import get_format
     from pytest_ckpt.masks import FreezeMask
 
     pair = ModelPair(FACTORY)
     pair.fill()
+    second = models.resnet50_nested()
     mb = pair.parameter_bytes / 2**20
-    print(f"model: {FACTORY}, {len(pair.saved)} variables, {mb:.0f} MiB of weights")
+    print(f"model: {FACTORY}, {len(pair.saved)} variables, {mb:.0f} MiB of weights; "
+          f"backend: {keras.backend.backend()}; isolation: {pair.isolation.value}")
     tmp = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
-    import keras
-
-    print(f"backend: {keras.backend.backend()}")
     for name in ("keras-weights", "h5"):
         fmt = get_format(name, backend=keras.backend.backend())
         engine = RoundTrip(pair, name, tmp)
         bare_path = fmt.path_in(tmp)
 
-        def bare():
+        def bare_checked():
             fmt.save(pair.saver.model, bare_path)
-            fmt.load(pair.loader.model, bare_path)
+            fmt.load(second, bare_path)
+            assert all(np.array_equal(keras.ops.convert_to_numpy(a.value), keras.ops.convert_to_numpy(b.value))
+                       for a, b in zip(pair.saver.model.weights, second.weights))
             bare_path.unlink()
 
-        def bare_checked():
-            # What a careful user's script does: save, load, check every variable.
-            fmt.save(pair.saver.model, bare_path)
-            fmt.load(pair.loader.model, bare_path)
-            assert all(np.array_equal(keras.ops.convert_to_numpy(a.variable),
-                                      keras.ops.convert_to_numpy(b.variable))
-                       for a, b in zip(pair.saved, pair.loaded))
-            bare_path.unlink()
+        # A drawn example differs from the last one (another layer frozen on
+        # both sides here, which every format loads): the engine saves afresh
+        # and compares outputs on the first example only, as in a real run.
+        masks = itertools.cycle([FreezeMask.from_paths(pair.saver, [n.index_path])
+                                 for n in pair.saver.maskable() if len(n.index_path) == 2])
 
         def ours():
-            assert engine.run(FreezeMask.nothing(), FreezeMask.nothing()).ok
+            mask = next(masks)
+            assert engine.run(mask, mask).ok
 
-        ours()  # warm-up every path once
-        bare()
+        ours()  # warm-up every path once (the outputs are compared here)
         bare_checked()
-        t_ours, t_bare = _median_pair(ours, bare, repeats)
-        t_ours2, t_checked = _median_pair(ours, bare_checked, repeats)
-        print(f"per-example [{name}]: engine {t_ours:.3f}s vs bare save+load {t_bare:.3f}s "
-              f"-> {t_ours / t_bare:.3f}x; vs bare save+load+compare {t_checked:.3f}s -> "
-              f"{t_ours2 / t_checked:.3f}x (target <= 1.15x)")
+        t_ours, t_checked = _median_pair(ours, bare_checked, repeats)
+        print(f"per-example [{name}]: engine {t_ours:.3f}s vs bare save+load+compare {t_checked:.3f}s "
+              f"-> {t_ours / t_checked:.3f}x (target <= 1.15x)")
+    pair.close()
 
 
 MEMORY_OURS = """

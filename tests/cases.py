@@ -585,3 +585,10 @@ prebuilt_custom_optimizer_and_schedule = prebuilt(custom_optimizer_and_schedule)
 prebuilt_loss_scale_with_schedule = prebuilt(loss_scale_with_schedule)
 prebuilt_adafactor = prebuilt(adafactor)
 prebuilt_compiled_functional = prebuilt(compiled_functional)
+
+
+def vgg16_nested():
+    """Keras's VGG16 (no weights downloaded) as the base of a Sequential: under h5
+    most freeze changes raise, some swap block5_conv2 and block5_conv3 silently."""
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(), keras.layers.Dense(2)])

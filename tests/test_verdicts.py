@@ -213,3 +213,16 @@ def test_a_save_that_is_not_deterministic_is_reported_as_such():
     assert outcome.failure is not None and outcome.not_reproducible
     text = render(outcome.failure, not_reproducible=True)
     assert "failed once, passed on replay" in text and "1 changed" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_nested_vgg16_in_h5_leads_with_its_silent_swap_and_counts_the_loud_failures(seed):
+    outcome = check(f"{C}:vgg16_nested", "h5", seed)
+    failure = outcome.failure
+    assert failure is not None and failure.silent, failure.summary()
+    swapped = {o.key for o in failure.outcomes if o.verdict == SWAPPED}
+    assert any("block5_conv2" in o.display for o in failure.outcomes if o.verdict == SWAPPED), swapped
+    assert any("block5_conv3" in o.display for o in failure.outcomes if o.verdict == SWAPPED), swapped
+    assert any(o.load_error for o in outcome.others), "the loud failures are counted beside it"
+    assert "failed silently, the most dangerous way" in render(failure, others=outcome.others)
