@@ -592,3 +592,75 @@ def vgg16_nested():
     most freeze changes raise, some swap block5_conv2 and block5_conv3 silently."""
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(), keras.layers.Dense(2)])
+
+
+# -- goldens: the model when the golden was written, and today's --------------------------------
+
+
+def golden_mlp(activation="relu", dropout=False):
+    layers = [keras.Input((4,)), keras.layers.Dense(8, activation=activation, name="hidden")]
+    if dropout:
+        layers.append(keras.layers.Dropout(0.2))
+    return keras.Sequential(layers + [keras.layers.Dense(3, name="out")])
+
+
+def golden_mlp_gelu():
+    """Another computation: must fail."""
+    return golden_mlp("gelu")
+
+
+def golden_mlp_dropout():
+    """A weightless layer added: plain Keras loads it with identical outputs."""
+    return golden_mlp(dropout=True)
+
+
+class TwoDense(keras.Model):
+    def __init__(self, reorder=False):
+        super().__init__()
+        if reorder:  # the same layers, assigned in the other order
+            self.head = keras.layers.Dense(3)
+            self.body = keras.layers.Dense(8, activation="relu")
+        else:
+            self.body = keras.layers.Dense(8, activation="relu")
+            self.head = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.head(self.body(x))
+
+
+def golden_subclassed():
+    model = TwoDense()
+    model(np.zeros((1, 4), "float32"))  # build() alone creates no sublayer weights
+    return model
+
+
+def golden_subclassed_reordered():
+    """Attribute assignments swapped: keras-weights keys by attribute, loads identically."""
+    model = TwoDense(reorder=True)
+    model(np.zeros((1, 4), "float32"))
+    return model
+
+
+def _frozen_stack(frozen):
+    model = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4) for _ in range(6)])
+    for layer in model.layers[:frozen]:
+        layer.trainable = False
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)  # a resumed run's optimizer is built
+    return model
+
+
+def golden_four_frozen():
+    return _frozen_stack(4)
+
+
+def golden_three_frozen():
+    """One layer fewer frozen: Keras skips the golden's optimizer state (iterations back to 0)."""
+    return _frozen_stack(3)
+
+
+def golden_nested():
+    """A nested base: the h5 golden of the model as built loads (under its own flags)."""
+    from pytest_ckpt.models import classic_nested
+
+    return classic_nested()

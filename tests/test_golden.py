@@ -681,3 +681,68 @@ def test_a_file_where_a_golden_folder_should_be_is_named(pytester, run):
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"*{pytester.path / 'ckpt_golden/test_reg'} is a file, "
                                      "where the golden folder should be*"])
+
+
+AS_FOUND = """
+import os
+import keras
+import numpy as np
+
+
+class Noisy(keras.layers.Layer):
+    def call(self, x):
+        return x + keras.random.normal(keras.ops.shape(x))  # unseeded: differs on every call
+
+
+def build():
+    norm = keras.layers.Normalization()
+    norm.adapt(np.random.default_rng(0).normal(3, 2, (64, 3)).astype("float32"))
+    look = keras.layers.StringLookup()
+    look.adapt(np.array([["a"], ["b"], ["c"], ["a"]]))
+    num = keras.Input((3,), name="num")
+    tok = keras.Input((1,), dtype="string", name="tok")
+    x = keras.layers.Concatenate()([norm(num), keras.layers.Flatten()(keras.layers.Embedding(5, 2)(look(tok)))])
+    x = keras.layers.BatchNormalization()(keras.layers.Dense(4)(x))
+    if os.environ.get("VARIANT") == "noisy":
+        x = Noisy()(x)
+    return keras.Model({"num": num, "tok": tok}, keras.layers.Dense(2)(x))
+
+
+def test_left_as_found(ckpt_regression):
+    model = build()
+    probe = {"num": np.array([[1.0, 2.0, 3.0]], "float32"), "tok": np.array([["b"]])}
+    before = keras.ops.convert_to_numpy(model(probe))
+    flags = [layer.trainable for layer in model.layers]
+    ckpt_regression.check(model, format=os.environ.get("FORMAT", "keras-weights"))
+    assert np.array_equal(keras.ops.convert_to_numpy(model(probe)), before)
+    assert [layer.trainable for layer in model.layers] == flags
+"""
+
+
+@needs_tensorflow_installed
+@pytest.mark.parametrize("fmt", ["keras-weights", "keras"])
+def test_the_model_is_left_exactly_as_found_by_an_update_and_by_a_check(pytester, run, monkeypatch, fmt):
+    # Adapted Normalization (statistics cached beside its variables), StringLookup, BatchNorm.
+    monkeypatch.setenv("FORMAT", fmt)
+    pytester.makepyfile(test_found=AS_FOUND)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    run().assert_outcomes(passed=1)
+
+
+@needs_tensorflow_installed
+def test_the_remedy_offers_an_update_only_when_a_fresh_golden_would_pass(pytester, run):
+    pytester.makepyfile(test_found=AS_FOUND)
+    run("--ckpt-update").assert_outcomes(passed=1)
+    # A new layer with weights: a golden written now would pass, so an update is the remedy.
+    changed = pytester.makepyfile(test_found=AS_FOUND.replace("keras.layers.Dense(4)(x)",
+                                                               "keras.layers.Dense(4)(keras.layers.Dense(7)(x))"))
+    assert changed
+    result = run()
+    result.assert_outcomes(failed=1)
+    assert "accept it with pytest --ckpt-update" in "\n".join(failure_report(result))
+    # Outputs that differ on every call: no golden can pass, and the remedy says so.
+    pytester.makepyfile(test_found=AS_FOUND)
+    result = run(variant="noisy")
+    result.assert_outcomes(failed=1)
+    report = "\n".join(failure_report(result))
+    assert "an update would not help" in report and "--ckpt-update" not in report.split("remedy:")[1]

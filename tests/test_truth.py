@@ -221,3 +221,35 @@ def test_resume_verdicts_match_plain_keras_in_fresh_processes(factory):
     assert outcome.passed == all(t["equal_to_reference"].values()), (outcome.failure, t)
     if not outcome.passed:
         assert outcome.failure.nondeterministic == (not t["resumed_runs_agree"]), t
+
+
+GOLDEN_CASES = [  # (written with, checked with, format, plain Keras loads it exactly)
+    ("golden_mlp", "golden_mlp_gelu", "h5", False),
+    ("golden_mlp", "golden_mlp_gelu", "keras-weights", False),
+    ("golden_mlp", "golden_mlp_dropout", "keras-weights", True),
+    ("golden_mlp", "golden_mlp_dropout", "h5", True),
+    ("golden_subclassed", "golden_subclassed_reordered", "keras-weights", True),
+    ("golden_four_frozen", "golden_three_frozen", "keras-weights", False),
+    ("golden_four_frozen", "golden_four_frozen", "keras", True),
+    ("golden_nested", "golden_nested", "h5", True),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("written, checked, fmt, exact", GOLDEN_CASES)
+def test_golden_verdicts_match_a_real_two_process_save_and_load(tmp_path, written, checked, fmt, exact):
+    import tests.cases as cases
+    from pytest_ckpt.golden import GoldenFolder
+    from pytest_ckpt.golden_check import check_golden, write_golden
+
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "truth" / "golden.py"), f"{C}:{written}",
+                           f"{C}:{checked}", fmt], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    t = json.loads(done.stdout.strip().splitlines()[-1])
+    truth_exact = (t["load_error"] is None and not t["optimizer_skipped"]
+                   and t["outputs_max_diff"] is not None and t["outputs_max_diff"] < 1e-5)
+    assert truth_exact == exact, t
+    folder = GoldenFolder(tmp_path / "golden")
+    write_golden(getattr(cases, written)(), folder, fmt)
+    failure = check_golden(getattr(cases, checked)(), folder, examples=3)
+    assert (failure is None) == exact, failure.render() if failure else t
