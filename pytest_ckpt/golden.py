@@ -201,6 +201,10 @@ def _check_file_fields(fields: dict[str, str], path: Path) -> None:
     if not _CHECKPOINT_NAME.fullmatch(name) or name in (MANIFEST, OUTPUTS):
         raise GoldenError(f"{path}: field 'checkpoint' must be a plain file name in the golden folder "
                           f"like checkpoint.weights.h5, got {name[:200]!r}")
+    suffix = get_format(fields["format"]).suffix
+    if name != f"checkpoint{suffix}":
+        raise GoldenError(f"{path}: field 'format' says {fields['format']} and field 'checkpoint' names "
+                          f"{name}: a {fields['format']} golden is checkpoint{suffix}; edited?")
     for checksum in ("checkpoint_sha256", "outputs_sha256"):
         if not re.fullmatch(r"[0-9a-f]{64}", fields[checksum]):
             raise GoldenError(f"{path}: field {checksum!r} must be a SHA-256 in hex, got {fields[checksum][:80]!r}")
@@ -340,8 +344,11 @@ class GoldenFolder:
         return manifest, into / manifest.checkpoint, arrays
 
     def _copy_out(self, into: Path) -> Manifest:
+        if self.path.is_symlink():
+            raise GoldenError(f"golden folder {self.path} is a symbolic link: a golden must be a plain "
+                              "folder, so that a link cannot make a check read another one")
         try:
-            folder = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            folder = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             folder = None  # missing, or no folder descriptors here (Windows): by path
         if folder is not None and os.open not in os.supports_dir_fd:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_ckpt import probe
+from pytest_ckpt import compat, probe
 from pytest_ckpt.bulk import read
 from pytest_ckpt.chatter import framework_chatter
 from pytest_ckpt.checkpoint_files import Checkpoint, open_checkpoint
@@ -80,11 +80,21 @@ class Slot:
 
 
 def _candidates(tree: LayerTree) -> list[tuple[Any, str, VariableKind]]:
-    """Every variable a checkpoint can hold: the model's, then its optimizer's."""
+    """Every variable a checkpoint can hold: the model's, then its optimizer's.
+
+    An optimizer variable is shown as what it serves ("optimizer: <layer path
+    of the variable> momentum"): Keras restores them by position, so a slot
+    that serves another variable than when the golden was written is the
+    failure to name (see :func:`_moved`).
+    """
     found = [(e.variable, e.display, VariableKind.MODEL) for e in tree.variables()]
+    displays = {id(e.variable): e.display for e in tree.variables()}
     optimizer = getattr(tree.model, "optimizer", None)
-    for i, v in enumerate(getattr(optimizer, "variables", None) or []):
-        found.append((v, f"optimizer: {getattr(v, 'path', None) or getattr(v, 'name', i)}",
+    if optimizer is None:
+        return found
+    for v, owner, kind in compat.optimizer_slots(optimizer, list(tree.model.weights)):
+        served = displays.get(id(owner)) if owner is not None else None
+        found.append((v, f"optimizer: {served} {kind}" if served else f"optimizer: {kind}",
                       VariableKind.OPTIMIZER))
     return found
 
@@ -325,6 +335,10 @@ class GoldenResult:
         if self.skipped_optimizer:
             lines.append(f"  optimizer: {self.skipped_optimizer}")
         lines += self._tables()
+        if any(o.kind is VariableKind.OPTIMIZER and o.verdict is Verdict.SWAPPED for o in self.outcomes):
+            lines.append("  cause:     Keras restores an optimizer's variables by position, in the order of the "
+                         "trainable variables; they changed since the golden was written (another layer "
+                         "frozen, say), so slots now serve other variables, without a warning")
         for d in self.output_differences[:10]:
             lines.append(f"  outputs differ from the golden's: {d.name}: {d.detail}")
         return "\n".join(lines + tail(None, self._remedy(), seed, reproduce))
@@ -469,20 +483,27 @@ def _optimizer_skipped(slots: list[Slot], golden: dict[str, GoldenVariable]) -> 
 
 
 def _moved(slot: Slot, record: GoldenVariable, present: set[str], by_position: bool) -> VariableOutcome | None:
-    """Under a positional format, the value meant for another variable that is still
-    in the model (a renamed one is not: position is all legacy h5 goes by)."""
-    if not by_position or slot.kind is not VariableKind.MODEL or record.name == slot.display \
-            or record.name not in present:
+    """Where a format matches by position (legacy h5's weights, every format's
+    optimizer variables), the value meant for another variable that is still
+    in the model (a renamed one is not: position is all the load goes by)."""
+    positional = by_position or slot.kind is VariableKind.OPTIMIZER
+    if not positional or record.name == slot.display:
+        return None
+    # An optimizer variable is "optimizer: <the variable it serves> <kind>": that
+    # variable still being in the model is what makes it a move, not a rename.
+    meant_for = record.name.removeprefix("optimizer: ").rpartition(" ")[0] \
+        if slot.kind is VariableKind.OPTIMIZER else record.name
+    if meant_for not in present:
         return None
     return VariableOutcome(key=slot.key, display=slot.display, shape=record.shape, dtype=record.dtype,
                            verdict=Verdict.SWAPPED, source_key=record.key, source_display=record.name,
-                           candidates=1)
+                           candidates=1, kind=slot.kind)
 
 
 def _compare(slots: list[Slot], golden: dict[str, GoldenVariable], preloads: dict[int, str],
              result: GoldenResult, by_position: bool) -> None:
     expected = ExpectedValues((v.key, v.name, v.sha256) for v in golden.values())
-    present = {s.display for s in slots}
+    present = {s.display for s in slots if s.kind is VariableKind.MODEL}
     for s in slots:
         record = golden.get(s.key)
         got = read(s.variable)

@@ -664,3 +664,22 @@ def golden_nested():
     from pytest_ckpt.models import classic_nested
 
     return classic_nested()
+
+
+def _one_frozen(name):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(4, name="b"),
+                              keras.layers.Dense(2, name="head")])
+    model.get_layer(name).trainable = False
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def golden_a_frozen():
+    return _one_frozen("a")
+
+
+def golden_b_frozen():
+    """Another layer of the same shapes frozen: as many optimizer variables, so Keras
+    loads them by position, and a's moments land in b's slots without a word."""
+    return _one_frozen("b")

@@ -15,8 +15,9 @@ fresh processes:
    loads with ``model.load_weights(path)``, and compares.
 
 It prints one JSON line: the load's error, whether Keras skipped the
-optimizer's state (its warning), the largest output difference, and whether
-the iteration count came back.
+optimizer's state (its warning), the largest output difference, whether
+the iteration count came back, and the optimizer variables that hold what
+was saved for another one (Keras restores them by position).
 """
 
 from __future__ import annotations
@@ -65,13 +66,17 @@ def save(spec, fmt, folder):
     path = os.path.join(folder, "golden" + SUFFIX[fmt])
     model.save_weights(path) if fmt == "keras-weights" else model.save(path)
     np.save(os.path.join(folder, "outputs.npy"), keras.ops.convert_to_numpy(model(probe(model))))
+    # Each optimizer variable by its own path, which names the variable it serves.
+    np.savez(os.path.join(folder, "optimizer.npz"), **{
+        v.path: keras.ops.convert_to_numpy(v) for v in getattr(optimizer, "variables", None) or []})
 
 
 def load(spec, fmt, folder):
     import keras
 
     model = build(spec)
-    out = {"load_error": None, "optimizer_skipped": False, "outputs_max_diff": None, "iterations": None}
+    out = {"load_error": None, "optimizer_skipped": False, "outputs_max_diff": None, "iterations": None,
+           "optimizer_moved": []}
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         try:
@@ -82,6 +87,12 @@ def load(spec, fmt, folder):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         out["iterations"] = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        saved = np.load(os.path.join(folder, "optimizer.npz"))
+        # A slot holding what was saved for another variable's slot: moved by position.
+        by_value = {saved[k].tobytes(): k for k in saved.files if saved[k].ndim}
+        out["optimizer_moved"] = sorted(
+            f"{v.path} <- {by_value[got]}" for v in optimizer.variables
+            if (got := keras.ops.convert_to_numpy(v).tobytes()) in by_value and by_value[got] != v.path)
     if out["load_error"] is None:
         saved = np.load(os.path.join(folder, "outputs.npy"))
         now = keras.ops.convert_to_numpy(model(probe(model)))

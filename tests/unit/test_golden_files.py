@@ -122,3 +122,21 @@ def test_tensorflow_startup_noise_is_dropped_and_nothing_else():
             "ValueError: the real message\n"
             "I0000 is how my own log line starts")
     assert without_startup_noise(text) == "ValueError: the real message\nI0000 is how my own log line starts"
+
+
+def test_a_format_that_does_not_match_the_checkpoint_name_is_named(tmp_path):
+    path = tmp_path / "manifest.txt"
+    path.write_text(manifest().dumps().replace("format: keras-weights", "format: h5"))
+    with pytest.raises(GoldenError, match="field 'format' says h5 and field 'checkpoint' names"):
+        Manifest.load(path)
+
+
+def test_a_golden_folder_that_is_a_link_is_refused(tmp_path):
+    from pytest_ckpt.golden import GoldenFolder
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / "manifest.txt").write_text(manifest().dumps())
+    (tmp_path / "check-1").symlink_to(real)
+    with pytest.raises(GoldenError, match="is a symbolic link"):
+        GoldenFolder(tmp_path / "check-1").read(tmp_path)
