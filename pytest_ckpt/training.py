@@ -37,6 +37,11 @@ def fit_steps(model: Any, batches: list[Batch], after_step: Callable[[int], bool
 
     class _AfterEach(base):  # type: ignore[valid-type,misc]
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            # JAX trains on a copy of the state and writes it back to the variables at
+            # the end of fit, unless asked: each step's state is read here.
+            sync = getattr(self.model, "jax_state_sync", None)
+            if after_step is not None and callable(sync):
+                sync()
             if after_step is not None and after_step(batch + 1):
                 self.model.stop_training = True
 
