@@ -60,9 +60,9 @@ def per_example(repeats: int = 7) -> None:
     import keras
 
     from pytest_ckpt import models
-    from pytest_ckpt.engine import ModelPair, RoundTrip
-    from pytest_ckpt.formats import get_format
-    from pytest_ckpt.masks import FreezeMask
+    from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip
+    from pytest_ckpt.framework.formats import get_format
+    from pytest_ckpt.search.masks import FreezeMask
 
     pair = ModelPair(FACTORY)
     pair.fill()
@@ -113,7 +113,7 @@ MEMORY_BARE = """
 import os, tempfile
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 from pytest_ckpt import models
-from pytest_ckpt.formats import get_format
+from pytest_ckpt.framework.formats import get_format
 fmt = get_format("{fmt}")
 saver, loader = models.resnet50_nested(), models.resnet50_nested()
 path = fmt.path_in(tempfile.mkdtemp(dir="{tmp}"))
@@ -252,7 +252,7 @@ def _floor_per_example(name: str) -> float:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         import keras, numpy as np
         from pytest_ckpt import models
-        from pytest_ckpt.formats import get_format
+        from pytest_ckpt.framework.formats import get_format
         fmt = get_format("{name}", backend=keras.backend.backend())
         a, b = models.resnet50_nested(), models.resnet50_nested()
         path = fmt.path_in(tempfile.mkdtemp())
@@ -276,9 +276,9 @@ SCALING_OURS = """
 import os, sys, tempfile
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {bench!r})
-from pytest_ckpt.engine import ModelPair, RoundTrip, check_outputs
-from pytest_ckpt.masks import FreezeMask
-from pytest_ckpt.tempfiles import workdir
+from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_outputs
+from pytest_ckpt.search.masks import FreezeMask
+from pytest_ckpt.framework.tempfiles import workdir
 pair = ModelPair("scaling_models:{factory}")
 with workdir({tmp!r}) as wd:
     check_outputs(pair, "keras-weights", wd)
@@ -313,10 +313,10 @@ def scaling(repeats: int = 3) -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
     bench = str(Path(__file__).resolve().parent)
     sys.path.insert(0, bench)
-    from pytest_ckpt.bulk import read
-    from pytest_ckpt.engine import ModelPair, RoundTrip
-    from pytest_ckpt.formats import get_format
-    from pytest_ckpt.masks import FreezeMask
+    from pytest_ckpt.framework.bulk import read
+    from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip
+    from pytest_ckpt.framework.formats import get_format
+    from pytest_ckpt.search.masks import FreezeMask
 
     print("| model | parameters | per example: ours / bare save+load / bare save+load+compare | "
           "ratios | peak RSS: ours / bare | ratio |")
@@ -370,9 +370,9 @@ def compiled(repeats: int = 5) -> None:
 
     warnings.simplefilter("ignore")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    from pytest_ckpt.engine import ModelPair, RoundTrip
-    from pytest_ckpt.formats import get_format
-    from pytest_ckpt.masks import FreezeMask
+    from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip
+    from pytest_ckpt.framework.formats import get_format
+    from pytest_ckpt.search.masks import FreezeMask
 
     pair = ModelPair(COMPILED_FACTORY)
     pair.fill()
@@ -418,11 +418,11 @@ def resume(repeats: int = 3) -> None:
 
     warnings.simplefilter("ignore")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    from pytest_ckpt.engine import ModelPair
-    from pytest_ckpt.tempfiles import workdir
-    from pytest_ckpt.formats import get_format
-    from pytest_ckpt.masks import FreezeMask
-    from pytest_ckpt.resume import ResumeRun
+    from pytest_ckpt.checks.roundtrip import ModelPair
+    from pytest_ckpt.framework.tempfiles import workdir
+    from pytest_ckpt.framework.formats import get_format
+    from pytest_ckpt.search.masks import FreezeMask
+    from pytest_ckpt.checks.resume import ResumeRun
 
     pair = ModelPair(RESUME_FACTORY)
     with workdir(None) as wd:

@@ -35,11 +35,11 @@ class _Recorder:
 def main() -> None:
     import numpy as np
 
-    from pytest_ckpt.formats import get_format
-    from pytest_ckpt.frameworks import backend_of, framework_of
-    from pytest_ckpt.golden import GoldenFolder
-    from pytest_ckpt.golden_check import _read, output_tolerance, probe
-    from pytest_ckpt.tree import LayerTree
+    from pytest_ckpt.framework.formats import get_format
+    from pytest_ckpt.framework.detection import backend_of, framework_of
+    from pytest_ckpt.golden.store import GoldenFolder
+    from pytest_ckpt.golden.check import _read, output_tolerance, probe
+    from pytest_ckpt.framework.tree import LayerTree
     from tests import test_backends
 
     folder = ROOT / "tests" / "ckpt_golden" / "test_backends"

@@ -14,24 +14,24 @@ __version__ = "0.2.0"
 
 _WHERE = {
     # Checks, usable without pytest.
-    "check_format": "pytest_ckpt.engine",
-    "check_resume": "pytest_ckpt.resume",
-    "roundtrip": "pytest_ckpt.engine",
-    "check_golden": "pytest_ckpt.golden_check",
-    "write_golden": "pytest_ckpt.golden_check",
+    "check_format": "pytest_ckpt.checks.roundtrip",
+    "check_resume": "pytest_ckpt.checks.resume",
+    "roundtrip": "pytest_ckpt.checks.roundtrip",
+    "check_golden": "pytest_ckpt.golden.check",
+    "write_golden": "pytest_ckpt.golden.check",
     # What they return.
-    "CheckOutcome": "pytest_ckpt.result",
-    "RoundTripResult": "pytest_ckpt.result",
-    "ResumeResult": "pytest_ckpt.resume",
-    "VariableOutcome": "pytest_ckpt.comparison",
-    "render": "pytest_ckpt.report",
-    "render_resume": "pytest_ckpt.report",
+    "CheckOutcome": "pytest_ckpt.checks.outcomes",
+    "RoundTripResult": "pytest_ckpt.checks.outcomes",
+    "ResumeResult": "pytest_ckpt.checks.resume",
+    "VariableOutcome": "pytest_ckpt.checks.comparison",
+    "render": "pytest_ckpt.report.diagnosis",
+    "render_resume": "pytest_ckpt.report.diagnosis",
     # Freeze masks and their Hypothesis strategies.
-    "FreezeMask": "pytest_ckpt.masks",
-    "freeze_masks": "pytest_ckpt.strategies",
-    "mask_pairs": "pytest_ckpt.strategies",
+    "FreezeMask": "pytest_ckpt.search.masks",
+    "freeze_masks": "pytest_ckpt.search.strategies",
+    "mask_pairs": "pytest_ckpt.search.strategies",
     # Formats and errors.
-    "format_names": "pytest_ckpt.formats",
+    "format_names": "pytest_ckpt.framework.formats",
     "CkptError": "pytest_ckpt.errors",
     "FactoryError": "pytest_ckpt.errors",
 }

@@ -25,7 +25,7 @@ def project_on_path(monkeypatch):
 
 # What this environment can check: the suite runs on every Keras 3 backend.
 def _backend():
-    from pytest_ckpt.frameworks import configured_backend
+    from pytest_ckpt.framework.detection import configured_backend
 
     return configured_backend()
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import pytest_ckpt
-from pytest_ckpt.cli import main
-from pytest_ckpt.frameworks import configured_backend
+from pytest_ckpt.inspect.cli import main
+from pytest_ckpt.framework.detection import configured_backend
 
 ROOT = str(Path(pytest_ckpt.__file__).parents[1])
 needs_tf = pytest.mark.skipif(configured_backend() != "tensorflow",
@@ -77,7 +77,7 @@ trained.save("trained.keras")
 # Runs cli.main once per argv list in one process; TF, once imported, stays for the next calls.
 BATCH = """
 import contextlib, io, json, sys
-from pytest_ckpt import cli
+from pytest_ckpt.inspect import cli
 results = []
 for argv in json.loads(sys.stdin.read()):
     out, err = io.StringIO(), io.StringIO()
@@ -201,7 +201,7 @@ def noisy_import(name, *args, **kwargs):
     return real_import(name, *args, **kwargs)
 
 builtins.__import__ = noisy_import
-from pytest_ckpt.cli import main
+from pytest_ckpt.inspect.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

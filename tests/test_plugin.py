@@ -18,9 +18,9 @@ import pytest
 # one copy of each (a second import of TensorFlow or Hypothesis breaks them).
 import hypothesis  # noqa: F401
 import keras  # noqa: F401
-import pytest_ckpt.driver  # noqa: F401
-import pytest_ckpt.engine  # noqa: F401
-from pytest_ckpt.formats import applicable
+import pytest_ckpt.search.driver  # noqa: F401
+import pytest_ckpt.checks.roundtrip  # noqa: F401
+from pytest_ckpt.framework.formats import applicable
 from tests.conftest import BACKEND
 
 SEED = "--hypothesis-seed=20261128"

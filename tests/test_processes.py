@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pytest_ckpt.formats import applicable
+from pytest_ckpt.framework.formats import applicable
 from tests.conftest import BACKEND
 
 M = "pytest_ckpt.models"

@@ -7,11 +7,11 @@ load_weights unbuilt, and Keras skips its saved state (tests/truth/README.md).
 import pytest
 
 from pytest_ckpt import models
-from pytest_ckpt.comparison import NOT_LOADED, SWAPPED
-from pytest_ckpt.engine import ModelPair, RoundTrip, check_format
-from pytest_ckpt.masks import FreezeMask
-from pytest_ckpt.report import diagnose, render, render_resume
-from pytest_ckpt.resume import NotCompiled, check_resume
+from pytest_ckpt.checks.comparison import NOT_LOADED, SWAPPED
+from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format
+from pytest_ckpt.search.masks import FreezeMask
+from pytest_ckpt.report.diagnosis import diagnose, render, render_resume
+from pytest_ckpt.checks.resume import NotCompiled, check_resume
 
 from tests.conftest import BACKEND, ON_TENSORFLOW, needs_tensorflow_backend
 
@@ -151,7 +151,7 @@ def test_data_that_the_model_cannot_train_on_is_one_clear_error():
 
 
 def test_your_own_data_is_used_when_it_trains():
-    from pytest_ckpt.resume import synthetic_batches
+    from pytest_ckpt.checks.resume import synthetic_batches
     from tests import cases
 
     data = synthetic_batches(cases.prebuilt_compiled_twin(), 6)
@@ -185,8 +185,8 @@ def test_a_train_step_written_as_the_guide_writes_it_resumes_exactly():
 
 def test_no_resume_pair_leaves_nothing_trainable():
     from tests import cases
-    from pytest_ckpt.resume import _has_trainable
-    from pytest_ckpt.tree import LayerTree
+    from pytest_ckpt.checks.resume import _has_trainable
+    from pytest_ckpt.framework.tree import LayerTree
 
     tree = LayerTree(cases.compiled_twin())
     assert not _has_trainable(tree)(FreezeMask.from_paths(tree, [()]))

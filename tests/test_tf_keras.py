@@ -5,12 +5,12 @@ import pytest
 pytest.importorskip("tf_keras", reason="the tf-keras tests need tf-keras (pip install tf-keras)")
 
 from pytest_ckpt import models, tf_keras_models  # noqa: E402
-from pytest_ckpt.comparison import OUTPUTS_DIFFER, SWAPPED  # noqa: E402
-from pytest_ckpt.engine import ModelPair, RoundTrip, check_format  # noqa: E402
+from pytest_ckpt.checks.comparison import OUTPUTS_DIFFER, SWAPPED  # noqa: E402
+from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format  # noqa: E402
 from pytest_ckpt.errors import FactoryError  # noqa: E402
-from pytest_ckpt.frameworks import framework_from_source  # noqa: E402
-from pytest_ckpt.masks import FreezeMask  # noqa: E402
-from pytest_ckpt.tree import LayerTree  # noqa: E402
+from pytest_ckpt.framework.detection import framework_from_source  # noqa: E402
+from pytest_ckpt.search.masks import FreezeMask  # noqa: E402
+from pytest_ckpt.framework.tree import LayerTree  # noqa: E402
 
 SEED = "--hypothesis-seed=20261128"
 TFK = "pytest_ckpt.tf_keras_models"

@@ -16,11 +16,11 @@ from collections import Counter
 
 import pytest
 
-from pytest_ckpt.comparison import OUTPUTS_DIFFER
-from pytest_ckpt.engine import check_format
+from pytest_ckpt.checks.comparison import OUTPUTS_DIFFER
+from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.isolation import Isolation
-from pytest_ckpt.report import diagnose
+from pytest_ckpt.checks.isolation import Isolation
+from pytest_ckpt.report.diagnosis import diagnose
 
 from tests.conftest import ROOT, needs_tensorflow_backend
 
@@ -139,7 +139,7 @@ def slots_truth(tmp_path, factory, fmt):
 
 def roundtrip_towers(save_frozen, load_frozen, fmt):
     from pytest_ckpt import FreezeMask, roundtrip
-    from pytest_ckpt.tree import LayerTree
+    from pytest_ckpt.framework.tree import LayerTree
     from tests import cases
 
     tree = LayerTree(cases.same_named_towers())
@@ -214,7 +214,7 @@ def resume_truth(factory, fmt) -> dict:
     pytest.param("tests.cases_tf:guide_train_step", marks=needs_tensorflow_backend),  # x, y = data
 ])
 def test_resume_verdicts_match_plain_keras_in_fresh_processes(factory):
-    from pytest_ckpt.resume import check_resume
+    from pytest_ckpt.checks.resume import check_resume
 
     outcome = check_resume(factory, "keras-weights", examples=1, seed=0, masks="same")
     t = resume_truth(factory, "keras-weights")
@@ -241,8 +241,8 @@ GOLDEN_CASES = [  # (written with, checked with, format, plain Keras loads it ex
 @pytest.mark.parametrize("written, checked, fmt, exact", GOLDEN_CASES)
 def test_golden_verdicts_match_a_real_two_process_save_and_load(tmp_path, written, checked, fmt, exact):
     import tests.cases as cases
-    from pytest_ckpt.golden import GoldenFolder
-    from pytest_ckpt.golden_check import check_golden, write_golden
+    from pytest_ckpt.golden.store import GoldenFolder
+    from pytest_ckpt.golden.check import check_golden, write_golden
 
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "truth" / "golden.py"), f"{C}:{written}",
                            f"{C}:{checked}", fmt], capture_output=True, text=True, cwd=ROOT, timeout=600,

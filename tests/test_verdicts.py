@@ -7,11 +7,11 @@ catch the classic bugs whatever Hypothesis draws.
 
 import pytest
 
-from pytest_ckpt.comparison import NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
-from pytest_ckpt.engine import check_format
+from pytest_ckpt.checks.comparison import NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
+from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.isolation import Isolation
-from pytest_ckpt.report import diagnose, render
+from pytest_ckpt.checks.isolation import Isolation
+from pytest_ckpt.report.diagnosis import diagnose, render
 
 from tests.conftest import ON_TENSORFLOW, needs_tensorflow_backend, needs_tensorflow_installed
 
@@ -168,7 +168,7 @@ def test_slots_of_a_multi_optimizer_are_told_apart_too():
     # Truth (tests/truth/same_named_slots.py): restored on creation, a MultiOptimizer's inner
     # optimizers get nothing back (tower_a's slots do not receive tower_b's momentum).
     from pytest_ckpt import FreezeMask, roundtrip
-    from pytest_ckpt.tree import LayerTree
+    from pytest_ckpt.framework.tree import LayerTree
     from tests import cases
 
     tree = LayerTree(cases.multi_optimizer_towers())

@@ -1,0 +1,2 @@
+"""The checks themselves: round trip (model pair, loading process), optimizer state, resume,
+comparison and outcomes.  Plain Python: no pytest."""

@@ -1,0 +1,285 @@
+"""Checkpoint formats: one small object per way of saving and loading.
+
+Each format saves through the framework's public API to a real file and
+loads it back the way users do.  Formats that mean the same thing in Keras 3
+and tf-keras share a name ("h5"), one object per framework.  Adding a format
+means adding one class here and one line to ``_ALL``; :func:`applicable` is
+the one place that decides which formats a model gets.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from pathlib import Path
+
+from pytest_ckpt.errors import UnknownFormatError
+from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, TF_KERAS
+
+
+class MatchesBy(enum.StrEnum):
+    """How a format's loader pairs stored values with variables."""
+
+    PATH = "path"  # object path, order-independent
+    POSITION = "position"  # legacy HDF5: trainable_weights + non_trainable_weights, in order
+    NAME = "name"  # top-level layer name, then position inside
+    GRAPH = "graph"  # TensorFlow's object graph
+
+
+class FormatNotApplicable(UnknownFormatError):
+    """A known format that this framework or backend cannot use; says which can."""
+
+
+class Format:
+    """Save a model to ``path`` and load it back into a model."""
+
+    name: str = ""
+    suffix: str = ""
+    frameworks: frozenset[str] = frozenset({KERAS3})
+    # None: any backend.  tf.train.Checkpoint exists only with TensorFlow.
+    backends: frozenset[str] | None = None
+    matches_by: MatchesBy = MatchesBy.PATH
+    # load_model-style formats return a new model; the load mask cannot apply.
+    loads_new_model: bool = False
+    # Values for objects created after the load (an optimizer built at the first training
+    # step) are restored when they are created, not skipped (TensorFlow checkpoints).
+    restores_on_creation: bool = False
+
+    def path_in(self, directory: Path) -> Path:
+        return Path(directory) / f"ckpt{self.suffix}"
+
+    def save(self, model, path: Path) -> None:
+        raise NotImplementedError
+
+    def load(self, model, path: Path):
+        """Load ``path`` into ``model``; returns the model now holding the loaded state."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<format {self.name}>"
+
+
+class KerasWeights(Format):
+    name = "keras-weights"
+    suffix = ".weights.h5"
+
+    def save(self, model, path):
+        model.save_weights(str(path))
+
+    def load(self, model, path):
+        model.load_weights(str(path))
+        return model
+
+
+class KerasSharded(KerasWeights):
+    name = "keras-sharded"
+    suffix = ".weights.json"
+    shards = 3
+
+    def save(self, model, path):
+        from pytest_ckpt.framework.values import numpy_dtype
+
+        sizes = [math.prod(w.shape) * numpy_dtype(w).itemsize for w in model.weights]
+        # A shard must hold the largest variable; beyond that, aim for several.
+        shard_bytes = max(max(sizes, default=1), sum(sizes) / self.shards)
+        model.save_weights(str(path), max_shard_size=shard_bytes / 1024**3)
+
+
+class KerasArchive(KerasWeights):
+    name = "keras"
+    suffix = ".keras"
+
+    def save(self, model, path):
+        model.save(str(path))
+
+
+class KerasModel(KerasArchive):
+    """``model.save("x.keras")`` then ``keras.saving.load_model``: a new model,
+    with the trainable flags and the optimizer from the file."""
+
+    name = "keras-model"
+    loads_new_model = True
+
+    def load(self, model, path):
+        import keras
+
+        return keras.saving.load_model(str(path), safe_mode=True)
+
+
+class LegacyH5(Format):
+    name = "h5"
+    suffix = ".h5"
+    matches_by = MatchesBy.POSITION
+
+    def save(self, model, path):
+        model.save(str(path))
+
+    def load(self, model, path):
+        model.load_weights(str(path))
+        return model
+
+
+class LegacyH5ByName(LegacyH5):
+    name = "h5-by-name"
+    matches_by = MatchesBy.NAME
+
+    def load(self, model, path):
+        model.load_weights(str(path), by_name=True)
+        return model
+
+
+class TfCheckpoint(Format):
+    name = "tf-checkpoint"
+    suffix = ""  # a prefix: TF writes prefix.index and prefix.data-*
+    backends = frozenset({TENSORFLOW})
+    matches_by = MatchesBy.GRAPH
+    restores_on_creation = True
+
+    def save(self, model, path):
+        import tensorflow as tf
+
+        tf.train.Checkpoint(model=model).write(str(path))
+
+    def load(self, model, path):
+        import tensorflow as tf
+
+        # Every object that exists must be matched; values for objects created
+        # later (an optimizer built at the first training step) are restored then,
+        # as TensorFlow does: the check reads them after building the optimizer.
+        status = tf.train.Checkpoint(model=model).read(str(path))
+        try:
+            status.assert_existing_objects_matched()
+        finally:
+            # Else the status object logs every unmatched value when it is
+            # collected, long after the verdict (hundreds of lines).
+            status.expect_partial()
+        return model
+
+
+class TfKerasH5(LegacyH5):
+    frameworks = frozenset({TF_KERAS})
+
+    def save(self, model, path):
+        model.save_weights(str(path))
+
+
+class TfKerasH5ByName(TfKerasH5):
+    name = LegacyH5ByName.name
+    matches_by = LegacyH5ByName.matches_by
+    load = LegacyH5ByName.load
+
+
+class TfKerasCheckpoint(TfCheckpoint):
+    frameworks = frozenset({TF_KERAS})
+
+    def save(self, model, path):
+        model.save_weights(str(path), save_format="tf")
+
+    def load(self, model, path):
+        status = model.load_weights(str(path))
+        try:
+            status.assert_existing_objects_matched()
+        finally:
+            status.expect_partial()
+        return model
+
+
+class TfKerasModel(KerasModel):
+    frameworks = frozenset({TF_KERAS})
+
+    def load(self, model, path):
+        import tf_keras
+
+        return tf_keras.models.load_model(str(path), safe_mode=True)
+
+
+_ALL: tuple[Format, ...] = (
+    KerasWeights(),
+    KerasSharded(),
+    KerasArchive(),
+    KerasModel(),
+    LegacyH5(),
+    LegacyH5ByName(),
+    TfCheckpoint(),
+    TfKerasH5(),
+    TfKerasH5ByName(),
+    TfKerasCheckpoint(),
+    TfKerasModel(),
+)
+# Formats both frameworks read: a tf-keras file loads into a Keras 3 model.
+MIGRATION_FORMATS = ("h5", "h5-by-name")
+
+
+def format_names(framework: str | None = None) -> list[str]:
+    """Format names in one stable order (``_ALL``'s), for one framework or for any."""
+    names: list[str] = []
+    for f in _ALL:
+        if f.name not in names:
+            names.append(f.name)
+    if framework is None:
+        return names
+    return [n for n in names if any(f.name == n and framework in f.frameworks for f in _ALL)]
+
+
+def get_format(name: str, framework: str = KERAS3, backend: str | None = None) -> Format:
+    """The format object; raises naming the formats that do apply when it does not."""
+    known = format_names()
+    if name not in known:
+        raise UnknownFormatError(
+            f"unknown checkpoint format {name!r}; valid formats: {', '.join(known)}")
+    for f in _ALL:
+        if f.name == name and framework in f.frameworks:
+            if not _runs_on(f, backend):
+                usable = [g.name for g in _ALL if framework in g.frameworks and _runs_on(g, backend)]
+                raise FormatNotApplicable(
+                    f"format {name!r} needs the {'/'.join(sorted(f.backends))} backend; Keras runs "
+                    f"on {backend} here; formats for it: {', '.join(usable)}")
+            return f
+    raise FormatNotApplicable(
+        f"format {name!r} does not apply to {framework} models; formats for {framework}: "
+        f"{', '.join(format_names(framework))}")
+
+
+def _runs_on(fmt: Format, backend: str | None) -> bool:
+    return backend is None or fmt.backends is None or backend in fmt.backends
+
+
+def applicable(framework: str | None, backend: str | None, *, migration: bool = False) -> list[str]:
+    """The one answer to "which formats can this model use?".
+
+    ``framework`` None means "not known yet": every format (the rest are
+    skipped once the model is built).  A migration needs a format both
+    frameworks read.
+    """
+    names = []
+    for name in format_names(framework):
+        try:
+            if framework is not None:
+                get_format(name, framework, backend)
+        except FormatNotApplicable:
+            continue
+        if not migration or name in MIGRATION_FORMATS:
+            names.append(name)
+    return names
+
+
+def matching(name: str) -> MatchesBy:
+    """How format ``name`` pairs stored values with variables (same in every framework)."""
+    return next((f.matches_by for f in _ALL if f.name == name), MatchesBy.PATH)
+
+
+def restores_on_creation(name: str) -> bool:
+    return next((f.restores_on_creation for f in _ALL if f.name == name), False)
+
+
+def parse_format_list(text) -> list[str]:
+    """'a, b' or ['a', 'b'] -> ['a', 'b'] (order kept, duplicates dropped)."""
+    if isinstance(text, str):
+        parts = text.replace("\n", ",").split(",")
+    else:
+        parts = [p for item in text for p in str(item).replace("\n", ",").split(",")]
+    names = []
+    for p in (p.strip() for p in parts):
+        if p and p not in names:
+            names.append(p)
+    return names

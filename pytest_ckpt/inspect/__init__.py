@@ -1,0 +1,1 @@
+"""The ``pytest-ckpt`` command: checkpoint file readers, ``inspect`` and ``diff``."""

@@ -1,0 +1,1 @@
+"""Turning an outcome into words: the diagnosis (cause, remedy) and the rendered report."""

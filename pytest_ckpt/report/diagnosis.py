@@ -1,0 +1,421 @@
+"""The failure report: what went wrong, why, what to do, how to reproduce.
+
+Written for a CI log: plain text, fixed-width table, nothing that needs a
+terminal.  The cause is decided from typed facts of the result (masks,
+dtypes, verdicts, the format's matching rule, what the loading side found),
+never from error strings: what Keras says only in words is turned into
+facts in :mod:`pytest_ckpt.framework.messages`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pytest_ckpt.checks.comparison import Verdict, VariableKind, VariableOutcome
+from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation
+from pytest_ckpt.framework.messages import optimizer_skipped, unknown_class
+from pytest_ckpt.checks.outcomes import RoundTripResult
+
+MAX_ROWS = 40
+Diagnosis = tuple[str, str]
+# What h5py stores natively; anything else (bfloat16, float8, int4) cannot
+# go through the legacy HDF5 path.
+_HDF5_DTYPES = {"bool", "float16", "float32", "float64", "complex64", "complex128",
+                "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+_POSITIONAL = (MatchesBy.POSITION, MatchesBy.NAME)
+
+_REMEDY_POSITIONAL = (
+    "freeze the same layers before load_weights() as at save time, "
+    "or build the model with the functional API (no nested model), "
+    "or save to '.weights.h5' (format keras-weights), which keys variables by path")
+_REMEDY_OPTIMIZER = (
+    "freeze the same layers before loading as at save time, or load with keras.saving.load_model "
+    "(format keras-model), which restores the trainable flags first; after changing what is "
+    "trainable on purpose, reset the optimizer deliberately (compile again) instead of loading "
+    "its stale state")
+_UNBUILT = ("the loading model's optimizer was not built when the checkpoint was loaded (compile() "
+            "builds it only at the first training step), so Keras skipped the optimizer's saved "
+            "state: iterations restart at 0 and every slot starts empty")
+_REMEDY_UNBUILT = ("build the optimizer before load_weights(): "
+                   "model.optimizer.build(model.trainable_variables) after compile(), with the same "
+                   "layers frozen as at save time; or load with keras.saving.load_model (format "
+                   "keras-model); have the factory do the same, since it stands for your loading code")
+
+
+def _is_model(tree: Any, display: str) -> bool:
+    node = next((n for n in tree.nodes if n.display == display), None) if tree is not None else None
+    return node is not None and any(c.__name__ in ("Model", "Functional", "Sequential")
+                                    for c in type(node.layer).__mro__)
+
+
+def _unstorable_dtypes(result: RoundTripResult) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    if result.tree is None:
+        return found
+    for e in result.tree.variables():
+        if e.dtype not in _HDF5_DTYPES:
+            found.setdefault(e.dtype, []).append(e.display)
+    return found
+
+
+def _same_freeze_state(result: RoundTripResult) -> bool:
+    return result.save_mask.frozen == result.load_mask.frozen or result.new_model
+
+
+def _rows(result: RoundTripResult, kind: VariableKind) -> list[VariableOutcome]:
+    return [o for o in result.outcomes if o.kind is kind]
+
+
+def _unstorable(result: RoundTripResult) -> Diagnosis | None:
+    unstorable = _unstorable_dtypes(result) if matching(result.format) in _POSITIONAL else {}
+    if not (unstorable and (result.save_error or result.load_error)):
+        return None
+    kinds = ", ".join(f"{dtype} ({len(names)} variables, e.g. {names[0]})" for dtype, names in unstorable.items())
+    return (f"legacy HDF5 cannot store or restore variables of dtype {kinds}; this fails whatever is frozen",
+            "save to '.weights.h5' or '.keras' (formats keras-weights, keras), which handle "
+            "these dtypes, or cast those variables to float32 before saving")
+
+
+def _save_failed(result: RoundTripResult) -> Diagnosis | None:
+    if not result.save_error:
+        return None
+    return (f"saving in format {result.format} failed ({result.save_error[0]})",
+            "make the model savable in this format (custom layers need get_config) "
+            "or drop the format with --ckpt-formats")
+
+
+def _unregistered(result: RoundTripResult) -> Diagnosis | None:
+    name = unknown_class(result.load_error[1]) if result.load_error and result.new_model else None
+    if name is None:
+        return None
+    return (f"keras.saving.load_model could not rebuild the model from the file: {name!r} "
+            "is registered nowhere, so Keras cannot find the class the config names",
+            f"decorate {name} with @keras.saving.register_keras_serializable(), or pass "
+            "custom_objects= to load_model; drop format keras-model with --ckpt-formats if the "
+            "model is only ever loaded with load_weights")
+
+
+def _process_dependent(result: RoundTripResult) -> Diagnosis | None:
+    if not result.facts.layout_moved or result.save_error or result.load_error:
+        return None
+    return (f"the process that loads builds the model differently from the one that saved "
+            f"({result.facts.layout_difference}): the build depends on the process (iterating a "
+            "set, whose order follows the hash seed; random draws; module state), so format "
+            f"{result.format} restores the weights into other layers than they were trained in",
+            "build the layers in a fixed order (sorted(set(...)), a list), and give every layer an "
+            "explicit name; keras.saving.load_model (format keras-model) rebuilds the saved "
+            "architecture instead of the factory's")
+
+
+def _outputs_only(result: RoundTripResult) -> Diagnosis | None:
+    if set(result.counts()) != {Verdict.OUTPUTS_DIFFER}:
+        return None
+    if result.new_model:
+        return ("every variable survived, but the model keras.saving.load_model rebuilt from the "
+                "file computes different outputs: its config does not rebuild the same model (a "
+                "custom layer whose get_config() leaves out a constructor argument, or state set "
+                "outside the constructor)",
+                "make every custom layer's get_config() return all of its constructor arguments "
+                "(and from_config() use them); compare model.get_config() with the loaded model's")
+    config = (f" (the loading process built it with another config: {result.facts.layout_difference})"
+              if result.facts.layout_difference else "")
+    return ("every variable survived, but the loaded model computes different outputs: state "
+            "outside the variables (statistics a preprocessing layer cached when adapted, a "
+            "lookup vocabulary, a constant computed from data) differs between two builds "
+            f"of the factory{config}, or format {result.format} does not bring it up to date on load",
+            "restore that state after loading (adapt() or set_vocabulary() with the training "
+            "data, or finalize_state() after a tf.train.Checkpoint restore), or save the whole "
+            "model and load it with keras.saving.load_model (format keras-model), which restores "
+            "vocabularies and calls the layers' load hooks")
+
+
+def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diagnosis:
+    """(cause, remedy), one line each."""
+    if result.ok:
+        return "", ""
+    if not_reproducible:
+        return ("the same save and load, run again, passed: saving or loading is not deterministic "
+                "(a custom save_own_variables/load_own_variables, a race, or state that changes "
+                "between saves)",
+                "make saving and loading deterministic; until then this checkpoint cannot be trusted")
+    steps: list[Callable[[RoundTripResult], Diagnosis | None]] = [
+        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _optimizer_only,
+        _by_name, _same_state, _positional]
+    for step in steps:
+        found = step(result)
+        if found is not None:
+            return found
+    return (f"format {result.format} did not restore every variable under these freeze masks",
+            "load with the same freeze state as at save time, or use format keras-weights; "
+            "if this format should be order-independent, this is a bug worth reporting upstream")
+
+
+def _by_name(result: RoundTripResult) -> Diagnosis | None:
+    if matching(result.format) is not MatchesBy.NAME or not result.counts().get(Verdict.NOT_LOADED):
+        return None
+    layers = sorted({o.display.rsplit("/", 1)[0] for o in result.outcomes if o.verdict is Verdict.NOT_LOADED})
+    return ("load_weights(by_name=True) matches top-level layers by name, then their weights "
+            f"by position; nothing was loaded into {', '.join(layers[:4])}"
+            f"{' ...' if len(layers) > 4 else ''}: names that differ between the saved "
+            "model and the loading one, or a nested model whose freeze state changed",
+            "give every layer an explicit name=... and freeze the same layers as at save "
+            "time, or save to '.weights.h5' (format keras-weights)")
+
+
+def _same_state(result: RoundTripResult) -> Diagnosis | None:
+    if not _same_freeze_state(result):
+        return None
+    state = "nothing frozen on either side" if not result.save_mask.frozen else \
+        "the same freeze state at save and load"
+    facts = result.facts
+    if facts.untracked:
+        return (f"format {result.format} did not restore the variables of {', '.join(facts.untracked[:3])} "
+                "even with the same freeze state: a format saves what its object graph reaches, and "
+                "a layer kept only in a list or dict attribute, or under an attribute Keras uses "
+                "itself (self._layers), is not reached by every graph (tf.train.Checkpoint does not "
+                "see a Keras 3 model's lists)",
+                "assign each sublayer to an attribute of its own (self.block_0 = ...), never reuse "
+                "self._layers; or save with a Keras format (keras-weights, keras), which walks lists")
+    if facts.custom_saving:
+        return (f"format {result.format} does not restore every variable even with {state}, and "
+                f"{', '.join(facts.custom_saving[:3])} save or load their variables with their own "
+                "save_own_variables/load_own_variables",
+                "make load_own_variables read back every variable save_own_variables writes")
+    return (f"format {result.format} does not restore every variable even with {state}",
+            "this is a bug in the format (or in Keras); a format that fails here cannot be used")
+
+
+def _positional(result: RoundTripResult) -> Diagnosis | None:
+    if matching(result.format) not in _POSITIONAL:
+        return None
+    moved = result.containers_with_changed_freeze_state()
+    where = f" of {', '.join(moved)}" if moved else ""
+    remedy = _REMEDY_POSITIONAL
+    if moved and not any(_is_model(result.tree, name) for name in moved):
+        # A wrapper layer (Bidirectional, TimeDistributed) is in the functional API too.
+        remedy = remedy.replace("or build the model with the functional API (no nested model), ", "")
+    return ("legacy HDF5 matches weights by position in trainable_weights + "
+            f"non_trainable_weights; the freeze state{where} differs between save and load, "
+            "so the positions moved", remedy)
+
+
+def _optimizer_only(result: RoundTripResult) -> Diagnosis | None:
+    rows = _rows(result, VariableKind.OPTIMIZER)
+    if not rows or _rows(result, VariableKind.MODEL):
+        return None
+    if result.facts.unrecorded_flags:
+        flags = ", ".join(result.facts.unrecorded_flags[:3])
+        return (f"the file does not record the trainable flag of {flags}: keras.saving.load_model "
+                "rebuilt it from its parent's config with another flag, so the optimizer it builds "
+                "serves another set of variables than the one saved, and Keras restores optimizer "
+                "variables by position",
+                "freeze the parent layer instead of its sublayer (an RNN and its cell, a wrapper and "
+                "the layer it wraps), or load with load_weights() after freezing as at save time")
+    return optimizer_cause(result.format, result.warnings, _same_freeze_state(result),
+                           all(o.verdict is Verdict.NOT_LOADED for o in rows),
+                           unbuilt=result.facts.optimizer_unbuilt_at_load,
+                           moved=any(o.verdict is Verdict.SWAPPED for o in rows))
+
+
+def optimizer_cause(format_name: str, warnings: Sequence[str], same_freeze_state: bool,
+                    nothing_loaded: bool, *, unbuilt: bool = False, moved: bool = True) -> Diagnosis:
+    """Why optimizer state did not come back: never stored, skipped, or transplanted."""
+    if matching(format_name) in _POSITIONAL and nothing_loaded:
+        return ("load_weights() of a legacy HDF5 file restores the model's weights only, never the "
+                "optimizer's state: training resumed from it starts the optimizer from scratch "
+                "(iterations 0, empty slots)",
+                "save to '.weights.h5' or '.keras' (formats keras-weights, keras) to keep the "
+                "optimizer's state, or reset the optimizer deliberately (compile again) after loading")
+    skipped = optimizer_skipped(list(warnings))
+    if unbuilt and nothing_loaded and not restores_on_creation(format_name):
+        return _UNBUILT, _REMEDY_UNBUILT
+    if skipped is not None and same_freeze_state:
+        return ("the optimizer's saved state was skipped although the same layers are frozen at "
+                f"save and load: the loading optimizer has {skipped.loading} variables, the file "
+                f"{skipped.saved}. Either the saving optimizer was built for another set of variables "
+                "(a factory that built or trained its optimizer before freezing layers; load_model "
+                "builds one for what is trainable in the file), or it is another optimizer (class, "
+                "options, or a mixed-precision LossScaleOptimizer the loading code does not create)",
+                "build or train the optimizer only once the freeze state is final (compile again "
+                "after freezing), and build the same optimizer on both sides: same class and "
+                "options, the mixed-precision policy set before building or loading the model")
+    if skipped is not None:
+        return ("the optimizer's saved state was skipped: Keras restores optimizer variables by "
+                f"position and found {skipped.loading} where the file has {skipped.saved}, because a "
+                "different set of variables is trainable at load than at save", _REMEDY_OPTIMIZER)
+    if same_freeze_state:
+        return ("optimizer variables did not come back even with the same freeze state at save "
+                "and load", "this is a bug in the format or in a custom optimizer's saving code")
+    if not moved:
+        return ("optimizer variables did not come back after a different set of variables was "
+                "trainable at load than at save (the optimizer the loading side builds is not "
+                "the one saved: other variables, or an optimizer that wraps others)", _REMEDY_OPTIMIZER)
+    return ("Keras restores optimizer variables by position in the list of trainable variables; "
+            "a different set of trainable variables at load moved each slot to another variable",
+            _REMEDY_OPTIMIZER)
+
+
+def _table(result: RoundTripResult) -> list[str]:
+    rows = [("variable (saving model's name)", "key", "shape", "verdict", "holds the saved value of")]
+    for o in result.outcomes[:MAX_ROWS]:
+        if o.verdict is Verdict.SWAPPED and o.source_key:
+            got = f"{o.source_display} ({o.source_key})"
+        elif o.verdict is Verdict.SWAPPED:
+            got = f"- (one of {o.candidates} variables with that value)"
+        elif o.verdict is Verdict.NOT_LOADED:
+            got = "- (kept its pre-load value)"
+        else:
+            got = "- (a value that was never saved)" if not result.new_model else \
+                "- (a value that was never saved: its initial value, never loaded?)"
+        name = f"optimizer: {o.display}" if o.kind is VariableKind.OPTIMIZER else o.display
+        rows.append((name, o.key, str(o.shape), o.verdict, got))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    lines = []
+    for r in rows:
+        cells = [r[c].ljust(widths[c]) for c in range(4)] + [r[4]]
+        lines.append("  " + "  ".join(cells).rstrip())
+    if len(result.outcomes) > MAX_ROWS:
+        lines.append(f"  ... and {len(result.outcomes) - MAX_ROWS} more")
+    return lines
+
+
+_NEW_MODEL = "none: load_model builds a new model, with the trainable flags saved in the file"
+
+
+def _head(title: str, result: Any, notes: Sequence[str], save_note: str = "", load_note: str = "") -> list[str]:
+    """Title, format, masks and notes: the first lines of every report."""
+    load = _NEW_MODEL if result.new_model else result.load_mask.describe() + load_note
+    return ([title, f"  format:    {result.format} ({result.framework})",
+             f"  save mask: {result.save_mask.describe()}{save_note}", f"  load mask: {load}"]
+            + [f"  note:      {n}" for n in notes])
+
+
+def _raised(errors: Sequence[tuple[str, tuple[str, str] | None]], warnings: Sequence[str]) -> list[str]:
+    lines = [f"  {what} raised {error[0]}: {error[1]}" for what, error in errors if error]
+    return lines + [f"  Keras warned: {w[:300]}" for w in warnings[:3]]
+
+
+def tail(cause: str | None, remedy: str, seed: object = None, reproduce: str | None = None) -> list[str]:
+    """Cause, remedy, seed and the reproduce line: the last lines of every report."""
+    lines = [f"  cause:  {cause}"] if cause else []
+    lines.append(f"  remedy: {remedy}")
+    if seed is not None:
+        lines.append(f"  seed:   {seed}")
+    if reproduce:
+        lines.append(f"  reproduce: {reproduce}")
+    return lines
+
+
+def others_line(shown: Any, others: Sequence[Any]) -> list[str]:
+    """How many other mask pairs failed, and how: the report shows one of them."""
+    if not others:
+        return []
+    kinds = Counter(f"raised {(o.save_error or o.load_error)[0]}" if (o.save_error or o.load_error)
+                    else "failed silently" for o in others)
+    detail = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    which = "it failed silently, the most dangerous way" if shown.silent else "none failed silently"
+    return [f"  also:      {len(others)} other mask pair(s) failed ({detail}); this one is shown: {which}"]
+
+
+def _variables_lines(result: RoundTripResult) -> list[str]:
+    counts = result.counts()
+    model_rows = _rows(result, VariableKind.MODEL)
+    optimizer_rows = _rows(result, VariableKind.OPTIMIZER)
+    tally = ", ".join(f"{counts[v]} {v}" for v in (Verdict.SWAPPED, Verdict.NOT_LOADED, Verdict.CHANGED)
+                      if counts.get(v))
+    parts = []
+    if model_rows or not optimizer_rows:
+        of = f" of {result.variable_count}" if result.variable_count is not None else ""
+        parts.append(f"{len(model_rows)}{of} variables")
+    if optimizer_rows:
+        parts.append(f"{len(optimizer_rows)} optimizer variables")
+    return [f"  {' and '.join(parts)} did not survive ({tally}):"] + _table(result)
+
+
+def render(result: RoundTripResult, *, seed: object = None, reproduce: str | None = None,
+           not_reproducible: bool = False, notes: Sequence[str] = (), others: Sequence[Any] = ()) -> str:
+    if result.ok:
+        return result.summary()
+    lines = _head(f"checkpoint round trip failed: {result.factory}", result, notes)
+    if not_reproducible:
+        lines.append("  failed once, passed on replay: the save or load is not deterministic; "
+                     "what the first run saw:")
+    lines += _raised((("save", result.save_error), ("load", result.load_error)), result.warnings)
+    if result.outcomes:
+        lines += _variables_lines(result)
+    if result.output_differences:
+        lines.append(f"  all {result.variable_count} variables survived, but the outputs on a probe "
+                     "input differ (outputs_differ):")
+        lines += [f"    {d.name}: {d.detail}" for d in result.output_differences[:10]]
+    lines += others_line(result, others)
+    return "\n".join(lines + tail(*diagnose(result, not_reproducible=not_reproducible), seed, reproduce))
+
+
+def _resume_cause(result: Any) -> Diagnosis:
+    same = result.save_mask.frozen == result.load_mask.frozen or result.new_model
+    if result.train_error:
+        return ("training after the load raised (your code's frames above), where the run that "
+                "never stopped trained the same steps", "fix the error above; it is raised by fit() "
+                "exactly as in your training script")
+    if result.nondeterministic:
+        return ("training is not deterministic: two runs resumed from the same checkpoint differ "
+                "from each other, so no checkpoint can make resuming equal not stopping (random "
+                "numbers drawn without a seed generator the layer owns, or an unseeded global state)",
+                "draw random numbers through keras.random with a keras.random.SeedGenerator held by "
+                "the layer, or call keras.utils.set_random_seed(...) before building and training")
+    d = result.divergence
+    unbuilt = result.optimizer_unbuilt_at_load and not restores_on_creation(result.format)
+    if unbuilt or optimizer_skipped(result.warnings) is not None:
+        return optimizer_cause(result.format, result.warnings, same, True, unbuilt=unbuilt)
+    if matching(result.format) in _POSITIONAL and not same:
+        return ("legacy HDF5 restored the weights by position and the freeze state changed, so "
+                "weights landed in the wrong places", _REMEDY_POSITIONAL)
+    if matching(result.format) in _POSITIONAL:
+        return optimizer_cause(result.format, result.warnings, same, True)
+    if not same:
+        # The weights are keyed by path here; what a changed trainable set moves
+        # is the optimizer's slots, which then steer the next steps' updates.
+        return optimizer_cause(result.format, result.warnings, same, False)
+    return ("the checkpoint does not carry all the state training depends on (an optimizer "
+            "variable, a weight, or state outside the variables)",
+            "load with the same freeze state as at save time, or use format keras-model; "
+            "if that fails too, report it upstream")
+
+
+def render_resume(result: Any, *, seed: object = None, reproduce: str | None = None,
+                  not_reproducible: bool = False, notes: Sequence[str] = (), others: Sequence[Any] = ()) -> str:
+    """The report of a resume check (see :mod:`pytest_ckpt.checks.resume`)."""
+    if result.ok:
+        return str(result.summary())
+    lines = _head(f"resumed training differs from training that never stopped: {result.factory}",
+                  result, notes, save_note=f" (trained {result.steps} steps, then saved)",
+                  load_note=f" (the uninterrupted run switched to it; the resumed run loaded under it; "
+                            f"both trained {result.steps} more steps)")
+    if not_reproducible:
+        lines.append("  failed once, passed on replay: training or saving is not deterministic")
+    lines += _raised((("save", result.save_error), ("load", result.load_error)), result.warnings)
+    if result.train_error:
+        lines.append(f"  training after the load raised {result.train_error[0]}:")
+        lines += ["    " + line for line in result.train_error[1].splitlines()[-50:]]
+    d = result.divergence
+    if d:
+        lines.append(f"  first difference: after resumed step {d.step} of {result.steps}, "
+                     f"{d.display} ({d.key}): {d.detail}")
+        lines.append(f"  {result.diverged} variables differ after that step")
+    lines += others_line(result, others)
+    if d or result.train_error:
+        cause, remedy = _resume_cause(result)
+    elif result.blew_up:
+        b = result.blew_up
+        lines.append(f"  the run that never stopped reached NaN or inf at step {b.step} of {result.steps} "
+                     f"after the save, in {b.display} ({b.key}): nothing after that can be compared")
+        cause, remedy = ("these batches make this model's training blow up (learning rate, loss or data "
+                         "scale), so resuming cannot be compared with not stopping",
+                         "pass batches on the scale of your data (ckpt_resume.check(model, data=...)) "
+                         "or lower the learning rate")
+    else:
+        cause, remedy = ("the round trip itself failed (see the error above)",
+                         "run the round-trip check of this factory and format for details")
+    return "\n".join(lines + tail(cause, remedy, seed, reproduce))
