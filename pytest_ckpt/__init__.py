@@ -9,6 +9,7 @@ first used.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 __version__ = "0.2.0"
 
@@ -40,7 +41,7 @@ _MODULES = ("models", "tf_keras_models")
 __all__ = sorted(_WHERE) + list(_MODULES)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _WHERE:
         value = getattr(importlib.import_module(_WHERE[name]), name)
     elif name in _MODULES:
@@ -51,5 +52,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> Any:
     return sorted(set(globals()) | set(__all__))

@@ -13,10 +13,12 @@ builds the very same architectures with tf-keras.
 
 from __future__ import annotations
 
+from typing import Any
+
 INPUT_SHAPE = (16, 16, 3)
 
 
-def _keras(module=None):
+def _keras(module: Any=None) -> Any:
     """The Keras to build with: Keras 3 unless a tf-keras module is passed."""
     if module is not None:
         return module
@@ -25,7 +27,7 @@ def _keras(module=None):
     return keras
 
 
-def _residual_block(keras, x, filters: int, name: str):
+def _residual_block(keras: Any, x: Any, filters: int, name: str) -> Any:
     layers = keras.layers
     shortcut = x
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_1_conv")(x)
@@ -37,7 +39,7 @@ def _residual_block(keras, x, filters: int, name: str):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def _resnet_stem_and_blocks(keras, inputs, filters: int = 8, blocks: int = 2):
+def _resnet_stem_and_blocks(keras: Any, inputs: Any, filters: int = 8, blocks: int = 2) -> Any:
     layers = keras.layers
     x = layers.Conv2D(filters, 3, strides=2, padding="same", name="conv1_conv")(inputs)
     x = layers.BatchNormalization(name="conv1_bn")(x)
@@ -47,14 +49,14 @@ def _resnet_stem_and_blocks(keras, inputs, filters: int = 8, blocks: int = 2):
     return x
 
 
-def resnet_base(keras=None):
+def resnet_base(keras: Any=None) -> Any:
     """A small ResNet-style functional model (convolutions, BatchNorm, residual adds)."""
     keras = _keras(keras)
     inputs = keras.Input(INPUT_SHAPE)
     return keras.Model(inputs, _resnet_stem_and_blocks(keras, inputs), name="resnet_small")
 
 
-def classic_nested(keras=None):
+def classic_nested(keras: Any=None) -> Any:
     """The classic: a ResNet-style base inside ``Sequential([base, Flatten(), Dense])``."""
     keras = _keras(keras)
     return keras.Sequential(
@@ -62,7 +64,7 @@ def classic_nested(keras=None):
     )
 
 
-def classic_functional(keras=None):
+def classic_functional(keras: Any=None) -> Any:
     """The functional rewrite of :func:`classic_nested`: same layers, no nested model."""
     keras = _keras(keras)
     inputs = keras.Input(INPUT_SHAPE)
@@ -71,7 +73,7 @@ def classic_functional(keras=None):
     return keras.Model(inputs, keras.layers.Dense(10)(x))
 
 
-def swap_prone_nested(keras=None):
+def swap_prone_nested(keras: Any=None) -> Any:
     """Two same-shaped Dense layers in a nested model: legacy HDF5 swaps them silently."""
     keras = _keras(keras)
     base = keras.Sequential(
@@ -80,7 +82,7 @@ def swap_prone_nested(keras=None):
     return keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(2)])
 
 
-def deep_nested(keras=None):
+def deep_nested(keras: Any=None) -> Any:
     """A model nested three levels deep, with BatchNorm at the bottom."""
     keras = _keras(keras)
     layers = keras.layers
@@ -92,7 +94,7 @@ def deep_nested(keras=None):
     return keras.Sequential([keras.Input((8,)), outer, layers.Dense(3)])
 
 
-def shared_layer(keras=None):
+def shared_layer(keras: Any=None) -> Any:
     """A functional model applying one Dense layer twice, inside a nested model."""
     keras = _keras(keras)
     layers = keras.layers
@@ -107,7 +109,7 @@ def shared_layer(keras=None):
     return keras.Model([x1, x2], out)
 
 
-def lstm_model(keras=None):
+def lstm_model(keras: Any=None) -> Any:
     """An embedding and an LSTM (whose weights live on its cell) under a dense head."""
     keras = _keras(keras)
     layers = keras.layers
@@ -116,7 +118,7 @@ def lstm_model(keras=None):
     )
 
 
-def attention_model(keras=None):
+def attention_model(keras: Any=None) -> Any:
     """A small transformer block: MultiHeadAttention, LayerNormalization, feed-forward."""
     keras = _keras(keras)
     layers = keras.layers
@@ -128,7 +130,7 @@ def attention_model(keras=None):
     return keras.Sequential([keras.Input((5, 8)), block, layers.GlobalAveragePooling1D(), layers.Dense(2)])
 
 
-def resnet50_nested(keras=None):
+def resnet50_nested(keras: Any=None) -> Any:
     """The full-size classic: ``keras.applications.ResNet50(weights=None)`` nested in a Sequential.
 
     About 31.6M parameters; used by the end-to-end test and the benchmarks.
@@ -140,30 +142,30 @@ def resnet50_nested(keras=None):
     )
 
 
-def _compiled(model, keras, optimizer: str = "adam"):
+def _compiled(model: Any, keras: Any, optimizer: str = "adam") -> Any:
     model.compile(optimizer=optimizer, loss="mse")
     return model
 
 
-def compiled_swap_prone_nested(keras=None):
+def compiled_swap_prone_nested(keras: Any=None) -> Any:
     """:func:`swap_prone_nested` compiled with Adam: its slots are restored by position too."""
     keras = _keras(keras)
     return _compiled(swap_prone_nested(keras), keras)
 
 
-def compiled_classic_functional(keras=None):
+def compiled_classic_functional(keras: Any=None) -> Any:
     """:func:`classic_functional` compiled with Adam."""
     keras = _keras(keras)
     return _compiled(classic_functional(keras), keras)
 
 
-def compiled_resnet50_nested(keras=None):
+def compiled_resnet50_nested(keras: Any=None) -> Any:
     """:func:`resnet50_nested` compiled with Adam (31.6M parameters, 2 slots each)."""
     keras = _keras(keras)
     return _compiled(resnet50_nested(keras), keras)
 
 
-def fine_tuning(keras=None):
+def fine_tuning(keras: Any=None) -> Any:
     """The two-phase fine-tuning story, phase one: the base frozen, the head trains (Adam).
 
     Phase two unfreezes the top of the base: every layer of
@@ -177,7 +179,7 @@ def fine_tuning(keras=None):
     return _compiled(model, keras)
 
 
-def fine_tuning_resumable(keras=None):
+def fine_tuning_resumable(keras: Any=None) -> Any:
     """:func:`fine_tuning` as resume code must prepare it: its optimizer built, for the phase-one
     trainable set, before anything is loaded (``compile()`` alone builds it only at the first
     step, after ``load_weights`` has skipped its saved state)."""

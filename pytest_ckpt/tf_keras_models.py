@@ -8,17 +8,19 @@ Importing this module does not import tf-keras; calling a factory does.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytest_ckpt import models
 
 
-def _tf_keras():
+def _tf_keras() -> Any:
     import tf_keras
 
     return tf_keras
 
 
-def _port(builder):
-    def factory():
+def _port(builder: Any) -> Any:
+    def factory() -> Any:
         return builder(keras=_tf_keras())
 
     factory.__name__ = factory.__qualname__ = builder.__name__

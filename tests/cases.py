@@ -16,7 +16,6 @@ import os
 import keras
 import numpy as np
 
-
 _last_draw: dict[str, float] = {}
 # Set by tests/truth/roundtrip.py for its children: their builds are consecutive too, across processes.
 BUILD_MEMORY = "CASES_BUILD_MEMORY"

@@ -13,7 +13,6 @@ whenever the manifest's backend is not the current one: kernels differ across ba
 import keras
 
 from pytest_ckpt import models
-
 from tests import cases
 
 

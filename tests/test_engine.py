@@ -7,18 +7,17 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from pytest_ckpt import models
-from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.checks.comparison import NOT_LOADED, SWAPPED
-from pytest_ckpt.framework.compat import fresh_process_names
+from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, roundtrip
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.search.fixed_pairs import MAX_FIXED_PAIRS, fixed_pairs, split
+from pytest_ckpt.framework.bulk import read
+from pytest_ckpt.framework.compat import fresh_process_names
 from pytest_ckpt.framework.formats import applicable, get_format
-from pytest_ckpt.checks.isolation import Isolation
+from pytest_ckpt.framework.tree import LayerTree
+from pytest_ckpt.search.fixed_pairs import MAX_FIXED_PAIRS, fixed_pairs, split
 from pytest_ckpt.search.masks import SAME, FreezeMask, TrainableState, apply_mask, masked
 from pytest_ckpt.search.strategies import freeze_masks
-from pytest_ckpt.framework.tree import LayerTree
-
 from tests import cases
 from tests.conftest import BACKEND
 

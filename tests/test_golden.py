@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 # Imported before pytester snapshots sys.modules (see test_plugin.py).
 import hypothesis  # noqa: F401
-import keras  # noqa: F401
-import pytest_ckpt.search.driver  # noqa: F401
-import pytest_ckpt.golden.check  # noqa: F401
+import keras
+import pytest
 
+import pytest_ckpt.golden.check
+import pytest_ckpt.search.driver  # noqa: F401
 from tests.conftest import BACKEND, failure_report, needs_tensorflow_installed
 from tests.test_plugin import make_read_only
 
@@ -346,12 +345,13 @@ def test_a_damaged_golden_is_named_and_never_modified(pytester, golden, run, dam
         message = f"*{manifest}, line {len(lines)}: cannot parse*"
     else:
         import numpy as np
+
         from pytest_ckpt.golden.store import file_checksum
 
         outputs = golden / "outputs.npz"
         np.savez(outputs, output=np.zeros(2))
         manifest.write_text(manifest.read_text().replace(
-            [l for l in manifest.read_text().splitlines() if l.startswith("outputs_sha256")][0],
+            next(l for l in manifest.read_text().splitlines() if l.startswith("outputs_sha256")),
             f"outputs_sha256: {file_checksum(outputs)}"))
         message = "*the golden probe in * is unreadable*run pytest --ckpt-update*"
     before = digest(pytester.path)
@@ -601,8 +601,8 @@ def test_parametrize_ids_differing_in_case_get_their_own_goldens(pytester, run):
 def test_the_output_tolerance_follows_the_compute_dtype_the_depth_and_each_outputs_scale():
     import numpy as np
 
-    from pytest_ckpt.golden.check import ROUNDING_UNITS, output_tolerance, rounding_steps
     from pytest_ckpt.framework.tree import LayerTree
+    from pytest_ckpt.golden.check import ROUNDING_UNITS, output_tolerance, rounding_steps
 
     plain = LayerTree(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     # One kernel of fan-in 4: 1 + ceil(log2(5)) roundings, plus the output's.

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import pytest_ckpt
-from pytest_ckpt.inspect.cli import main
 from pytest_ckpt.framework.detection import configured_backend
+from pytest_ckpt.inspect.cli import main
 
 ROOT = str(Path(pytest_ckpt.__file__).parents[1])
 needs_tf = pytest.mark.skipif(configured_backend() != "tensorflow",

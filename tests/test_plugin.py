@@ -12,14 +12,14 @@ import shlex
 import shutil
 import subprocess
 
-import pytest
-
 # Imported before pytester snapshots sys.modules, so in-process runs share
 # one copy of each (a second import of TensorFlow or Hypothesis breaks them).
 import hypothesis  # noqa: F401
 import keras  # noqa: F401
+import pytest
+
+import pytest_ckpt.checks.roundtrip
 import pytest_ckpt.search.driver  # noqa: F401
-import pytest_ckpt.checks.roundtrip  # noqa: F401
 from pytest_ckpt.framework.formats import applicable
 from tests.conftest import BACKEND
 
@@ -136,7 +136,9 @@ def test_reproduce_line_runs_that_item_alone_and_fails_the_same_way(pytester):
     assert "--ckpt-examples" in args and args[args.index("--ckpt-examples") + 1] == "7"
     again = run(pytester, *args)
     again.assert_outcomes(failed=1)  # the unrelated test is not even collected
-    masks = lambda r: [l for l in r.outlines if "mask:" in l]
+    def masks(r):
+        return [l for l in r.outlines if "mask:" in l]
+
     assert masks(first) and masks(again) == masks(first)
 
 
@@ -260,7 +262,9 @@ def test_derandomized_profile_replays_and_says_how(pytester):
         r.assert_outcomes(failed=1)
         r.stdout.fnmatch_lines(["*this run is derandomized*", "*seed:   0",
                                 "*reproduce: *--hypothesis-profile=ci --hypothesis-seed=0"])
-    masks = lambda r: [l for l in r.outlines if "mask:" in l]
+    def masks(r):
+        return [l for l in r.outlines if "mask:" in l]
+
     assert masks(runs[0]) == masks(runs[1])
 
 

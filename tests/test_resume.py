@@ -8,11 +8,10 @@ import pytest
 
 from pytest_ckpt import models
 from pytest_ckpt.checks.comparison import NOT_LOADED, SWAPPED
-from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format
-from pytest_ckpt.search.masks import FreezeMask
-from pytest_ckpt.report.diagnosis import diagnose, render, render_resume
 from pytest_ckpt.checks.resume import NotCompiled, check_resume
-
+from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format
+from pytest_ckpt.report.diagnosis import diagnose, render, render_resume
+from pytest_ckpt.search.masks import FreezeMask
 from tests.conftest import BACKEND, ON_TENSORFLOW, needs_tensorflow_backend
 
 C = "tests.cases"
@@ -140,8 +139,9 @@ def test_an_uncompiled_model_cannot_be_resumed():
 
 
 def test_data_that_the_model_cannot_train_on_is_one_clear_error():
-    from pytest_ckpt.errors import ConfigError
     import numpy as np
+
+    from pytest_ckpt.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"data must be a list of at least 6 \(x, y\) batches"):
         check_resume(f"{C}:compiled_twin", "keras-weights", examples=1, steps=3, batches=[(1, 2)])
@@ -184,9 +184,9 @@ def test_a_train_step_written_as_the_guide_writes_it_resumes_exactly():
 
 
 def test_no_resume_pair_leaves_nothing_trainable():
-    from tests import cases
     from pytest_ckpt.checks.resume import _has_trainable
     from pytest_ckpt.framework.tree import LayerTree
+    from tests import cases
 
     tree = LayerTree(cases.compiled_twin())
     assert not _has_trainable(tree)(FreezeMask.from_paths(tree, [()]))

@@ -4,13 +4,13 @@ import pytest
 
 pytest.importorskip("tf_keras", reason="the tf-keras tests need tf-keras (pip install tf-keras)")
 
-from pytest_ckpt import models, tf_keras_models  # noqa: E402
-from pytest_ckpt.checks.comparison import OUTPUTS_DIFFER, SWAPPED  # noqa: E402
-from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format  # noqa: E402
-from pytest_ckpt.errors import FactoryError  # noqa: E402
-from pytest_ckpt.framework.detection import framework_from_source  # noqa: E402
-from pytest_ckpt.search.masks import FreezeMask  # noqa: E402
-from pytest_ckpt.framework.tree import LayerTree  # noqa: E402
+from pytest_ckpt import models, tf_keras_models
+from pytest_ckpt.checks.comparison import OUTPUTS_DIFFER, SWAPPED
+from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format
+from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.framework.detection import framework_from_source
+from pytest_ckpt.framework.tree import LayerTree
+from pytest_ckpt.search.masks import FreezeMask
 
 SEED = "--hypothesis-seed=20261128"
 TFK = "pytest_ckpt.tf_keras_models"
@@ -119,7 +119,7 @@ def test_tf_keras_and_migrations_end_to_end(pytester, project_on_path):
 
 
 def test_migration_fixture_reports_like_the_round_trip(pytester, project_on_path):
-    pytester.makepyfile(test_port=f"""
+    pytester.makepyfile(test_port="""
         from pytest_ckpt import models, tf_keras_models
 
         def test_functional_port_is_clean(ckpt_migration):

@@ -17,11 +17,10 @@ from collections import Counter
 import pytest
 
 from pytest_ckpt.checks.comparison import OUTPUTS_DIFFER
+from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.report.diagnosis import diagnose
-
 from tests.conftest import ROOT, needs_tensorflow_backend
 
 TRUTH = ROOT / "tests" / "truth" / "roundtrip.py"
@@ -193,7 +192,7 @@ def test_state_a_fresh_process_computes_differently_matches_plain_keras(factory,
 
 @pytest.mark.slow
 def test_a_flag_the_keras_file_does_not_record_is_named_as_plain_keras_fails():
-    failure, t = agree(f"{C}:compiled_lstm", "keras-model", compile=True)
+    failure, _ = agree(f"{C}:compiled_lstm", "keras-model", compile=True)
     assert failure is not None and failure.facts.unrecorded_flags
     assert "does not record the trainable flag" in diagnose(failure)[0]
 
@@ -241,8 +240,8 @@ GOLDEN_CASES = [  # (written with, checked with, format, plain Keras loads it ex
 @pytest.mark.parametrize("written, checked, fmt, exact", GOLDEN_CASES)
 def test_golden_verdicts_match_a_real_two_process_save_and_load(tmp_path, written, checked, fmt, exact):
     import tests.cases as cases
-    from pytest_ckpt.golden.store import GoldenFolder
     from pytest_ckpt.golden.check import check_golden, write_golden
+    from pytest_ckpt.golden.store import GoldenFolder
 
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "truth" / "golden.py"), f"{C}:{written}",
                            f"{C}:{checked}", fmt], capture_output=True, text=True, cwd=ROOT, timeout=600,

@@ -8,11 +8,10 @@ catch the classic bugs whatever Hypothesis draws.
 import pytest
 
 from pytest_ckpt.checks.comparison import NOT_LOADED, OUTPUTS_DIFFER, SWAPPED
+from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.errors import FactoryError
-from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.report.diagnosis import diagnose, render
-
 from tests.conftest import ON_TENSORFLOW, needs_tensorflow_backend, needs_tensorflow_installed
 
 M = "pytest_ckpt.models"

@@ -74,7 +74,7 @@ class VariableOutcome:
 class ExpectedValues:
     """Digests of every expected value, to name the source of a swap."""
 
-    def __init__(self, entries: Iterable[tuple[str, str, str]]):
+    def __init__(self, entries: Iterable[tuple[str, str, str]]) -> None:
         """``entries``: (key, display, digest) for every expected variable."""
         self._by_digest: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for key, display, digest in entries:

@@ -97,7 +97,7 @@ def _child_env(hash_seed: int) -> dict[str, str]:
 class ProcessLoader:
     """A long-lived loading process; restarted when it dies."""
 
-    def __init__(self, hash_seed: int):
+    def __init__(self, hash_seed: int) -> None:
         self.hash_seed = hash_seed
         self._proc: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None

@@ -30,19 +30,19 @@ from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.checks.comparison import fingerprint
+from pytest_ckpt.checks.optimizer_state import build_optimizer, fresh_optimizer
+from pytest_ckpt.checks.training import fit_steps, rng_variables, state, state_digests
+from pytest_ckpt.errors import CkptError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
-from pytest_ckpt.checks.comparison import fingerprint
-from pytest_ckpt.errors import CkptError
+from pytest_ckpt.framework.detection import backend_of, framework_of, framework_roots
 from pytest_ckpt.framework.factories import FactoryRef, build, resolve
 from pytest_ckpt.framework.formats import get_format
 from pytest_ckpt.framework.messages import unknown_class_line
-from pytest_ckpt.framework.detection import backend_of, framework_of, framework_roots
-from pytest_ckpt.search.masks import FreezeMask, apply_mask
-from pytest_ckpt.checks.optimizer_state import build_optimizer, fresh_optimizer
-from pytest_ckpt.checks.training import fit_steps, rng_variables, state, state_digests
 from pytest_ckpt.framework.tree import LayerTree
+from pytest_ckpt.search.masks import FreezeMask, apply_mask
 
 IndexPath = tuple[int, ...]
 

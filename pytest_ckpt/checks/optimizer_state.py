@@ -31,11 +31,18 @@ from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.checks.comparison import (
+    CREATED_AFTER,
+    ExpectedValues,
+    VariableKind,
+    VariableOutcome,
+    Verdict,
+    classify,
+    fingerprint,
+)
+from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework import compat
 from pytest_ckpt.framework.bulk import read
-from pytest_ckpt.checks.comparison import (CREATED_AFTER, ExpectedValues, Verdict, VariableKind, VariableOutcome,
-                                    classify, fingerprint)
-from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework.tree import LayerTree
 from pytest_ckpt.framework.values import distinct_values, numpy_dtype, preload_values
 
@@ -195,7 +202,7 @@ class OptimizerCheck:
     values stay valid: saving never changes them).
     """
 
-    def __init__(self, saver: LayerTree):
+    def __init__(self, saver: LayerTree) -> None:
         self.saver = saver
         self._displays = {e.key: e.display for e in saver.variables()}
         self._prebuilt = prebuilt_keys(saver)

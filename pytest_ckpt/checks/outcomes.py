@@ -6,10 +6,10 @@ import enum
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pytest_ckpt.checks.comparison import Verdict, VariableKind, VariableOutcome
-from pytest_ckpt.search.masks import FreezeMask, frozen_by
+from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
 from pytest_ckpt.framework.probe import OutputDifference
 from pytest_ckpt.framework.tree import LayerTree
+from pytest_ckpt.search.masks import FreezeMask, frozen_by
 
 
 class Matching(enum.StrEnum):

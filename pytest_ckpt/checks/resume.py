@@ -31,21 +31,27 @@ from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.checks.comparison import fingerprint
+from pytest_ckpt.checks.isolation import Isolation
+from pytest_ckpt.checks.loading import ResumeRequest, describe
+from pytest_ckpt.checks.optimizer_state import (
+    OPTIMIZER_PREFIX,
+    attach_fresh_optimizer,
+    is_compiled,
+    prebuilt_keys,
+    slots_of,
+    trainable_keys,
+)
+from pytest_ckpt.checks.outcomes import CheckOutcome
+from pytest_ckpt.checks.roundtrip import ModelPair
+from pytest_ckpt.checks.training import Batch, fit_steps, restore, rng_variables, snapshot, state
+from pytest_ckpt.errors import ConfigError, FactoryError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
-from pytest_ckpt.checks.comparison import fingerprint
-from pytest_ckpt.checks.roundtrip import ModelPair
-from pytest_ckpt.errors import ConfigError, FactoryError
 from pytest_ckpt.framework.formats import get_format
-from pytest_ckpt.checks.isolation import Isolation
-from pytest_ckpt.checks.loading import ResumeRequest, describe
-from pytest_ckpt.search.masks import FreezeMask, current_mask, frozen_by, masked
-from pytest_ckpt.checks.optimizer_state import (OPTIMIZER_PREFIX, attach_fresh_optimizer, is_compiled, prebuilt_keys,
-                                         slots_of, trainable_keys)
-from pytest_ckpt.checks.outcomes import CheckOutcome
-from pytest_ckpt.checks.training import Batch, fit_steps, restore, rng_variables, snapshot, state
 from pytest_ckpt.framework.tree import LayerTree
+from pytest_ckpt.search.masks import FreezeMask, current_mask, frozen_by, masked
 
 STEPS = 3
 BATCH = 8
@@ -129,7 +135,7 @@ def synthetic_batches(model: Any, steps: int) -> list[Batch]:
     return batches
 
 
-def _leaves(structure):
+def _leaves(structure: Any) -> Any:
     if isinstance(structure, dict):
         for v in structure.values():
             yield from _leaves(v)
@@ -140,11 +146,11 @@ def _leaves(structure):
         yield structure
 
 
-def _targets(model, x, batch, rng):
+def _targets(model: Any, x: Any, batch: Any, rng: Any) -> Any:
     outputs = probe.outputs(model, x)
     losses = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss] * len(outputs)
     ys = []
-    for (name, out), loss in zip(outputs.items(), losses):
+    for out, loss in zip(outputs.values(), losses):
         text = (getattr(loss, "name", None) or getattr(loss, "__name__", None) or str(loss)).lower()
         classes = out.shape[-1] if out.ndim > 1 else 2
         if "sparse_categorical" in text:
@@ -168,7 +174,7 @@ class _Trainer:
     again only when the optimizer in use changes.
     """
 
-    def __init__(self, tree: LayerTree):
+    def __init__(self, tree: LayerTree) -> None:
         self.tree = tree
         self._built: dict[frozenset[str], tuple[Any, list[Any], list[np.ndarray]]] = {}
         self._current: Any = None
@@ -245,7 +251,7 @@ class ResumeRun:
     """A compiled factory's pair and one format; ``run`` does one example."""
 
     def __init__(self, pair: ModelPair, format_name: str, workdir: Path, steps: int = STEPS,
-                 batches: list[Batch] | None = None):
+                 batches: list[Batch] | None = None) -> None:
         if not is_compiled(pair.saver.model):
             raise NotCompiled(f"model factory {pair.name} returns a model that is not compiled: a "
                               "resume check trains it; call model.compile(...) in the factory")
@@ -339,9 +345,9 @@ def _detail(expected: np.ndarray | None, got: np.ndarray | None) -> str:
     return f"{got.ravel()[:3].tolist()}... vs {expected.ravel()[:3].tolist()}..."
 
 
-def _first_non_finite(states) -> Divergence | None:
-    for step, state in enumerate(states, 1):
-        for key, (display, value) in state.items():
+def _first_non_finite(states: Any) -> Divergence | None:
+    for step, at_step in enumerate(states, 1):
+        for key, (display, value) in at_step.items():
             if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
                 return Divergence(step, key, display, "NaN or inf")
     return None
@@ -357,10 +363,10 @@ def check_resume(factory: Callable[[], Any] | str, format_name: str, *, examples
     paths: exactly that pair is checked instead of the fixed and drawn ones
     (say "base frozen, then the top of the base unfrozen").
     """
+    from pytest_ckpt.framework.tempfiles import workdir
     from pytest_ckpt.search import driver
     from pytest_ckpt.search.fixed_pairs import fixed_pairs, split
     from pytest_ckpt.search.strategies import mask_pairs
-    from pytest_ckpt.framework.tempfiles import workdir
 
     with ModelPair(factory, isolation=isolation) as pair, workdir(tmp_root) as wd:
         run = ResumeRun(pair, format_name, wd, steps=steps, batches=batches)

@@ -29,23 +29,23 @@ from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
+from pytest_ckpt.checks.isolation import InlineLoader, Isolation, Loader, process_loaders
+from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, describe, refresh_caches, structure_of
+from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
+from pytest_ckpt.checks.outcomes import CheckOutcome, Facts, Matching, RoundTripResult
+from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
-from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
-from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.framework.detection import backend_of
 from pytest_ckpt.framework.factories import as_callable, build, factory_ref
 from pytest_ckpt.framework.formats import Format, get_format
-from pytest_ckpt.framework.detection import backend_of, framework_of
-from pytest_ckpt.checks.isolation import InlineLoader, Isolation, Loader, process_loaders
-from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, describe, refresh_caches, structure_of
-from pytest_ckpt.search.masks import INDEPENDENT, FreezeMask, MaskPolicy, frozen_by, masked, translate
-from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
-from pytest_ckpt.checks.outcomes import CheckOutcome, Facts, Matching, RoundTripResult
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree, adapted_state, untracked_layers
 from pytest_ckpt.framework.unsaved import unsaved
 from pytest_ckpt.framework.values import iter_distinct_values, numpy_dtype, preload_values
+from pytest_ckpt.search.masks import INDEPENDENT, FreezeMask, MaskPolicy, frozen_by, masked, translate
 
 # TensorFlow's C++ start-up banner lands in every failure's captured stderr;
 # the engine is imported before any factory module, so before TensorFlow.
@@ -155,7 +155,7 @@ class ModelPair:
     """
 
     def __init__(self, factory: Callable[[], Any] | str, *, load_factory: Callable[[], Any] | str | None = None,
-                 isolation: Isolation = Isolation.PROCESS):
+                 isolation: Isolation = Isolation.PROCESS) -> None:
         save, self.name = as_callable(factory)
         target = load_factory if load_factory is not None else factory
         load, self.load_name = as_callable(target) if load_factory is not None else (save, self.name)

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.checks.comparison import fingerprint
-from pytest_ckpt.framework.detection import TF_KERAS, backend_of, framework_of
 from pytest_ckpt.checks.optimizer_state import is_compiled, slots_of
+from pytest_ckpt.framework.bulk import read
+from pytest_ckpt.framework.detection import TF_KERAS, backend_of, framework_of
 from pytest_ckpt.framework.tree import LayerTree
 
 Batch = tuple[Any, Any]

@@ -13,12 +13,13 @@ import logging
 import re
 import warnings
 from contextlib import contextmanager
+from typing import Any
 
 from pytest_ckpt.framework.messages import is_noise
 
 
 @contextmanager
-def framework_chatter():
+def framework_chatter() -> Any:
     """Collect the framework's warnings (yielded list) and keep its logs quiet."""
     loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]
     levels = [logger.level for logger in loggers]

@@ -16,7 +16,7 @@ from typing import Any
 # Checked against: Keras 3.15.1, tf-keras 2.21.0, TensorFlow 2.21.0.
 
 
-def child_layers(layer) -> list:
+def child_layers(layer: Any) -> list:
     """A layer's direct sublayers, including those ``model.layers`` hides.
 
     ``_flatten_layers`` (Keras 3 and tf-keras) is the only way to reach an
@@ -32,7 +32,7 @@ def child_layers(layer) -> list:
     return list(getattr(layer, "layers", None) or ())
 
 
-def own_weights(layer) -> list:
+def own_weights(layer: Any) -> list:
     """Weights created by ``layer`` itself, in creation order.
 
     tf-keras orders ``layer.weights`` as trainable + non-trainable, which
@@ -50,7 +50,7 @@ def own_weights(layer) -> list:
     return list(trainable) + list(non_trainable)
 
 
-def set_trainable(layer, flag: bool) -> None:
+def set_trainable(layer: Any, flag: bool) -> None:
     """``layer.trainable = flag``, even when it already holds that value.
 
     On the TensorFlow backend (and in tf-keras) ``__setattr__`` goes through
@@ -66,7 +66,7 @@ def set_trainable(layer, flag: bool) -> None:
         layer.trainable = flag
 
 
-def tf_variable(variable):
+def tf_variable(variable: Any) -> Any:
     """The ``tf.Variable`` holding a Keras 3 variable's value on the TensorFlow
     backend (``KerasVariable._value``), or the tf-keras variable itself; None
     otherwise.  Public alternative: ``variable.value``, which may return an
@@ -80,7 +80,7 @@ def tf_variable(variable):
     return inner if isinstance(inner, tf.Variable) else None
 
 
-def storage_identity(variable):
+def storage_identity(variable: Any) -> Any:
     """Something that is the same object for two variables sharing storage."""
     for candidate in (tf_variable(variable), getattr(variable, "_value", None)):
         if candidate is not None:
@@ -88,7 +88,7 @@ def storage_identity(variable):
     return variable
 
 
-def tf_object_graph(serialized: bytes):
+def tf_object_graph(serialized: bytes) -> Any:
     """A TF checkpoint's object graph, parsed: each variable's own name beside its key.
 
     The proto class lives in ``tensorflow.core.protobuf``, which is not
@@ -102,7 +102,7 @@ def tf_object_graph(serialized: bytes):
 # -- auto-generated names ---------------------------------------------------
 
 
-def _keras3_name_counters():
+def _keras3_name_counters() -> Any:
     """Keras 3 keeps its name counters in global state "object_name_uids"
     (``keras.src.utils.naming``).  Public alternative: ``clear_session()``,
     which also drops every other piece of global state."""
@@ -113,28 +113,28 @@ def _keras3_name_counters():
     except ImportError:
         return None
 
-    def get():
+    def get() -> Any:
         return global_state.get_global_attribute("object_name_uids")
 
-    def put(value):
+    def put(value: Any) -> None:
         global_state.set_global_attribute("object_name_uids", value)
 
     return get, put, collections.defaultdict(int)
 
 
-def _tf_keras_name_counters():
+def _tf_keras_name_counters() -> Any:
     """tf-keras: ``backend.PER_GRAPH_OBJECT_NAME_UIDS`` and ``OBSERVED_NAMES``
     (what ``tf_keras.backend.reset_uids()`` clears)."""
     backend = sys.modules.get("tf_keras.src.backend")
     if backend is None or not hasattr(backend, "PER_GRAPH_OBJECT_NAME_UIDS"):
         return None
 
-    def get():
+    def get() -> Any:
         uids = {graph: collections.defaultdict(int, counts)
                 for graph, counts in backend.PER_GRAPH_OBJECT_NAME_UIDS.items()}
         return uids, set(backend.OBSERVED_NAMES)
 
-    def put(value):
+    def put(value: Any) -> None:
         uids, observed = value
         backend.PER_GRAPH_OBJECT_NAME_UIDS.clear()
         backend.PER_GRAPH_OBJECT_NAME_UIDS.update(uids)
@@ -145,7 +145,7 @@ def _tf_keras_name_counters():
 
 
 @contextmanager
-def fresh_process_names():
+def fresh_process_names() -> Any:
     """Inside the block, auto-generated layer names start over as in a new process.
 
     A checkpoint is saved by one process and loaded by another: both build
@@ -169,7 +169,7 @@ def fresh_process_names():
 # -- optimizers ---------------------------------------------------------------
 
 
-def optimizer_built_for(optimizer) -> list | None:
+def optimizer_built_for(optimizer: Any) -> list | None:
     """The variables a Keras 3 optimizer was built for, or None while it is unbuilt.
 
     Private: ``BaseOptimizer._trainable_variables`` (checked against Keras 3.15).
@@ -192,7 +192,7 @@ def learning_rate_schedule(optimizer: Any) -> Any | None:
     return schedule if callable(schedule) and not hasattr(schedule, "assign") else None
 
 
-def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | None, str]]:
+def optimizer_slots(optimizer: Any, model_variables: Any) -> list[tuple[object, object | None, str]]:
     """(optimizer variable, the model variable it serves or None, its kind) for each.
 
     Keras restores optimizer variables by position; to compare them by the
@@ -234,7 +234,7 @@ def optimizer_slots(optimizer, model_variables) -> list[tuple[object, object | N
     return found
 
 
-def _slot_owners(optimizer, model_variables) -> dict[int, object]:
+def _slot_owners(optimizer: Any, model_variables: Any) -> dict[int, object]:
     """id(slot) -> the model variable it serves, from the optimizer's per-variable lists
     (wrapped optimizers included: LossScaleOptimizer's inner one, MultiOptimizer's list).
 
@@ -266,7 +266,7 @@ def _slot_owners(optimizer, model_variables) -> dict[int, object]:
     return owners
 
 
-def _built_for_in_order(optimizer, model_variables) -> list | None:
+def _built_for_in_order(optimizer: Any, model_variables: Any) -> list | None:
     ordered = optimizer_built_for(optimizer)  # Keras 3
     if ordered:
         return ordered

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 KERAS3 = "keras3"
 TF_KERAS = "tf-keras"
@@ -24,7 +25,7 @@ TORCH = "torch"
 NUMPY = "numpy"
 
 
-def framework_of(model) -> str | None:
+def framework_of(model: Any) -> str | None:
     """Which Keras built ``model``, judged by its class hierarchy (no imports)."""
     for cls in type(model).__mro__:
         module = cls.__module__ or ""

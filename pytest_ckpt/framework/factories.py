@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_ckpt.framework import compat
 from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.framework import compat
 from pytest_ckpt.framework.detection import framework_of, framework_roots
 
 
@@ -128,7 +128,7 @@ def factory_ref(factory: Callable[..., Any] | str) -> FactoryRef | None:
     return FactoryRef(f"{module_name}:{qualname}", getattr(module, "__file__", None))
 
 
-def build(factory: Callable, name: str | None = None):
+def build(factory: Callable, name: str | None = None) -> Any:
     """Call ``factory`` as a fresh process would, and check it returned a built Keras model."""
     name = name or factory_name(factory)
     try:

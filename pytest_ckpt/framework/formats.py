@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from pathlib import Path
+from typing import Any
 
 from pytest_ckpt.errors import UnknownFormatError
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, TF_KERAS
@@ -48,10 +49,10 @@ class Format:
     def path_in(self, directory: Path) -> Path:
         return Path(directory) / f"ckpt{self.suffix}"
 
-    def save(self, model, path: Path) -> None:
+    def save(self, model: Any, path: Path) -> None:
         raise NotImplementedError
 
-    def load(self, model, path: Path):
+    def load(self, model: Any, path: Path) -> None:
         """Load ``path`` into ``model``; returns the model now holding the loaded state."""
         raise NotImplementedError
 
@@ -63,10 +64,10 @@ class KerasWeights(Format):
     name = "keras-weights"
     suffix = ".weights.h5"
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         model.save_weights(str(path))
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         model.load_weights(str(path))
         return model
 
@@ -76,7 +77,7 @@ class KerasSharded(KerasWeights):
     suffix = ".weights.json"
     shards = 3
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         from pytest_ckpt.framework.values import numpy_dtype
 
         sizes = [math.prod(w.shape) * numpy_dtype(w).itemsize for w in model.weights]
@@ -89,7 +90,7 @@ class KerasArchive(KerasWeights):
     name = "keras"
     suffix = ".keras"
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         model.save(str(path))
 
 
@@ -100,7 +101,7 @@ class KerasModel(KerasArchive):
     name = "keras-model"
     loads_new_model = True
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         import keras
 
         return keras.saving.load_model(str(path), safe_mode=True)
@@ -111,10 +112,10 @@ class LegacyH5(Format):
     suffix = ".h5"
     matches_by = MatchesBy.POSITION
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         model.save(str(path))
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         model.load_weights(str(path))
         return model
 
@@ -123,7 +124,7 @@ class LegacyH5ByName(LegacyH5):
     name = "h5-by-name"
     matches_by = MatchesBy.NAME
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         model.load_weights(str(path), by_name=True)
         return model
 
@@ -135,12 +136,12 @@ class TfCheckpoint(Format):
     matches_by = MatchesBy.GRAPH
     restores_on_creation = True
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         import tensorflow as tf
 
         tf.train.Checkpoint(model=model).write(str(path))
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         import tensorflow as tf
 
         # Every object that exists must be matched; values for objects created
@@ -159,7 +160,7 @@ class TfCheckpoint(Format):
 class TfKerasH5(LegacyH5):
     frameworks = frozenset({TF_KERAS})
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         model.save_weights(str(path))
 
 
@@ -172,10 +173,10 @@ class TfKerasH5ByName(TfKerasH5):
 class TfKerasCheckpoint(TfCheckpoint):
     frameworks = frozenset({TF_KERAS})
 
-    def save(self, model, path):
+    def save(self, model: Any, path: Any) -> None:
         model.save_weights(str(path), save_format="tf")
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         status = model.load_weights(str(path))
         try:
             status.assert_existing_objects_matched()
@@ -187,7 +188,7 @@ class TfKerasCheckpoint(TfCheckpoint):
 class TfKerasModel(KerasModel):
     frameworks = frozenset({TF_KERAS})
 
-    def load(self, model, path):
+    def load(self, model: Any, path: Any) -> Any:
         import tf_keras
 
         return tf_keras.models.load_model(str(path), safe_mode=True)
@@ -272,7 +273,7 @@ def restores_on_creation(name: str) -> bool:
     return next((f.restores_on_creation for f in _ALL if f.name == name), False)
 
 
-def parse_format_list(text) -> list[str]:
+def parse_format_list(text: Any) -> list[str]:
     """'a, b' or ['a', 'b'] -> ['a', 'b'] (order kept, duplicates dropped)."""
     if isinstance(text, str):
         parts = text.replace("\n", ",").split(",")

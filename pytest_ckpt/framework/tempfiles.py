@@ -19,6 +19,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 _live: set[Path] = set()
 _installed = False
@@ -41,7 +42,7 @@ def _remove(path: Path) -> None:
     _live.discard(path)
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: Any, frame: Any) -> None:
     _remove_all()
     previous = _previous
     if callable(previous):
@@ -76,7 +77,7 @@ def release(path: Path) -> None:
 
 
 @contextmanager
-def workdir(tmp_root: str | Path | None, prefix: str = "pytest-ckpt-"):
+def workdir(tmp_root: str | Path | None, prefix: str = "pytest-ckpt-") -> Any:
     """A fresh temporary folder, removed afterwards whatever happens."""
     path = register(Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_root)))
     try:

@@ -12,6 +12,7 @@ that does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_ckpt.framework import compat
 
@@ -40,13 +41,13 @@ class VariableEntry:
     dtype: str
 
 
-def _short_name(variable) -> str:
+def _short_name(variable: Any) -> str:
     # Keras 3: "kernel"; tf-keras: "dense_3/kernel:0".
     name = str(getattr(variable, "name", "") or "variable").split("/")[-1]
     return name.split(":")[0]
 
 
-def _weights(layer) -> list:
+def _weights(layer: Any) -> list:
     try:
         return list(layer.weights)
     except (AttributeError, TypeError, ValueError):
@@ -56,13 +57,13 @@ def _weights(layer) -> list:
 class LayerTree:
     """Every layer of a model, pre-order, each shared layer once."""
 
-    def __init__(self, model):
+    def __init__(self, model: Any) -> None:
         self.model = model
         self.nodes: list[LayerNode] = []
         self._variables: list[VariableEntry] | None = None
         self._walk(model, (), "", set(), "")
 
-    def _walk(self, layer, index_path, display, seen, key) -> None:
+    def _walk(self, layer: Any, index_path: Any, display: Any, seen: Any, key: Any) -> None:
         seen.add(id(layer))
         children = [c for c in compat.child_layers(layer) if id(c) not in seen]
         position = len(self.nodes)
@@ -126,7 +127,7 @@ class LayerTree:
         return entries
 
 
-def _entry(key: str, variable, display: str) -> VariableEntry:
+def _entry(key: str, variable: Any, display: str) -> VariableEntry:
     from pytest_ckpt.framework.values import numpy_dtype  # NumPy: not at import (the plugin imports this)
 
     return VariableEntry(key=key, variable=variable, display=display,
@@ -138,11 +139,8 @@ def _holders(parent: object, child: object) -> list[tuple[str, object]]:
     """(attribute name, what it holds) for each attribute of ``parent`` through which ``child`` is reached."""
     found = []
     for name, value in vars(parent).items():
-        if value is child:
-            found.append((name, value))
-        elif isinstance(value, (list, tuple)) and any(item is child for item in value):
-            found.append((name, value))
-        elif isinstance(value, dict) and any(item is child for item in value.values()):
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+        if value is child or any(item is child for item in items):
             found.append((name, value))
     return found
 

@@ -8,6 +8,8 @@ skipped silently.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytest_ckpt.framework.tree import LayerTree
 
 SEED_GENERATOR = ("random-number generator state (Dropout, noise and random augmentation layers): "
@@ -16,7 +18,7 @@ METRIC = "metric state: accumulated during evaluation and reset before the next;
 OTHER = "in model.variables but not in model.weights, which is what Keras saves"
 
 
-def reason(variable) -> str:
+def reason(variable: Any) -> str:
     path = str(getattr(variable, "path", "") or getattr(variable, "name", ""))
     if "seed_generator" in path:
         return SEED_GENERATOR

@@ -32,22 +32,30 @@ from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
+from pytest_ckpt.checks.loading import describe, refresh_caches
+from pytest_ckpt.errors import CkptError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
-from pytest_ckpt.inspect.readers import Checkpoint, open_checkpoint
-from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
-from pytest_ckpt.errors import CkptError
-from pytest_ckpt.framework.formats import Format, MatchesBy, get_format
 from pytest_ckpt.framework.detection import backend_of, framework_of
-from pytest_ckpt.golden.store import (DISTINCT, GOLDEN_FORMATS, MODEL, GoldenError, GoldenFolder, GoldenVariable,
-                                Manifest, frozen_text)
-from pytest_ckpt.checks.loading import describe, refresh_caches
-from pytest_ckpt.search.masks import INDEPENDENT, POLICIES, FreezeMask, TrainableState, current_mask, masked
-from pytest_ckpt.report.diagnosis import tail
+from pytest_ckpt.framework.formats import Format, MatchesBy, get_format
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree
 from pytest_ckpt.framework.values import iter_distinct_values, numpy_dtype
+from pytest_ckpt.golden.store import (
+    DISTINCT,
+    GOLDEN_FORMATS,
+    MODEL,
+    GoldenError,
+    GoldenFolder,
+    GoldenVariable,
+    Manifest,
+    frozen_text,
+)
+from pytest_ckpt.inspect.readers import Checkpoint, open_checkpoint
+from pytest_ckpt.report.diagnosis import tail
+from pytest_ckpt.search.masks import INDEPENDENT, POLICIES, FreezeMask, TrainableState, current_mask, masked
 
 MAX_ROWS = 40
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)

@@ -33,13 +33,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from pytest_ckpt.framework import tempfiles
 from pytest_ckpt.checks.comparison import fingerprint
 from pytest_ckpt.errors import CkptError
+from pytest_ckpt.framework import tempfiles
 from pytest_ckpt.framework.formats import get_format
 from pytest_ckpt.framework.values import widened
 
@@ -215,7 +216,7 @@ def frozen_paths(text: str) -> list[tuple[int, ...]]:
     return [() if p == "." else tuple(int(i) for i in p.split(".")) for p in text.split(",") if p]
 
 
-def frozen_text(paths) -> str:
+def frozen_text(paths: Any) -> str:
     return ",".join("." if not p else ".".join(map(str, p)) for p in sorted(paths))
 
 
@@ -298,7 +299,7 @@ def save_arrays(arrays: dict[str, np.ndarray]) -> bytes:
 class GoldenFolder:
     """One check's golden files."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     @property
@@ -355,7 +356,7 @@ class GoldenFolder:
             os.close(folder)
             folder = None
 
-        def opener(name, flags):
+        def opener(name: Any, flags: Any) -> Any:
             # A link could lead out of the golden folder: never followed.
             flags |= getattr(os, "O_NOFOLLOW", 0)
             return os.open(name, flags, dir_fd=folder) if folder is not None else os.open(self.path / name, flags)
@@ -408,7 +409,7 @@ class GoldenFolder:
             if folder is not None:
                 os.close(folder)
 
-    def write(self, save, manifest: Manifest, arrays: dict[str, np.ndarray]) -> Manifest:
+    def write(self, save: Any, manifest: Manifest, arrays: dict[str, np.ndarray]) -> Manifest:
         """``save(path)`` writes the checkpoint; the manifest gets the files' checksums."""
         fmt = get_format(manifest.format, manifest.framework)
         name = f"checkpoint{fmt.suffix}"
@@ -459,6 +460,6 @@ def _remove_abandoned(target: Path) -> None:
             continue  # removed by another writer meanwhile
 
 
-def variable_records(entries, values) -> list[GoldenVariable]:
+def variable_records(entries: Any, values: Any) -> list[GoldenVariable]:
     return [GoldenVariable(e.key, e.shape, e.dtype, fingerprint(v), e.display)
             for e, v in zip(entries, values)]

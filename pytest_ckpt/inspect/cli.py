@@ -21,13 +21,22 @@ import subprocess
 import sys
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
 from pytest_ckpt.inspect import readers as checkpoint_files
-from pytest_ckpt.inspect.readers import (BLOCK_BYTES, Checkpoint, CheckpointFileError,
-                                          StoredVariable, block_indexes, describe, dtype_name,
-                                          is_tf_checkpoint, open_checkpoint)
+from pytest_ckpt.inspect.readers import (
+    BLOCK_BYTES,
+    Checkpoint,
+    CheckpointFileError,
+    StoredVariable,
+    block_indexes,
+    describe,
+    dtype_name,
+    is_tf_checkpoint,
+    open_checkpoint,
+)
 
 MAX_ROWS = 40
 
@@ -78,19 +87,19 @@ def _same(p: np.ndarray, q: np.ndarray) -> bool:
             if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
                     and x.dtype == y.dtype and _same(x, y)):
                 return False
-        elif type(x) is not type(y) or not x == y:
+        elif type(x) is not type(y) or x != y:
             return False
     return True
 
 
-def _fill(v: StoredVariable):
+def _fill(v: StoredVariable) -> Any:
     try:
         return v.fill()
     except Exception:  # then the values are read, and a damaged file reported there
         return None
 
 
-def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable):
+def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable) -> Any:
     """(equal, max |x-y| or None when not numeric, digest of x, digest of y), block by block."""
     numeric = x.dtype.kind in "iufc"  # bool, bytes, strings and objects have no |A-B|
     limit = BLOCK_BYTES if x.sliceable and y.sliceable else None
@@ -208,7 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args) -> int:
+def _run(args: Any) -> int:
     first = args.file if args.command == "inspect" else args.a
     try:
         with warnings.catch_warnings():
@@ -240,7 +249,7 @@ def _send(channel: int, message: dict) -> None:
         data = data[os.write(channel, data):]
 
 
-def _child(args, channel: int) -> None:
+def _child(args: Any, channel: int) -> None:
     """Run the command, sending progress and finally its outcome to ``channel``."""
     faulthandler.disable()  # a crash is the parent's to report, in one line
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -248,7 +257,7 @@ def _child(args, channel: int) -> None:
     os.dup2(devnull, 2)
     last = {"path": None, "at": 0.0}
 
-    def beat(path):
+    def beat(path: Any) -> None:
         now = time.monotonic()
         if (path is not None and path != last["path"]) or now - last["at"] > 0.5:
             last.update(at=now, path=path or last["path"])
@@ -269,7 +278,7 @@ def _spawned_child() -> None:
         os._exit(0)
 
 
-def _start_child(args, argv, spawn: bool):
+def _start_child(args: Any, argv: Any, spawn: bool) -> Any:
     """(channel to read, kill, wait for the exit status) of a child running the command."""
     if not spawn:
         read_end, write_end = os.pipe()
@@ -282,7 +291,7 @@ def _start_child(args, argv, spawn: bool):
                 os._exit(0)  # skip the parent's atexit work, and libhdf5's own
         os.close(write_end)
 
-        def wait():
+        def wait() -> Any:
             os.close(read_end)
             return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
@@ -293,14 +302,14 @@ def _start_child(args, argv, spawn: bool):
          json.dumps(argv)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, env=env)
 
-    def wait():
+    def wait() -> Any:
         proc.stdout.close()
         return proc.wait()
 
     return proc.stdout.fileno(), proc.kill, wait
 
 
-def _isolated(args, argv, spawn: bool) -> int:
+def _isolated(args: Any, argv: Any, spawn: bool) -> int:
     stall = float(os.environ.get(STALL_ENV, "120"))
     channel, kill, wait = _start_child(args, argv, spawn)
     reading = args.file if args.command == "inspect" else args.a
@@ -340,7 +349,7 @@ def _isolated(args, argv, spawn: bool) -> int:
     return outcome["rc"]
 
 
-def main(argv=None) -> int:
+def main(argv: Any=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parser().parse_args(argv)

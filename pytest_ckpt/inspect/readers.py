@@ -21,10 +21,11 @@ import re
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,11 @@ _TF_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 # Called between library calls while reading, with the checkpoint's path when it changes
 # (None: still the same one), so that a supervisor can tell a libhdf5 stuck in a loop
 # from a long read.
-progress: Callable[[str | None], None] = lambda path: None
+def _no_progress(path: str | None) -> None:
+    return None
+
+
+progress: Callable[[str | None], None] = _no_progress
 
 
 class CheckpointFileError(CkptError):
@@ -111,7 +116,7 @@ def dtype_name(dtype: np.dtype) -> str:
     return f"variable-length {getattr(vlen, '__name__', vlen)}" if vlen is not None else str(dtype)
 
 
-def block_indexes(shape: tuple[int, ...], itemsize: int, limit: int | None = BLOCK_BYTES):
+def block_indexes(shape: tuple[int, ...], itemsize: int, limit: int | None = BLOCK_BYTES) -> Any:
     """Indexes covering an array of ``shape`` in blocks of at most ``limit`` bytes (or one row)."""
     # Keep whole the trailing axes that fit in limit; step along the axis before them.
     k, row = len(shape), itemsize
@@ -128,7 +133,7 @@ def block_indexes(shape: tuple[int, ...], itemsize: int, limit: int | None = BLO
 
 
 @contextlib.contextmanager
-def open_checkpoint(path) -> Iterator[Checkpoint]:
+def open_checkpoint(path: Any) -> Iterator[Checkpoint]:
     """The checkpoint at ``path`` (file, TF prefix or folder), open until the block exits."""
     shown = str(path)
     progress(shown)
@@ -148,7 +153,7 @@ def open_checkpoint(path) -> Iterator[Checkpoint]:
 # --- where to read ----------------------------------------------------------------------------
 
 
-def is_tf_checkpoint(path) -> bool:
+def is_tf_checkpoint(path: Any) -> bool:
     try:
         return _resolve(Path(path))[0] == "tf-checkpoint"
     except Exception:  # reported when the file is read
@@ -225,13 +230,13 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
 # --- readers: one per format, each (target, ExitStack) -> Checkpoint ---------------------------
 
 
-def _h5py():
+def _h5py() -> Any:
     import h5py
 
     return h5py
 
 
-def _open_h5(source, stack: contextlib.ExitStack):
+def _open_h5(source: Any, stack: contextlib.ExitStack) -> Any:
     try:
         return stack.enter_context(_h5py().File(source, "r"))
     except Exception as exc:  # OSError, ValueError... depending on the damage
@@ -239,7 +244,7 @@ def _open_h5(source, stack: contextlib.ExitStack):
             f"not a readable HDF5 file (truncated or corrupt?): {describe(exc)}") from None
 
 
-def _h5_variable(key: str, dataset, **kwargs) -> StoredVariable:
+def _h5_variable(key: str, dataset: Any, **kwargs: Any) -> StoredVariable:
     # Shape and dtype come from the object header: no data is read.
     if dataset.shape is None:  # an HDF5 null dataspace: no elements at all
         return StoredVariable(key, (0,), dataset.dtype,
@@ -251,7 +256,7 @@ def _h5_variable(key: str, dataset, **kwargs) -> StoredVariable:
                           fill=lambda: _fill(dataset), **kwargs)
 
 
-def _fill(dataset) -> np.ndarray | None:
+def _fill(dataset: Any) -> np.ndarray | None:
     # Virtual and external datasets keep their data elsewhere: a storage size of 0 says nothing.
     if dataset.dtype.hasobject or dataset.is_virtual or dataset.external:
         return None
@@ -260,7 +265,7 @@ def _fill(dataset) -> np.ndarray | None:
     return np.asarray(dataset.fillvalue, dtype=dataset.dtype).reshape(1)
 
 
-def _objects(dataset, index: tuple) -> np.ndarray:
+def _objects(dataset: Any, index: tuple) -> np.ndarray:
     """Variable-length or reference values as an object array, references as what they name."""
     value = dataset[index]
     if not (isinstance(value, np.ndarray) and value.dtype.hasobject):
@@ -278,7 +283,7 @@ def _objects(dataset, index: tuple) -> np.ndarray:
     return named
 
 
-def _ref_target(dataset, ref):
+def _ref_target(dataset: Any, ref: Any) -> Any:
     if not ref:
         return None
     h5r = _h5py().h5r
@@ -288,11 +293,11 @@ def _ref_target(dataset, ref):
     return target
 
 
-def _h5_tree(f) -> list[StoredVariable]:
+def _h5_tree(f: Any) -> list[StoredVariable]:
     h5py = _h5py()
     found = []
 
-    def visit(key, item):
+    def visit(key: Any, item: Any) -> None:
         progress(None)
         if isinstance(item, h5py.Dataset):
             found.append(_h5_variable(key, item, group=key.rpartition("/")[0],
@@ -302,16 +307,16 @@ def _h5_tree(f) -> list[StoredVariable]:
     return sorted(found, key=lambda v: (natural_key(v.group), natural_key(v.key)))
 
 
-def _raw(name) -> bytes:
+def _raw(name: Any) -> bytes:
     # h5py hands back non-UTF-8 bytes in a str as surrogates: undo that for exact lookups.
     return name.encode("utf-8", errors="surrogateescape") if isinstance(name, str) else bytes(name)
 
 
-def _text(name) -> str:
+def _text(name: Any) -> str:
     return _raw(name).decode("utf-8", errors="backslashreplace")
 
 
-def _list_attr(group, name: str) -> list:
+def _list_attr(group: Any, name: str) -> list:
     """A list attribute as Keras's legacy saver wrote it, raw (bytes or str) for exact lookups.
 
     Lists over HDF5's 64 KiB header limit are split into ``name0``, ``name1``, ...
@@ -334,7 +339,7 @@ def _list_attr(group, name: str) -> list:
     return items
 
 
-def _member(group, name, kind, what: str):
+def _member(group: Any, name: Any, kind: Any, what: str) -> Any:
     try:
         item = group.get(_raw(name))
     except UnicodeError:  # h5py fails to word its KeyError about a non-UTF-8 name
@@ -346,7 +351,7 @@ def _member(group, name, kind, what: str):
     return item
 
 
-def _legacy_root(f):
+def _legacy_root(f: Any) -> Any:
     h5py = _h5py()
     for root in (f, f.get("model_weights")):
         if isinstance(root, h5py.Group) and {"layer_names", "layer_names0"} & set(root.attrs):
@@ -354,7 +359,7 @@ def _legacy_root(f):
     return None
 
 
-def _read_h5(path: Path, stack) -> Checkpoint:
+def _read_h5(path: Path, stack: Any) -> Checkpoint:
     f = _open_h5(str(path), stack)
     root = _legacy_root(f)
     if root is None:
@@ -393,7 +398,7 @@ def _read_h5(path: Path, stack) -> Checkpoint:
                       optimizer_order=optimizer_order)
 
 
-def _legacy_optimizer(f) -> tuple[list[str], list[StoredVariable]]:
+def _legacy_optimizer(f: Any) -> tuple[list[str], list[StoredVariable]]:
     """optimizer_weights: its weight_names in order, and every dataset in it, listed first."""
     h5py = _h5py()
     group = _member(f, "optimizer_weights", h5py.Group, "optimizer_weights")
@@ -415,7 +420,7 @@ def _legacy_optimizer(f) -> tuple[list[str], list[StoredVariable]]:
     return names, variables
 
 
-def _read_keras_archive(path: Path, stack) -> Checkpoint:
+def _read_keras_archive(path: Path, stack: Any) -> Checkpoint:
     try:
         archive = stack.enter_context(zipfile.ZipFile(path))
         members = set(archive.namelist())
@@ -430,7 +435,7 @@ def _read_keras_archive(path: Path, stack) -> Checkpoint:
     return Checkpoint(str(path), "keras", _h5_tree(_open_h5(member, stack)))
 
 
-def _read_sharded(path: Path, stack) -> Checkpoint:
+def _read_sharded(path: Path, stack: Any) -> Checkpoint:
     try:
         weight_map = json.loads(path.read_bytes())["weight_map"]
         shards = {s for files in weight_map.values()
@@ -462,7 +467,7 @@ def _read_sharded(path: Path, stack) -> Checkpoint:
 
 
 @contextlib.contextmanager
-def _without_fd2_startup_noise():
+def _without_fd2_startup_noise() -> Any:
     """Hold back what is written to file descriptor 2, then pass on all but TF's start-up noise.
 
     The full tensorflow wheel's C++ code writes absl and cudart_stub lines straight to the
@@ -490,7 +495,7 @@ def _without_fd2_startup_noise():
                 print(kept, file=sys.stderr)
 
 
-def _read_tf_checkpoint(prefix: Path, stack) -> Checkpoint:
+def _read_tf_checkpoint(prefix: Path, stack: Any) -> Checkpoint:
     if not Path(f"{prefix}.index").is_file():
         raise CheckpointFileError(f"no TensorFlow checkpoint index {prefix}.index")
     for data in prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*"):

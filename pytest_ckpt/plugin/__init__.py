@@ -7,6 +7,8 @@ NumPy here or in what it imports at module level.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_ckpt.plugin import options
@@ -16,18 +18,18 @@ from pytest_ckpt.plugin.session import DIST_CHOSEN_KEY, FRESH_NAMES_KEY, SESSION
 pytest_plugins = ["pytest_ckpt.plugin.fixtures"]
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: Any) -> None:
     options.add_options(parser)
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_cmdline_main(config):
+def pytest_cmdline_main(config: Any) -> Any:
     # A wrapper runs before xdist's own hook turns "-n" without "--dist" into "load".
     config.stash[DIST_CHOSEN_KEY] = dist_chosen(config.option)
     return (yield)
 
 
-def pytest_configure(config):
+def pytest_configure(config: Any) -> None:
     session = CkptSession(options.read_settings(config), explicit_seed=options.hypothesis_seed(config))
     workerinput = getattr(config, "workerinput", None)
     if workerinput and "ckpt_random_seed" in workerinput:
@@ -45,13 +47,13 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
+def pytest_configure_node(node: Any) -> None:
     # xdist: every worker derives its items' seeds from the controller's.
     node.workerinput["ckpt_random_seed"] = node.config.stash[SESSION_KEY].random_seed
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
+def pytest_xdist_make_scheduler(config: Any, log: Any) -> Any:
     if not steals_work(config):
         return None
     from xdist.scheduler import WorkStealingScheduling
@@ -59,14 +61,14 @@ def pytest_xdist_make_scheduler(config, log):
     return WorkStealingScheduling(config, log)
 
 
-def pytest_ignore_collect(collection_path, config):
+def pytest_ignore_collect(collection_path: Any, config: Any) -> Any:
     if config.stash[SESSION_KEY].settings.only:
         return True
     return None
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_modifyitems(session: Any, config: Any, items: Any) -> None:
     # tryfirst: before -k/-m deselection and xdist see the items.
     state = config.stash[SESSION_KEY]
     if state.settings.roundtrip or state.settings.resume:
@@ -76,7 +78,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
+def pytest_runtest_setup(item: Any) -> None:
     # Before any fixture runs: a model built by another fixture of the test
     # (``def test_x(model, ckpt_regression)``) gets the names it gets in a fresh
     # process too, so a by-name golden does not depend on what ran before (-k).
@@ -90,7 +92,7 @@ def pytest_runtest_setup(item):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item, nextitem):
+def pytest_runtest_teardown(item: Any, nextitem: Any) -> Any:
     yield
     names = item.stash.get(FRESH_NAMES_KEY, None)
     if names is not None:
@@ -99,7 +101,7 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     outcome = yield
     report = outcome.get_result()
     if report.failed and (item.get_closest_marker("ckpt") or
@@ -110,7 +112,7 @@ def pytest_runtest_makereport(item, call):
         report.sections = [(title, text) for title, text in sections if text.strip()]
 
 
-def pytest_report_header(config):
+def pytest_report_header(config: Any) -> Any:
     state = config.stash[SESSION_KEY]
     if not (state.settings.roundtrip or state.settings.resume):
         return None
@@ -123,10 +125,10 @@ class ResultsCollector:
     """Gathers each generated item's verdict from its report: reports reach
     the xdist controller, where the end-of-session matrix is printed."""
 
-    def __init__(self, state: CkptSession):
+    def __init__(self, state: CkptSession) -> None:
         self.state = state
 
-    def pytest_runtest_logreport(self, report):
+    def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when == "call" or (report.when == "setup" and report.skipped):
             record = ItemRecord.from_report(report)
             if record is not None:
@@ -135,7 +137,7 @@ class ResultsCollector:
                 if note:
                     self.state.notes.append(f"{report.nodeid}: {note}")
 
-    def pytest_terminal_summary(self, terminalreporter):
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.state.notes or self.state.records:
             from pytest_ckpt.plugin.summary import write_summary
 

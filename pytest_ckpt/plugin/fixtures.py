@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 
-def _fail(message: str):
+def _fail(message: str) -> None:
     """pytest.fail from inside an ``except`` block, without the exception it replaces:
     chained, pytest would print the message twice."""
     try:
@@ -38,7 +38,7 @@ class RoundTripChecker:
     Returns one :class:`~pytest_ckpt.checks.outcomes.CheckOutcome` per format.
     """
 
-    def __init__(self, request):
+    def __init__(self, request: Any) -> None:
         self._request = request
         self._state = request.config.stash[SESSION_KEY]
         self._calls = 0
@@ -49,11 +49,11 @@ class RoundTripChecker:
 
     __call__ = check
 
-    def _check(self, factory, load_factory, *, formats, examples, masks,
+    def _check(self, factory: Any, load_factory: Any, *, formats: Any, examples: Any, masks: Any,
                resume: dict | None = None) -> list[CheckOutcome]:
         __tracebackhide__ = True
-        from pytest_ckpt.checks.roundtrip import check_format
         from pytest_ckpt.checks.resume import check_resume
+        from pytest_ckpt.checks.roundtrip import check_format
         from pytest_ckpt.errors import ConfigError
         from pytest_ckpt.framework.formats import applicable, get_format, parse_format_list
         from pytest_ckpt.plugin.options import parse_examples, parse_masks
@@ -101,11 +101,11 @@ class RoundTripChecker:
         return outcomes
 
 
-def _frameworks(factory, load_factory) -> tuple[set[str], str]:
+def _frameworks(factory: Any, load_factory: Any) -> tuple[set[str], str]:
     """The frameworks of the two models, from the factories' modules' source when
     it tells, else from one build; and the backend."""
-    from pytest_ckpt.framework.factories import as_callable, build
     from pytest_ckpt.framework.detection import backend_of, framework_from_source, framework_of
+    from pytest_ckpt.framework.factories import as_callable, build
 
     found = set()
     for f in (factory, load_factory or factory):
@@ -154,7 +154,7 @@ class ResumeChecker(RoundTripChecker):
 
 
 @pytest.fixture
-def ckpt_resume(request) -> ResumeChecker:
+def ckpt_resume(request: Any) -> ResumeChecker:
     """Check that training resumed from a checkpoint equals training that never stopped.
 
     ``ckpt_resume.check(factory, formats="keras-weights", save_frozen=["base"],
@@ -164,7 +164,7 @@ def ckpt_resume(request) -> ResumeChecker:
 
 
 @pytest.fixture
-def ckpt_roundtrip(request) -> RoundTripChecker:
+def ckpt_roundtrip(request: Any) -> RoundTripChecker:
     """Check that a model factory's checkpoints survive any freeze masks.
 
     ``ckpt_roundtrip.check(factory, formats=["h5"], examples=10)``; ``factory``
@@ -175,7 +175,7 @@ def ckpt_roundtrip(request) -> RoundTripChecker:
 
 
 @pytest.fixture
-def ckpt_migration(request) -> MigrationChecker:
+def ckpt_migration(request: Any) -> MigrationChecker:
     """Check that checkpoints of an old model load into its port, every variable in place.
 
     ``ckpt_migration.check(old_factory, new_factory, formats=None, examples=None)``:
@@ -214,18 +214,18 @@ class RegressionChecker:
     replace it).  ``masks="independent"`` also loads under drawn freeze masks.
     """
 
-    def __init__(self, request):
+    def __init__(self, request: Any) -> None:
         self._request = request
         self._state = request.config.stash[SESSION_KEY]
         self._count = 0
 
-    def check(self, model, *, format: str | None = None, name: str | None = None,
+    def check(self, model: Any, *, format: str | None = None, name: str | None = None,
               values: str = "distinct", examples: int | None = None, masks: str | None = None,
               rtol: float | None = None, atol: float | None = None) -> None:
         __tracebackhide__ = True
         from pytest_ckpt.framework.detection import TF_KERAS, framework_of
-        from pytest_ckpt.golden.store import GoldenFolder, golden_location
         from pytest_ckpt.golden.check import check_arguments, check_golden, write_golden
+        from pytest_ckpt.golden.store import GoldenFolder, golden_location
         from pytest_ckpt.plugin.options import parse_examples, parse_masks
 
         try:
@@ -271,7 +271,7 @@ class RegressionChecker:
 
 
 @pytest.fixture
-def ckpt_regression(request):
+def ckpt_regression(request: Any) -> Any:
     """Regression test against a stored, known-good checkpoint ("golden").
 
     ``ckpt_regression.check(model)``: with ``--ckpt-update`` it writes the

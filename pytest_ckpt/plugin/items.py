@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import shlex
 import warnings
+from typing import Any
 
 import pytest
 
 from pytest_ckpt.errors import CkptError, FactoryError
-from pytest_ckpt.framework.formats import applicable
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, configured_backend, framework_from_source
+from pytest_ckpt.framework.formats import applicable
 from pytest_ckpt.plugin.options import Settings
 from pytest_ckpt.plugin.session import SESSION_KEY
 
@@ -30,7 +31,7 @@ class ReportedFailure(Exception):
 
 
 class _CkptNode:
-    def reportinfo(self):
+    def reportinfo(self) -> Any:
         # The third element heads failure sections.  It must not be a suffix
         # of the node id, or -v output rewrites its dots as "::".
         return self.path, None, self.headline()
@@ -38,13 +39,13 @@ class _CkptNode:
     def headline(self) -> str:
         return f"ckpt: {self.name}"
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: Any, style: Any=None) -> Any:
         if isinstance(excinfo.value, (ReportedFailure, CkptError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
 
-def verdict_word(outcome) -> str:
+def verdict_word(outcome: Any) -> str:
     """"pass", or "FAIL: " and the verdicts found, for the matrix and JUnit."""
     if outcome.failure is None:
         return "pass"
@@ -54,7 +55,7 @@ def verdict_word(outcome) -> str:
     return "FAIL: " + ", ".join(words)
 
 
-def excluded_note(outcome) -> str | None:
+def excluded_note(outcome: Any) -> str | None:
     if not outcome.excluded:
         return None
     from pytest_ckpt.framework.unsaved import describe
@@ -65,7 +66,7 @@ def excluded_note(outcome) -> str | None:
 class CheckItem(_CkptNode, pytest.Item):
     """One factory (or one migration pair) in one format."""
 
-    def __init__(self, *, specs: tuple[str, ...], format_name: str, kind: str, **kwargs):
+    def __init__(self, *, specs: tuple[str, ...], format_name: str, kind: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.specs = specs
         self.format_name = format_name
@@ -82,10 +83,10 @@ class CheckItem(_CkptNode, pytest.Item):
 
     def runtest(self) -> None:
         # Heavy imports happen here, on the first item that runs.
+        from pytest_ckpt.checks.resume import NotCompiled, check_resume
         from pytest_ckpt.checks.roundtrip import check_format
         from pytest_ckpt.framework.formats import FormatNotApplicable
         from pytest_ckpt.report.diagnosis import render, render_resume
-        from pytest_ckpt.checks.resume import NotCompiled, check_resume
 
         session = self.config.stash[SESSION_KEY]
         s = session.settings
@@ -160,7 +161,7 @@ class CheckItem(_CkptNode, pytest.Item):
 class SettingsErrorItem(_CkptNode, pytest.Item):
     """Stands for a configuration mistake: fails with the message, alone."""
 
-    def __init__(self, *, message: str, **kwargs):
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.message = message
         self.add_marker(pytest.mark.ckpt)
@@ -172,13 +173,13 @@ class SettingsErrorItem(_CkptNode, pytest.Item):
 class FactoryCollector(_CkptNode, pytest.Collector):
     """A factory's items, one per format; under a migration, the new factory's."""
 
-    def __init__(self, *, specs: tuple[str, ...], formats: list[str], kind: str, **kwargs):
+    def __init__(self, *, specs: tuple[str, ...], formats: list[str], kind: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.specs = specs
         self.formats = formats
         self.kind = kind
 
-    def collect(self):
+    def collect(self) -> Any:
         for name in self.formats:
             yield CheckItem.from_parent(self, name=name, specs=self.specs, format_name=name,
                                         kind=self.kind)
@@ -187,12 +188,12 @@ class FactoryCollector(_CkptNode, pytest.Collector):
 class MigrationCollector(_CkptNode, pytest.Collector):
     """``ckpt-migration::<old>``: holds the new factory, so both are parts of the id."""
 
-    def __init__(self, *, new_spec: str, formats: list[str], **kwargs):
+    def __init__(self, *, new_spec: str, formats: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.new_spec = new_spec
         self.formats = formats
 
-    def collect(self):
+    def collect(self) -> Any:
         yield FactoryCollector.from_parent(self, name=self.new_spec, specs=(self.name, self.new_spec),
                                            formats=self.formats, kind="migration")
 
@@ -205,11 +206,11 @@ def _framework(spec: str) -> str | None:
 class RoundTripSuite(_CkptNode, pytest.Collector):
     kind = "roundtrip"
 
-    def __init__(self, *, settings: Settings, **kwargs):
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
 
-    def collect(self):
+    def collect(self) -> Any:
         yield from self.settings_items()
         if self.settings.blocked:
             return  # no usable example count, masks policy or temp dir: do not guess one
@@ -218,7 +219,7 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
             yield FactoryCollector.from_parent(self, name=spec, specs=(spec,), kind=self.kind,
                                                formats=self._formats(spec, backend))
 
-    def settings_items(self):
+    def settings_items(self) -> Any:
         s = self.settings
         for i, message in enumerate(s.errors):
             yield SettingsErrorItem.from_parent(self, name=f"settings-error-{i + 1}", message=message)
@@ -236,7 +237,7 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
         keep = [f for f in self.settings.formats if f in usable]
         dropped = [f for f in self.settings.formats if f not in keep]
         if dropped and self.settings.formats_explicit:
-            warnings.warn(pytest.PytestWarning(
+            warnings.warn(stacklevel=2, message=pytest.PytestWarning(
                 f"--ckpt-formats: {', '.join(dropped)} do(es) not apply to {framework} model factory "
                 f"{spec} on the {backend} backend; formats for it: {', '.join(usable)}"))
         return keep
@@ -245,18 +246,18 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
 class ResumeSuite(RoundTripSuite):
     kind = "resume"
 
-    def settings_items(self):
+    def settings_items(self) -> Any:
         return ()  # reported once, by the round-trip suite (or below when it is off)
 
 
 class MigrationSuite(RoundTripSuite):
-    def collect(self):
+    def collect(self) -> Any:
         s = self.settings
         if s.blocked:
             return  # reported once, by the round-trip suite
         formats = [f for f in s.formats if f in applicable(None, None, migration=True)]
         if s.migrations and not formats:
-            warnings.warn(pytest.PytestWarning(
+            warnings.warn(stacklevel=2, message=pytest.PytestWarning(
                 f"ckpt_migrations: none of the selected formats ({', '.join(s.formats)}) is read "
                 f"by both frameworks ({', '.join(applicable(None, None, migration=True))}); "
                 "no migration is checked"))
@@ -264,7 +265,7 @@ class MigrationSuite(RoundTripSuite):
             yield MigrationCollector.from_parent(self, name=old, new_spec=new, formats=formats)
 
 
-def generate_items(session, settings: Settings) -> list[pytest.Item]:
+def generate_items(session: Any, settings: Settings) -> list[pytest.Item]:
     items: list[pytest.Item] = []
     suites = []
     if settings.roundtrip:
@@ -284,7 +285,7 @@ class _ResumeOnlySuite(RoundTripSuite):
     kind = "resume"
 
 
-def header_line(session_state, steals: bool = False) -> str:
+def header_line(session_state: Any, steals: bool = False) -> str:
     s = session_state.settings
     if s.blocked:
         return ("ckpt: round trips not run: the settings are not usable (see the failing "

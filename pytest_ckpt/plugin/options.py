@@ -13,10 +13,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.errors import ConfigError
 from pytest_ckpt.framework.formats import format_names, parse_format_list
-from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.search.masks import INDEPENDENT, POLICIES
 
 DEFAULT_EXAMPLES = 20
@@ -74,7 +75,7 @@ OPTIONS = (
 )
 
 
-def add_options(parser) -> None:
+def add_options(parser: Any) -> None:
     group = parser.getgroup("ckpt", "checkpoint round trips (pytest-ckpt)")
     for opt in OPTIONS:
         if opt.kind == "bool":
@@ -88,7 +89,7 @@ def add_options(parser) -> None:
                           default=opt.default)
 
 
-def _raw(config, opt: Option):
+def _raw(config: Any, opt: Option) -> Any:
     value = config.getoption(opt.ini, None)
     if value is not None:
         if opt.kind == "linelist":
@@ -120,7 +121,7 @@ class Settings:
     blocked: bool = False
 
 
-def read_settings(config) -> Settings:
+def read_settings(config: Any) -> Settings:
     raw = {opt.name: _raw(config, opt) for opt in OPTIONS}
     s = Settings(
         roundtrip=bool(raw["roundtrip"]),
@@ -171,11 +172,11 @@ def read_settings(config) -> Settings:
     return s
 
 
-def _entries(lines) -> list[str]:
+def _entries(lines: Any) -> list[str]:
     return [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]
 
 
-def parse_examples(value) -> int:
+def parse_examples(value: Any) -> int:
     try:
         n = int(str(value).strip())
     except ValueError:
@@ -186,7 +187,7 @@ def parse_examples(value) -> int:
     return n
 
 
-def parse_masks(value) -> str:
+def parse_masks(value: Any) -> str:
     policy = str(value or INDEPENDENT).strip()
     if policy not in POLICIES:
         raise ConfigError(f"--ckpt-masks / ckpt_masks must be one of {', '.join(POLICIES)}, "
@@ -194,7 +195,7 @@ def parse_masks(value) -> str:
     return policy
 
 
-def parse_isolation(value) -> Isolation:
+def parse_isolation(value: Any) -> Isolation:
     text = str(value or Isolation.PROCESS.value).strip()
     try:
         return Isolation(text)
@@ -203,7 +204,7 @@ def parse_isolation(value) -> Isolation:
                           f"{', '.join(i.value for i in Isolation)}, got {value!r}") from None
 
 
-def check_report(value) -> str | None:
+def check_report(value: Any) -> str | None:
     """None or a file path whose folder exists: found now, not after the whole run."""
     text = str(value or "").strip()
     if not text:
@@ -221,7 +222,7 @@ def check_report(value) -> str | None:
                       "existing folder")
 
 
-def check_tmpdir(value) -> str | None:
+def check_tmpdir(value: Any) -> str | None:
     """None (the system temp dir) or an existing directory we can write to."""
     text = str(value or "").strip()
     if not text:
@@ -241,7 +242,7 @@ def check_tmpdir(value) -> str | None:
                       "directory (or leave it unset for the system temp dir)")
 
 
-def hypothesis_seed(config):
+def hypothesis_seed(config: Any) -> Any:
     """``--hypothesis-seed`` as given (Hypothesis's own plugin adds the option).
 
     It is only ever hashed with a node id into each check's seed, so it need

@@ -12,18 +12,20 @@ from no choice (with ``-n``, xdist itself turns it into ``load``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytest_ckpt.plugin.session import DIST_CHOSEN_KEY, SESSION_KEY
 
 # 3.2.0 could hang when a steal met an empty queue (xdist #884, fixed in 3.2.1).
 FIRST_SAFE_WORKSTEAL = "3.2.1"
 
 
-def dist_chosen(option) -> bool:
+def dist_chosen(option: Any) -> bool:
     """Whether the command line or addopts named a scheduler (read before xdist fills in ``load``)."""
     return getattr(option, "dist", "no") != "no" or bool(getattr(option, "distload", False))
 
 
-def steals_work(config) -> bool:
+def steals_work(config: Any) -> bool:
     """Whether this run's xdist workers get work stealing: workers that run items,
     generated checks, no ``--dist`` of the user's, and an xdist whose work stealing is safe."""
     state = config.stash[SESSION_KEY]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ class ItemRecord:
     verdict: str  # "pass", "FAIL: swapped", "skip", ...
 
     @classmethod
-    def from_report(cls, report) -> ItemRecord | None:
+    def from_report(cls, report: Any) -> ItemRecord | None:
         props = dict(report.user_properties)
         if "ckpt_kind" not in props:
             return None
@@ -49,7 +50,7 @@ class CkptSession:
     golden_folders: dict[str, str] = field(default_factory=dict)
 
     @property
-    def seed(self):
+    def seed(self) -> Any:
         """The session seed: ``--hypothesis-seed`` if given; 0 under a
         derandomized Hypothesis profile (Hypothesis loads "ci" when CI is set),
         so CI runs replay; else a random one."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pytest_ckpt.plugin.session import CkptSession
 
 
-def matrix(records, factories=()) -> str:
+def matrix(records: Any, factories: Any=()) -> str:
     """A Markdown grid: one row per factory, one column per format, verdict words in the cells.
 
     Rows follow ``factories`` (the configured order), then the rest by name:
@@ -30,7 +31,7 @@ def matrix(records, factories=()) -> str:
     return "\n".join(lines)
 
 
-def write_summary(terminalreporter, state: CkptSession) -> None:
+def write_summary(terminalreporter: Any, state: CkptSession) -> None:
     if state.records:
         table = matrix(state.records, state.settings.models)
         terminalreporter.write_sep("=", "pytest-ckpt results")

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pytest_ckpt.checks.comparison import Verdict, VariableKind, VariableOutcome
+from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
+from pytest_ckpt.checks.outcomes import RoundTripResult
 from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation
 from pytest_ckpt.framework.messages import optimizer_skipped, unknown_class
-from pytest_ckpt.checks.outcomes import RoundTripResult
 
 MAX_ROWS = 40
 Diagnosis = tuple[str, str]
@@ -365,7 +365,6 @@ def _resume_cause(result: Any) -> Diagnosis:
                 "numbers drawn without a seed generator the layer owns, or an unseeded global state)",
                 "draw random numbers through keras.random with a keras.random.SeedGenerator held by "
                 "the layer, or call keras.utils.set_random_seed(...) before building and training")
-    d = result.divergence
     unbuilt = result.optimizer_unbuilt_at_load and not restores_on_creation(result.format)
     if unbuilt or optimizer_skipped(result.warnings) is not None:
         return optimizer_cause(result.format, result.warnings, same, True, unbuilt=unbuilt)
@@ -389,6 +388,7 @@ def render_resume(result: Any, *, seed: object = None, reproduce: str | None = N
     """The report of a resume check (see :mod:`pytest_ckpt.checks.resume`)."""
     if result.ok:
         return str(result.summary())
+    d = result.divergence
     lines = _head(f"resumed training differs from training that never stopped: {result.factory}",
                   result, notes, save_note=f" (trained {result.steps} steps, then saved)",
                   load_note=f" (the uninterrupted run switched to it; the resumed run loaded under it; "
@@ -399,7 +399,6 @@ def render_resume(result: Any, *, seed: object = None, reproduce: str | None = N
     if result.train_error:
         lines.append(f"  training after the load raised {result.train_error[0]}:")
         lines += ["    " + line for line in result.train_error[1].splitlines()[-50:]]
-    d = result.divergence
     if d:
         lines.append(f"  first difference: after resumed step {d.step} of {result.steps}, "
                      f"{d.display} ({d.key}): {d.detail}")

@@ -38,7 +38,7 @@ Example = dict[str, Any]
 
 
 class _Failed(AssertionError):
-    def __init__(self, result: Result):
+    def __init__(self, result: Result) -> None:
         super().__init__(result.summary())
         self.result = result
 

@@ -26,8 +26,10 @@ spread evenly over the rest.
 
 from __future__ import annotations
 
-from pytest_ckpt.search.masks import SAME, FreezeMask, current_mask
+from typing import Any
+
 from pytest_ckpt.framework.tree import LayerNode, LayerTree
+from pytest_ckpt.search.masks import SAME, FreezeMask, current_mask
 
 MAX_FIXED_PAIRS = 32
 
@@ -98,7 +100,7 @@ def covering_masks(tree: LayerTree, budget: int) -> list[FreezeMask]:
 
 
 def fixed_pairs(save_tree: LayerTree, load_tree: LayerTree, policy: str, *,
-                limit: int = MAX_FIXED_PAIRS, translate=None) -> list[tuple[FreezeMask, FreezeMask]]:
+                limit: int = MAX_FIXED_PAIRS, translate: Any=None) -> list[tuple[FreezeMask, FreezeMask]]:
     """(save mask, load mask) pairs, the first being nothing frozen on both sides.
 
     ``translate(mask)`` maps a save-side mask onto the loading model (a
@@ -122,7 +124,7 @@ def fixed_pairs(save_tree: LayerTree, load_tree: LayerTree, policy: str, *,
     return unique[:limit]
 
 
-def split(pair: tuple[FreezeMask, FreezeMask], translate=None) -> list[tuple[FreezeMask, FreezeMask]]:
+def split(pair: tuple[FreezeMask, FreezeMask], translate: Any=None) -> list[tuple[FreezeMask, FreezeMask]]:
     """The single-layer pairs inside a fixed pair that freezes several layers ([] if it freezes one)."""
     translate = translate or (lambda m: m)
     save, load = pair

@@ -30,13 +30,13 @@ class FreezeMask:
     labels: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_paths(cls, tree: LayerTree, paths) -> FreezeMask:
+    def from_paths(cls, tree: LayerTree, paths: Any) -> FreezeMask:
         paths = frozenset(tuple(p) for p in paths)
         labels = tuple(n.display for n in tree.nodes if n.index_path in paths)
         return cls(paths, labels)
 
     @classmethod
-    def from_names(cls, tree: LayerTree, names) -> FreezeMask:
+    def from_names(cls, tree: LayerTree, names: Any) -> FreezeMask:
         """A mask from layer name paths as reports print them ("block/a", "resnet_small")."""
         by_name = {n.display: n.index_path for n in tree.nodes}
         unknown = [name for name in names if name not in by_name]
@@ -94,7 +94,7 @@ class TrainableState:
                 variable.trainable = flag
 
 
-def _settable_variables(model) -> list:
+def _settable_variables(model: Any) -> list:
     variables = []
     for v in model.weights:
         if isinstance(getattr(type(v), "trainable", None), property) and type(v).trainable.fset:
@@ -102,7 +102,7 @@ def _settable_variables(model) -> list:
     return variables
 
 
-def _set_layer_flags(tree: LayerTree, flags) -> None:
+def _set_layer_flags(tree: LayerTree, flags: Any) -> None:
     # Pre-order: a parent's setter propagates to its children, which are
     # then set to their own value right after.
     # Every flag is set, even one that already holds: the setter also resets
@@ -138,7 +138,7 @@ def frozen_by(mask: FreezeMask, index_path: tuple[int, ...]) -> bool:
 
 
 @contextmanager
-def masked(tree: LayerTree, mask: FreezeMask):
+def masked(tree: LayerTree, mask: FreezeMask) -> Any:
     """Apply ``mask`` for the duration of the block, then put every flag back."""
     before = TrainableState.of(tree)
     try:

@@ -5,18 +5,20 @@ Import this only where Hypothesis is wanted: it imports Hypothesis.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
 
-from pytest_ckpt.search.masks import SAME, FreezeMask
 from pytest_ckpt.framework.tree import LayerTree
+from pytest_ckpt.search.masks import SAME, FreezeMask
 
 
-def _as_tree(model_or_tree):
+def _as_tree(model_or_tree: Any) -> Any:
     """A layer tree, or anything that lists maskable nodes (a loading side's Structure)."""
     return model_or_tree if hasattr(model_or_tree, "maskable") else LayerTree(model_or_tree)
 
 
-def freeze_masks(model) -> st.SearchStrategy[FreezeMask]:
+def freeze_masks(model: Any) -> st.SearchStrategy[FreezeMask]:
     """Masks over every layer of ``model``'s tree that has weights, nested models included.
 
     One boolean per layer: Hypothesis shrinks booleans to False, so a
@@ -35,8 +37,8 @@ def freeze_masks(model) -> st.SearchStrategy[FreezeMask]:
     return st.lists(st.booleans(), min_size=len(paths), max_size=len(paths)).map(build)
 
 
-def mask_pairs(save_model, load_model=None, *, policy: str = "independent",
-               translate=None) -> st.SearchStrategy[tuple[FreezeMask, FreezeMask]]:
+def mask_pairs(save_model: Any, load_model: Any=None, *, policy: str = "independent",
+               translate: Any=None) -> st.SearchStrategy[tuple[FreezeMask, FreezeMask]]:
     """(save mask, load mask) pairs under a masks policy.
 
     ``independent``: drawn separately (on each model's own tree, for a

@@ -100,7 +100,7 @@ def verdict(r):
 
 def row(r, cmd):
     """One markdown row: the command, verdict counts, save/load error, warnings, outputs diff."""
-    err = r.get("save_error") and f"SAVE: {r['save_error']}" or r.get("load_error") or ""
+    err = (r.get("save_error") and f"SAVE: {r['save_error']}") or r.get("load_error") or ""
     warn = [w for w in r.get("warnings", []) if "HDF5 file via" not in w]
     diff = r.get("outputs_max_diff")
     diff = f"{diff:.3g}" if isinstance(diff, float) else str(diff)

@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from roundtrip import dtype_name, framework_of, named_variables, sublayers  # noqa: E402
+from roundtrip import dtype_name, framework_of, named_variables, sublayers
 
 
 def main(spec):

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from pytest_ckpt.checks.comparison import (CHANGED, CREATED_AFTER, NOT_LOADED, SWAPPED, ExpectedValues,
-                                    fingerprint)
+from pytest_ckpt.checks.comparison import CHANGED, CREATED_AFTER, NOT_LOADED, SWAPPED, ExpectedValues, fingerprint
 from pytest_ckpt.checks.comparison import classify as classify_digests
 
 A = np.array([1.5, 1.25], np.float32)

@@ -3,8 +3,8 @@
 import pytest
 
 from pytest_ckpt.errors import UnknownFormatError
-from pytest_ckpt.framework.formats import (FormatNotApplicable, applicable, format_names, get_format,
-                                           parse_format_list)
+from pytest_ckpt.framework.formats import FormatNotApplicable, applicable, format_names, get_format, parse_format_list
+
 
 def test_format_lists_and_names():
     assert parse_format_list("h5, keras-weights,h5") == ["h5", "keras-weights"]

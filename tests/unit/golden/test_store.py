@@ -7,8 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_ckpt.framework.chatter import without_startup_noise
-from pytest_ckpt.golden.store import (DISTINCT, HEADER, GoldenError, GoldenVariable, Manifest, encode,
-                                frozen_paths, frozen_text, golden_location)
+from pytest_ckpt.golden.store import (
+    DISTINCT,
+    HEADER,
+    GoldenError,
+    GoldenVariable,
+    Manifest,
+    encode,
+    frozen_paths,
+    frozen_text,
+    golden_location,
+)
 
 
 def test_folder_name_encoding_is_injective_on_the_classic_collisions():
@@ -52,7 +61,7 @@ def test_older_manifests_ask_for_an_update(tmp_path, version):
     # v1 and v2 keyed variables by layer position, not by what the format loads by.
     path = tmp_path / "manifest.txt"
     path.write_text(manifest().dumps().replace(HEADER, f"# pytest-ckpt golden manifest {version}"))
-    with pytest.raises(GoldenError, match="older pytest-ckpt.*--ckpt-update"):
+    with pytest.raises(GoldenError, match=r"older pytest-ckpt.*--ckpt-update"):
         Manifest.load(path)
 
 

@@ -5,9 +5,8 @@ import os
 import pytest
 
 from pytest_ckpt.errors import ConfigError
-from pytest_ckpt.plugin.options import check_report, check_tmpdir, parse_examples, parse_masks
+from pytest_ckpt.plugin.options import Settings, check_report, check_tmpdir, parse_examples, parse_masks
 from pytest_ckpt.plugin.session import CkptSession
-from pytest_ckpt.plugin.options import Settings
 
 
 def test_examples_must_be_a_positive_whole_number():

@@ -3,6 +3,7 @@
 from pytest_ckpt.plugin.session import ItemRecord
 from pytest_ckpt.plugin.summary import matrix
 
+
 def test_matrix_is_a_factory_by_format_grid_in_the_formats_own_order():
     table = matrix([ItemRecord("roundtrip", "m:f", "h5", "FAIL: swapped"),
                     ItemRecord("roundtrip", "m:f", "keras", "pass"),

@@ -1,10 +1,10 @@
 """Failure reports from typed results (no TensorFlow: results are built by hand)."""
 
 from pytest_ckpt.checks.comparison import NOT_LOADED, SWAPPED, VariableOutcome
-from pytest_ckpt.search.masks import FreezeMask
+from pytest_ckpt.checks.outcomes import Facts, RoundTripResult
 from pytest_ckpt.framework.probe import OutputDifference
 from pytest_ckpt.report.diagnosis import diagnose, render
-from pytest_ckpt.checks.outcomes import Facts, RoundTripResult
+from pytest_ckpt.search.masks import FreezeMask
 
 NOTHING = FreezeMask.nothing()
 ONE = FreezeMask(frozenset({(1, 1)}), ("block/dense",))
@@ -128,7 +128,7 @@ def test_layers_no_object_graph_reaches_are_named_never_custom_saving_code_the_m
                            verdict=NOT_LOADED)
     r = result(fmt="tf-checkpoint", save=NOTHING, outcomes=[lost],
                facts=Facts(untracked=["dense (held in self.blocks, a list)"]))
-    cause, remedy = diagnose(r)
+    cause, _ = diagnose(r)
     assert "dense (held in self.blocks, a list)" in cause and "save_own_variables" not in cause
     plain = result(fmt="keras-weights", save=NOTHING, outcomes=[lost])
     assert "save_own_variables" not in diagnose(plain)[0]
