@@ -94,7 +94,7 @@ def classify(*, key: str, display: str, shape: tuple[int, ...], dtype: str, got:
     actually there), :data:`CREATED_AFTER` for a variable created after the
     load, or None when nothing is known (a model ``load_model`` built anew).
     """
-    base = dict(key=key, display=display, shape=tuple(shape), dtype=dtype, kind=kind)
+    base: dict[str, Any] = dict(key=key, display=display, shape=tuple(shape), dtype=dtype, kind=kind)
     if preload is not None and got == preload and int(np.prod(shape)):
         return VariableOutcome(verdict=Verdict.NOT_LOADED, **base)  # type: ignore[arg-type]
     sources = expected.sources(got, skip=key)

@@ -57,7 +57,8 @@ POOL_SIZE = 2
 class Loader(Protocol):
     """A loading side: ``call("build", ...)``, ``call("load", ...)``... of :class:`LoadSide`."""
 
-    hash_seed: int | None
+    @property
+    def hash_seed(self) -> int | None: ...
 
     def call(self, method: str, *args: Any) -> Any: ...
 

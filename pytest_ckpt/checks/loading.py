@@ -40,7 +40,7 @@ from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of, framework_of, framework_roots
 from pytest_ckpt.framework.factories import FactoryRef, build, resolve
 from pytest_ckpt.framework.formats import get_format
-from pytest_ckpt.framework.messages import unknown_class_line
+from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tree import LayerTree
 from pytest_ckpt.search.masks import FreezeMask, apply_mask
 
@@ -161,16 +161,6 @@ class ResumeReport:
 MAX_DIFFERING = 40
 
 
-def describe(exc: BaseException) -> tuple[str, str]:
-    """(exception class name, message), the message cut to a readable length."""
-    message = str(exc).strip()
-    if len(message) > 600:
-        # Keras puts the class it could not find after the whole config: keep that line.
-        unknown = unknown_class_line(message[600:])
-        message = message[:600] + " ..." + (f" {unknown[:300]}" if unknown else "")
-    return type(exc).__name__, message
-
-
 def _digest_text(text: str) -> str:
     return fingerprint(np.frombuffer(text.encode(), dtype=np.uint8))[:16]
 
@@ -186,7 +176,8 @@ def _layout(tree: LayerTree) -> list[str]:
     except Exception:  # a subclassed model without get_config: its tree is all there is
         return lines
     layers = config.get("layers", []) if isinstance(config, dict) else []
-    wiring = [[layer.get("name"), layer.get("inbound_nodes")] for layer in layers if isinstance(layer, dict)]
+    wiring: list[Any] = [[layer.get("name"), layer.get("inbound_nodes")] for layer in layers
+                         if isinstance(layer, dict)]
     wiring += [config.get("input_layers"), config.get("output_layers")] if isinstance(config, dict) else []
     return lines + [f"wiring {_digest_text(json.dumps(wiring, sort_keys=True, default=str))}",
                     f"config {_digest_text(text)}"]

@@ -20,6 +20,18 @@ class Matching(enum.StrEnum):
     POSITION = "architecture position"  # a migration: two frameworks' builds, variable by variable
 
 
+
+class CheckKind(enum.StrEnum):
+    """What a generated item checks (its node id's first part)."""
+
+    ROUNDTRIP = "roundtrip"
+    MIGRATION = "migration"
+    RESUME = "resume"
+
+    @property
+    def words(self) -> str:
+        return "round trip" if self is CheckKind.ROUNDTRIP else self.value
+
 @dataclass
 class Facts:
     """What is known about a failure beyond its verdicts; causes are decided from these."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from pytest_ckpt.checks.comparison import fingerprint
 from pytest_ckpt.checks.isolation import Isolation
-from pytest_ckpt.checks.loading import ResumeRequest, describe
+from pytest_ckpt.checks.loading import ResumeRequest
 from pytest_ckpt.checks.optimizer_state import (
     OPTIMIZER_PREFIX,
     attach_fresh_optimizer,
@@ -50,6 +50,7 @@ from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.formats import get_format
+from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tree import LayerTree
 from pytest_ckpt.search.masks import FreezeMask, current_mask, frozen_by, masked
 
@@ -120,7 +121,7 @@ class ResumeResult:
         if self.blew_up:
             return f"{self.factory} [{self.format}]: training that never stopped reached NaN or inf"
         error = self.save_error or self.load_error or self.train_error
-        return f"{self.factory} [{self.format}]: {error[0]}"
+        return f"{self.factory} [{self.format}]: {error[0] if error else 'failed'}"
 
 
 def synthetic_batches(model: Any, steps: int) -> list[Batch]:
@@ -306,7 +307,11 @@ class ResumeRun:
                 for slot in self._trainer.start():
                     if slot.key in carried:
                         slot.variable.assign(carried[slot.key])
-            fit_steps(saver.model, self.batches[self.steps:], lambda step: bool(reference.append(state(saver))))
+            def record(step: int) -> bool:
+                reference.append(state(saver))
+                return False  # never stops: the reference trains every step
+
+            fit_steps(saver.model, self.batches[self.steps:], record)
         return reference
 
     def _resumed(self, path: Path, load_mask: FreezeMask, reference: list[dict[str, tuple[str, np.ndarray]]],

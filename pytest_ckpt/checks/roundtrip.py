@@ -31,7 +31,7 @@ import numpy as np
 
 from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
 from pytest_ckpt.checks.isolation import InlineLoader, Isolation, Loader, process_loaders
-from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, describe, refresh_caches, structure_of
+from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, refresh_caches, structure_of
 from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
 from pytest_ckpt.checks.outcomes import CheckOutcome, Facts, Matching, RoundTripResult
 from pytest_ckpt.errors import FactoryError
@@ -41,6 +41,7 @@ from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of
 from pytest_ckpt.framework.factories import as_callable, build, factory_ref
 from pytest_ckpt.framework.formats import Format, get_format
+from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree, adapted_state, untracked_layers
 from pytest_ckpt.framework.unsaved import unsaved

@@ -192,7 +192,7 @@ def learning_rate_schedule(optimizer: Any) -> Any | None:
     return schedule if callable(schedule) and not hasattr(schedule, "assign") else None
 
 
-def optimizer_slots(optimizer: Any, model_variables: Any) -> list[tuple[object, object | None, str]]:
+def optimizer_slots(optimizer: Any, model_variables: Any) -> list[tuple[Any, Any | None, str]]:
     """(optimizer variable, the model variable it serves or None, its kind) for each.
 
     Keras restores optimizer variables by position; to compare them by the

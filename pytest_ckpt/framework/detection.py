@@ -166,7 +166,7 @@ def framework_roots() -> list[str]:
     roots = []
     for name in ("pytest_ckpt", "keras", "tensorflow", "tf_keras", "jax", "torch", "numpy", "h5py",
                  "orbax", "keras_hub"):
-        module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            roots.append(os.path.dirname(os.path.abspath(module.__file__)) + os.sep)
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        if origin:
+            roots.append(os.path.dirname(os.path.abspath(origin)) + os.sep)
     return roots

@@ -104,19 +104,21 @@ def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is build() itself
     roots = framework_roots()
     own = [f for f in frames if not any(os.path.abspath(f.filename).startswith(r) for r in roots)]
-    frame = (own or frames or [None])[-1]
-    return f" (at {frame.filename}:{frame.lineno} in {frame.name})" if frame else ""
+    chosen = own or list(frames)
+    if not chosen:
+        return ""
+    frame = chosen[-1]
+    return f" (at {frame.filename}:{frame.lineno} in {frame.name})"
 
 
 def factory_ref(factory: Callable[..., Any] | str) -> FactoryRef | None:
     """How a fresh process finds ``factory``; None for one it cannot (a local function,
     a lambda, something defined in ``__main__``)."""
     if isinstance(factory, str):
-        module_name = factory.strip().partition(":")[0]
-        module = sys.modules.get(module_name)
+        module = sys.modules.get(factory.strip().partition(":")[0])
         return FactoryRef(factory.strip(), getattr(module, "__file__", None))
-    module_name = getattr(factory, "__module__", None)
-    qualname = getattr(factory, "__qualname__", None)
+    module_name: str | None = getattr(factory, "__module__", None)
+    qualname: str | None = getattr(factory, "__qualname__", None)
     module = sys.modules.get(module_name or "")
     if not module_name or not qualname or module is None or module_name == "__main__" or "<" in qualname:
         return None

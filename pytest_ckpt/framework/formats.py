@@ -52,7 +52,7 @@ class Format:
     def save(self, model: Any, path: Path) -> None:
         raise NotImplementedError
 
-    def load(self, model: Any, path: Path) -> None:
+    def load(self, model: Any, path: Path) -> Any:
         """Load ``path`` into ``model``; returns the model now holding the loaded state."""
         raise NotImplementedError
 
@@ -233,7 +233,7 @@ def get_format(name: str, framework: str = KERAS3, backend: str | None = None) -
             if not _runs_on(f, backend):
                 usable = [g.name for g in _ALL if framework in g.frameworks and _runs_on(g, backend)]
                 raise FormatNotApplicable(
-                    f"format {name!r} needs the {'/'.join(sorted(f.backends))} backend; Keras runs "
+                    f"format {name!r} needs the {'/'.join(sorted(f.backends or ()))} backend; Keras runs "
                     f"on {backend} here; formats for it: {', '.join(usable)}")
             return f
     raise FormatNotApplicable(

@@ -51,3 +51,18 @@ def unknown_class_line(message: str) -> str | None:
 def is_noise(message: str) -> bool:
     """A notice Keras prints on every legacy save: never part of a report."""
     return bool(_LEGACY_NOTICE.search(message))
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(exception class name, message), the message cut to a readable length."""
+    message = str(exc).strip()
+    if len(message) > 600:
+        # Keras puts the class it could not find after the whole config: keep that line.
+        unknown = unknown_class_line(message[600:])
+        message = message[:600] + " ..." + (f" {unknown[:300]}" if unknown else "")
+    return type(exc).__name__, message
+
+
+def one_line(exc: BaseException) -> str:
+    """``Class: message`` on one line, for messages that quote it inline."""
+    return " ".join("{}: {}".format(*describe(exc)).split())

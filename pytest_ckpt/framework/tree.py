@@ -22,7 +22,7 @@ class LayerNode:
     """One layer in the tree, found at ``index_path`` from the root."""
 
     index_path: tuple[int, ...]
-    layer: object = field(compare=False, repr=False)
+    layer: Any = field(compare=False, repr=False)  # a Keras layer
     display: str = field(compare=False)
     # "0:Functional/3:Dense": index path with class names, for keys.
     key: str = field(compare=False, default="")
@@ -35,7 +35,7 @@ class LayerNode:
 @dataclass(frozen=True)
 class VariableEntry:
     key: str
-    variable: object = field(repr=False)
+    variable: Any = field(repr=False)  # a Keras variable
     display: str
     shape: tuple[int, ...]
     dtype: str
@@ -67,7 +67,7 @@ class LayerTree:
         seen.add(id(layer))
         children = [c for c in compat.child_layers(layer) if id(c) not in seen]
         position = len(self.nodes)
-        self.nodes.append(None)  # placeholder: pre-order, filled after the children
+        self.nodes.append(None)  # type: ignore[arg-type]  # pre-order: filled after the children
         for i, child in enumerate(compat.child_layers(layer)):
             if id(child) in seen:
                 continue

@@ -38,7 +38,7 @@ def unsaved(tree: LayerTree) -> list[tuple[str, str]]:
     return found
 
 
-def describe(found: list[tuple[str, str]]) -> str:
+def unsaved_note(found: list[tuple[str, str]]) -> str:
     """One line: what was left out of the comparison, grouped by reason."""
     by_reason: dict[str, list[str]] = {}
     for path, why in found:

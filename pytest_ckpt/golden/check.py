@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 
 from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
-from pytest_ckpt.checks.loading import describe, refresh_caches
+from pytest_ckpt.checks.loading import refresh_caches
 from pytest_ckpt.errors import CkptError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of, framework_of
 from pytest_ckpt.framework.formats import Format, MatchesBy, get_format
+from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree
 from pytest_ckpt.framework.values import iter_distinct_values, numpy_dtype
@@ -54,10 +55,9 @@ from pytest_ckpt.golden.store import (
     frozen_text,
 )
 from pytest_ckpt.inspect.readers import Checkpoint, open_checkpoint
-from pytest_ckpt.report.diagnosis import tail
+from pytest_ckpt.report.diagnosis import MAX_ROWS, tail
 from pytest_ckpt.search.masks import INDEPENDENT, POLICIES, FreezeMask, TrainableState, current_mask, masked
 
-MAX_ROWS = 40
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
 OPTIMIZER_PREFIX = "optimizer/"
 # Rounding differences between two CPUs or backends, in units of the compute

@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,9 +285,9 @@ def _publish(staged: Path, target: Path) -> None:
 
 def save_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     """``.npz`` bytes that load without pickle (strings stored as unicode arrays)."""
-    clean = {}
-    for name, value in arrays.items():
-        value = widened(np.asarray(value))
+    clean: dict[str, Any] = {}
+    for name, array in arrays.items():
+        value: Any = widened(np.asarray(array))
         if value.dtype == object:
             value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()],
                              dtype=str).reshape(value.shape)
@@ -378,36 +379,38 @@ class GoldenFolder:
             manifest = Manifest.parse(data, self.manifest_path)
             for name, expected in ((manifest.checkpoint, manifest.checkpoint_sha256),
                                    (OUTPUTS, manifest.outputs_sha256)):
-                shown = self.path / name
-                h = hashlib.sha256()
-                try:
-                    with open(name, "rb", opener=opener) as source, open(into / name, "wb") as copy:
-                        for block in iter(lambda: source.read(1 << 20), b""):
-                            h.update(block)
-                            copy.write(block)
-                except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-                    if swapped():
-                        raise _Swapped() from None
-                    if shown.exists() and not shown.is_file():
-                        raise GoldenError(f"golden file {shown} is not a file "
-                                          f"(listed in {self.manifest_path})") from None
-                    if not shown.exists():
-                        raise GoldenError(f"golden file {shown} is missing "
-                                          f"(listed in {self.manifest_path})") from None
-                    raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
-                except OSError as exc:
-                    if shown.is_symlink():
-                        raise GoldenError(f"golden file {shown} is a symbolic link (listed in "
-                                          f"{self.manifest_path}): a golden's files must be plain "
-                                          "files in its folder") from None
-                    raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
-                if h.hexdigest() != expected:
-                    raise GoldenError(f"golden file {shown} does not match its manifest "
-                                      f"{self.manifest_path} (edited, truncated or half-written?)")
+                self._copy_file(name, expected, into, opener, swapped)
             return manifest
         finally:
             if folder is not None:
                 os.close(folder)
+
+    def _copy_file(self, name: str, expected: str, into: Path, opener: Callable[[Any, int], int],
+                   swapped: Callable[[], bool]) -> None:
+        """One listed file copied out of the open folder, its checksum checked."""
+        shown = self.path / name
+        h = hashlib.sha256()
+        try:
+            with open(name, "rb", opener=opener) as source, open(into / name, "wb") as copy:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    h.update(block)
+                    copy.write(block)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            if swapped():
+                raise _Swapped() from None
+            if shown.exists() and not shown.is_file():
+                raise GoldenError(f"golden file {shown} is not a file (listed in {self.manifest_path})") from None
+            if not shown.exists():
+                raise GoldenError(f"golden file {shown} is missing (listed in {self.manifest_path})") from None
+            raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
+        except OSError as exc:
+            if shown.is_symlink():
+                raise GoldenError(f"golden file {shown} is a symbolic link (listed in {self.manifest_path}): "
+                                  "a golden's files must be plain files in its folder") from None
+            raise GoldenError(f"cannot read golden file {shown}: {exc}") from None
+        if h.hexdigest() != expected:
+            raise GoldenError(f"golden file {shown} does not match its manifest "
+                              f"{self.manifest_path} (edited, truncated or half-written?)")
 
     def write(self, save: Any, manifest: Manifest, arrays: dict[str, np.ndarray]) -> Manifest:
         """``save(path)`` writes the checkpoint; the manifest gets the files' checksums."""

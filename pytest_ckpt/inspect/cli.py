@@ -21,10 +21,12 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.framework.messages import one_line
 from pytest_ckpt.inspect import readers as checkpoint_files
 from pytest_ckpt.inspect.readers import (
     BLOCK_BYTES,
@@ -32,13 +34,11 @@ from pytest_ckpt.inspect.readers import (
     CheckpointFileError,
     StoredVariable,
     block_indexes,
-    describe,
     dtype_name,
     is_tf_checkpoint,
     open_checkpoint,
 )
-
-MAX_ROWS = 40
+from pytest_ckpt.report.diagnosis import MAX_ROWS
 
 
 def _size(ckpt: Checkpoint) -> str:
@@ -105,8 +105,8 @@ def _compare(a: Checkpoint, x: StoredVariable, b: Checkpoint, y: StoredVariable)
     limit = BLOCK_BYTES if x.sliceable and y.sliceable else None
     equal, worst = True, 0.0
     digests = None if x.dtype.hasobject else (hashlib.sha1(), hashlib.sha1())
-    blocks = ((a.read(x, index), b.read(y, index))
-              for index in block_indexes(x.shape, x.dtype.itemsize, limit))
+    blocks: Iterable[tuple[Any, Any]] = ((a.read(x, index), b.read(y, index))
+                                         for index in block_indexes(x.shape, x.dtype.itemsize, limit))
     if math.prod(x.shape):
         fills = _fill(x), _fill(y)
         if fills[0] is not None and fills[1] is not None:
@@ -231,7 +231,7 @@ def _run(args: Any) -> int:
     except BrokenPipeError:
         raise
     except Exception as exc:  # a bug of ours; still one line, and marked as ours
-        print(f"error: {first}: internal error in pytest-ckpt: {describe(exc)}", file=sys.stderr)
+        print(f"error: {first}: internal error in pytest-ckpt: {one_line(exc)}", file=sys.stderr)
         return 2
 
 
@@ -255,7 +255,7 @@ def _child(args: Any, channel: int) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # libhdf5 and TensorFlow write to the file descriptors directly
     os.dup2(devnull, 2)
-    last = {"path": None, "at": 0.0}
+    last: dict[str, Any] = {"path": None, "at": 0.0}
 
     def beat(path: Any) -> None:
         now = time.monotonic()
@@ -291,22 +291,25 @@ def _start_child(args: Any, argv: Any, spawn: bool) -> Any:
                 os._exit(0)  # skip the parent's atexit work, and libhdf5's own
         os.close(write_end)
 
-        def wait() -> Any:
+        def reap() -> Any:
             os.close(read_end)
             return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
-        return read_end, lambda: os.kill(pid, signal.SIGKILL), wait
+        return read_end, lambda: os.kill(pid, signal.SIGKILL), reap
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.Popen(
         [sys.executable, "-c", "from pytest_ckpt.inspect.cli import _spawned_child; _spawned_child()",
          json.dumps(argv)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, env=env)
 
+    out = proc.stdout
+    assert out is not None  # stdout=PIPE
+
     def wait() -> Any:
-        proc.stdout.close()
+        out.close()
         return proc.wait()
 
-    return proc.stdout.fileno(), proc.kill, wait
+    return out.fileno(), proc.kill, wait
 
 
 def _isolated(args: Any, argv: Any, spawn: bool) -> int:
@@ -383,5 +386,5 @@ def main(argv: Any=None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # fork or pipe failing: still one line
-        print(f"error: {paths[0]}: cannot start reading it: {describe(exc)}", file=sys.stderr)
+        print(f"error: {paths[0]}: cannot start reading it: {one_line(exc)}", file=sys.stderr)
         return 2

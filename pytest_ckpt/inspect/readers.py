@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from pytest_ckpt.errors import CkptError
+from pytest_ckpt.framework.messages import one_line
 
 BLOCK_BYTES = 4 << 20
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -92,15 +93,13 @@ class Checkpoint:
 
     def read(self, variable: StoredVariable, index: tuple = ()) -> np.ndarray:
         progress(self.path)
+        if variable.reader is None:
+            raise CheckpointFileError(f"{self.path}: {variable.key} has no reader")
         try:
             return np.asarray(variable.reader(index))
         except Exception as exc:
             raise CheckpointFileError(
-                f"{self.path}: cannot read the values of {variable.key}: {describe(exc)}") from None
-
-
-def describe(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
+                f"{self.path}: cannot read the values of {variable.key}: {one_line(exc)}") from None
 
 
 def natural_key(text: str) -> tuple:
@@ -109,10 +108,11 @@ def natural_key(text: str) -> tuple:
 
 
 def dtype_name(dtype: np.dtype) -> str:
-    ref = (dtype.metadata or {}).get("ref")  # how h5py marks references
+    metadata: dict[str, Any] = dict(dtype.metadata or {})
+    ref = metadata.get("ref")  # how h5py marks references
     if ref is not None:
         return "region reference" if "Region" in ref.__name__ else "object reference"
-    vlen = (dtype.metadata or {}).get("vlen")  # how h5py marks variable-length data
+    vlen = metadata.get("vlen")  # how h5py marks variable-length data
     return f"variable-length {getattr(vlen, '__name__', vlen)}" if vlen is not None else str(dtype)
 
 
@@ -126,7 +126,7 @@ def block_indexes(shape: tuple[int, ...], itemsize: int, limit: int | None = BLO
     if k == 0:
         yield ()
         return
-    step = max(1, limit // row)
+    step = max(1, limit // row) if limit is not None else 1
     for outer in np.ndindex(*shape[:k - 1]):
         for start in range(0, shape[k - 1], step):
             yield (*outer, slice(start, start + step))
@@ -144,7 +144,7 @@ def open_checkpoint(path: Any) -> Iterator[Checkpoint]:
         except CheckpointFileError as exc:
             raise CheckpointFileError(f"{shown}: {exc}") from None
         except Exception as exc:  # h5py, zipfile and TF raise anything on a corrupt file
-            raise CheckpointFileError(f"{shown}: unreadable ({describe(exc)})") from None
+            raise CheckpointFileError(f"{shown}: unreadable ({one_line(exc)})") from None
         checkpoint.path = shown
         checkpoint.notes[:0] = notes
         yield checkpoint
@@ -241,7 +241,7 @@ def _open_h5(source: Any, stack: contextlib.ExitStack) -> Any:
         return stack.enter_context(_h5py().File(source, "r"))
     except Exception as exc:  # OSError, ValueError... depending on the damage
         raise CheckpointFileError(
-            f"not a readable HDF5 file (truncated or corrupt?): {describe(exc)}") from None
+            f"not a readable HDF5 file (truncated or corrupt?): {one_line(exc)}") from None
 
 
 def _h5_variable(key: str, dataset: Any, **kwargs: Any) -> StoredVariable:
@@ -287,7 +287,7 @@ def _ref_target(dataset: Any, ref: Any) -> Any:
     if not ref:
         return None
     h5r = _h5py().h5r
-    target = (_text(h5r.get_name(ref, dataset.id)),)
+    target: tuple[Any, ...] = (_text(h5r.get_name(ref, dataset.id)),)
     if isinstance(ref, _h5py().RegionReference):
         target += (h5r.get_region(ref, dataset.id).get_select_bounds(),)
     return target
@@ -332,7 +332,7 @@ def _list_attr(group: Any, name: str) -> list:
         items = [item for chunk in chunks for item in np.ravel(chunk).tolist()]
     except Exception as exc:
         raise CheckpointFileError(
-            f"attribute {name} of {_text(group.name)} is unreadable ({describe(exc)})") from None
+            f"attribute {name} of {_text(group.name)} is unreadable ({one_line(exc)})") from None
     if not all(isinstance(item, (bytes, str)) for item in items):
         raise CheckpointFileError(
             f"attribute {name} of {_text(group.name)} holds non-string values")
@@ -431,7 +431,7 @@ def _read_keras_archive(path: Path, stack: Any) -> Checkpoint:
         # Streamed from the archive, as Keras itself does: never the whole member in memory.
         member = stack.enter_context(archive.open("model.weights.h5"))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-        raise CheckpointFileError(f"not a readable .keras archive: {describe(exc)}") from None
+        raise CheckpointFileError(f"not a readable .keras archive: {one_line(exc)}") from None
     return Checkpoint(str(path), "keras", _h5_tree(_open_h5(member, stack)))
 
 
@@ -443,7 +443,7 @@ def _read_sharded(path: Path, stack: Any) -> Checkpoint:
         if not all(isinstance(s, str) for s in shards):
             raise TypeError("shard names must be strings")
     except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as exc:
-        raise CheckpointFileError(f"not a sharded Keras weights index: {describe(exc)}") from None
+        raise CheckpointFileError(f"not a sharded Keras weights index: {one_line(exc)}") from None
     variables, seen, notes = [], set(), []
     for shard in sorted(shards, key=natural_key):
         shard_path = path.parent / shard
@@ -495,6 +495,12 @@ def _without_fd2_startup_noise() -> Any:
                 print(kept, file=sys.stderr)
 
 
+def _tensor_reader(reader: Any, key: str) -> Callable[[tuple], Any]:
+    def read(index: tuple) -> Any:
+        return np.asarray(reader.get_tensor(key))[index]
+    return read
+
+
 def _read_tf_checkpoint(prefix: Path, stack: Any) -> Checkpoint:
     if not Path(f"{prefix}.index").is_file():
         raise CheckpointFileError(f"no TensorFlow checkpoint index {prefix}.index")
@@ -507,14 +513,14 @@ def _read_tf_checkpoint(prefix: Path, stack: Any) -> Checkpoint:
             import tensorflow as tf
         except ImportError as exc:
             raise CheckpointFileError(
-                f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({describe(exc)}); "
+                f"a TensorFlow checkpoint, and TensorFlow cannot be imported ({one_line(exc)}); "
                 "install tensorflow or tensorflow-cpu to read it") from None
         try:
             reader = tf.train.load_checkpoint(str(prefix))
             shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
         except Exception as exc:
             raise CheckpointFileError(
-                f"not a readable TensorFlow checkpoint: {describe(exc)}") from None
+                f"not a readable TensorFlow checkpoint: {one_line(exc)}") from None
     names, notes = {}, []
     if _TF_OBJECT_GRAPH in shapes:
         # The object graph records each variable's own name (full_name) next to its key.
@@ -524,7 +530,7 @@ def _read_tf_checkpoint(prefix: Path, stack: Any) -> Checkpoint:
             graph = tf_object_graph(reader.get_tensor(_TF_OBJECT_GRAPH))
             names = {a.checkpoint_key: a.full_name for n in graph.nodes for a in n.attributes}
         except Exception as exc:
-            notes.append(f"object graph unreadable, showing keys only ({describe(exc)})")
+            notes.append(f"object graph unreadable, showing keys only ({one_line(exc)})")
     variables = []
     for key in shapes:
         if key == _TF_OBJECT_GRAPH:
@@ -533,7 +539,7 @@ def _read_tf_checkpoint(prefix: Path, stack: Any) -> Checkpoint:
         variables.append(StoredVariable(
             shown, tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype),
             group=shown.rpartition("/")[0], name=names.get(key, ""), sliceable=False,
-            reader=lambda index, key=key: np.asarray(reader.get_tensor(key))[index]))
+            reader=_tensor_reader(reader, key)))
     variables.sort(key=lambda v: (natural_key(v.group), natural_key(v.key)))
     return Checkpoint(str(prefix), "tf-checkpoint", variables, notes)
 

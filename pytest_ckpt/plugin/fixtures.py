@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from pytest_ckpt.errors import CkptError
-from pytest_ckpt.plugin.session import SESSION_KEY
+from pytest_ckpt.plugin.session import SESSION_KEY, reproduce_line
 
 if TYPE_CHECKING:
     from pytest_ckpt.checks.outcomes import CheckOutcome
@@ -29,25 +29,13 @@ def _fail(message: str) -> None:
     except pytest.fail.Exception as failed:
         raise failed from None
 
-class RoundTripChecker:
-    """``ckpt_roundtrip.check(factory, *, formats=None, examples=None, masks=None)``.
-
-    Runs the round-trip check of ``factory`` (a zero-argument callable
-    returning a new, built model, or a ``"module:callable"`` string) in each
-    format, and fails the test with the report of every failing format.
-    Returns one :class:`~pytest_ckpt.checks.outcomes.CheckOutcome` per format.
-    """
+class _Checker:
+    """What the round-trip, migration and resume fixtures share: one check runner."""
 
     def __init__(self, request: Any) -> None:
         self._request = request
         self._state = request.config.stash[SESSION_KEY]
         self._calls = 0
-
-    def check(self, factory: Callable | str, *, formats: str | Sequence[str] | None = None,
-              examples: int | None = None, masks: str | None = None) -> list[CheckOutcome]:
-        return self._check(factory, None, formats=formats, examples=examples, masks=masks)
-
-    __call__ = check
 
     def _check(self, factory: Any, load_factory: Any, *, formats: Any, examples: Any, masks: Any,
                resume: dict | None = None) -> list[CheckOutcome]:
@@ -91,10 +79,9 @@ class RoundTripChecker:
             _fail(str(exc))
         failed = [o for o in outcomes if not o.passed]
         if failed:
-            reproduce = (f"pytest {shlex.quote(self._request.node.nodeid)} "
-                         f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
+            reproduce = reproduce_line([shlex.quote(self._request.node.nodeid)], self._state.seed)
             show = render_resume if resume is not None else render
-            pytest.fail("\n\n".join(show(o.failure, seed=self._state.seed, reproduce=reproduce,
+            pytest.fail("\n\n".join(show(cast(Any, o.failure), seed=self._state.seed, reproduce=reproduce,
                                          not_reproducible=o.not_reproducible, others=o.others,
                                          notes=[o.isolation_note] if o.isolation_note else ())
                                     for o in failed), pytrace=False)
@@ -107,17 +94,33 @@ def _frameworks(factory: Any, load_factory: Any) -> tuple[set[str], str]:
     from pytest_ckpt.framework.detection import backend_of, framework_from_source, framework_of
     from pytest_ckpt.framework.factories import as_callable, build
 
-    found = set()
+    found: set[str] = set()
     for f in (factory, load_factory or factory):
         module = f.partition(":")[0] if isinstance(f, str) else getattr(f, "__module__", "")
         framework = framework_from_source(module) if module else None
         if framework is None:
             framework = framework_of(build(*as_callable(f)))
-        found.add(framework)
+        found.add(framework or "keras3")
     return found, backend_of(next(iter(found)))
 
 
-class MigrationChecker(RoundTripChecker):
+class RoundTripChecker(_Checker):
+    """``ckpt_roundtrip.check(factory, *, formats=None, examples=None, masks=None)``.
+
+    Runs the round-trip check of ``factory`` (a zero-argument callable
+    returning a new, built model, or a ``"module:callable"`` string) in each
+    format, and fails the test with the report of every failing format.
+    Returns one :class:`~pytest_ckpt.checks.outcomes.CheckOutcome` per format.
+    """
+
+    def check(self, factory: Callable | str, *, formats: str | Sequence[str] | None = None,
+              examples: int | None = None, masks: str | None = None) -> list[CheckOutcome]:
+        return self._check(factory, None, formats=formats, examples=examples, masks=masks)
+
+    __call__ = check
+
+
+class MigrationChecker(_Checker):
     """``ckpt_migration.check(old_factory, new_factory, *, formats=None, examples=None, masks=None)``."""
 
     def check(self, old_factory: Callable | str, new_factory: Callable | str, *,
@@ -128,7 +131,7 @@ class MigrationChecker(RoundTripChecker):
     __call__ = check
 
 
-class ResumeChecker(RoundTripChecker):
+class ResumeChecker(_Checker):
     """``ckpt_resume.check(factory, *, formats=None, examples=None, masks=None, steps=3,
     data=None, save_frozen=None, load_frozen=None)``.
 
@@ -265,8 +268,7 @@ class RegressionChecker:
         except CkptError as exc:
             _fail(str(exc))
         if mismatch is not None:
-            reproduce = (f"pytest {shlex.quote(node.nodeid)} "
-                         f"--hypothesis-seed={shlex.quote(str(self._state.seed))}")
+            reproduce = reproduce_line([shlex.quote(node.nodeid)], self._state.seed)
             pytest.fail(mismatch.render(seed=self._state.seed, reproduce=reproduce), pytrace=False)
 
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import shlex
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_ckpt.checks.outcomes import CheckKind
 from pytest_ckpt.errors import CkptError, FactoryError
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, configured_backend, framework_from_source
 from pytest_ckpt.framework.formats import applicable
 from pytest_ckpt.plugin.options import Settings
-from pytest_ckpt.plugin.session import SESSION_KEY
+from pytest_ckpt.plugin.session import SESSION_KEY, reproduce_line
 
 ROUNDTRIP = "ckpt-roundtrip"
 MIGRATION = "ckpt-migration"
@@ -30,7 +31,13 @@ class ReportedFailure(Exception):
     """A failure whose message is the whole story: shown without a traceback."""
 
 
-class _CkptNode:
+if TYPE_CHECKING:
+    _NodeBase = pytest.Item
+else:
+    _NodeBase = object  # mixed into pytest's own node classes below
+
+
+class _CkptNode(_NodeBase):
     def reportinfo(self) -> Any:
         # The third element heads failure sections.  It must not be a suffix
         # of the node id, or -v output rewrites its dots as "::".
@@ -58,28 +65,27 @@ def verdict_word(outcome: Any) -> str:
 def excluded_note(outcome: Any) -> str | None:
     if not outcome.excluded:
         return None
-    from pytest_ckpt.framework.unsaved import describe
+    from pytest_ckpt.framework.unsaved import unsaved_note
 
-    return describe(outcome.excluded)
+    return unsaved_note(outcome.excluded)
 
 
 class CheckItem(_CkptNode, pytest.Item):
     """One factory (or one migration pair) in one format."""
 
-    def __init__(self, *, specs: tuple[str, ...], format_name: str, kind: str, **kwargs: Any) -> None:
+    def __init__(self, *, specs: tuple[str, ...], format_name: str, kind: CheckKind, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.specs = specs
         self.format_name = format_name
-        self.kind = kind  # "roundtrip", "migration" or "resume"
+        self.kind = CheckKind(kind)
         self.add_marker(pytest.mark.ckpt)
 
     @property
     def is_migration(self) -> bool:
-        return self.kind == "migration"
+        return self.kind is CheckKind.MIGRATION
 
     def headline(self) -> str:
-        kind = {"migration": "migration", "resume": "resume"}.get(self.kind, "round trip")
-        return f"{kind} {' -> '.join(self.specs)} [{self.format_name}]"
+        return f"{self.kind.words} {' -> '.join(self.specs)} [{self.format_name}]"
 
     def runtest(self) -> None:
         # Heavy imports happen here, on the first item that runs.
@@ -92,7 +98,7 @@ class CheckItem(_CkptNode, pytest.Item):
         s = session.settings
         # Properties travel to the xdist controller (the results matrix) and
         # into JUnit XML.
-        self.user_properties += [("ckpt_kind", self.kind),
+        self.user_properties += [("ckpt_kind", self.kind.value),
                                  ("ckpt_factory", " -> ".join(self.specs)),
                                  ("ckpt_format", self.format_name),
                                  ("ckpt_seed", str(session.seed))]
@@ -100,8 +106,8 @@ class CheckItem(_CkptNode, pytest.Item):
         if known is not None:
             self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
             raise ReportedFailure(f"{known[0]}\n(the same error as in {known[1]})")
-        check = check_resume if self.kind == "resume" else check_format
-        extra = {"load_factory": self.specs[1]} if self.is_migration else {}
+        check = check_resume if self.kind is CheckKind.RESUME else check_format
+        extra: dict[str, Any] = {"load_factory": self.specs[1]} if self.is_migration else {}
         try:
             outcome = check(self.specs[0], self.format_name, examples=s.examples,
                             seed=session.seed_for(self.nodeid), masks=s.masks, tmp_root=s.tmpdir,
@@ -122,7 +128,7 @@ class CheckItem(_CkptNode, pytest.Item):
         if notes:
             self.user_properties.append(("ckpt_note", "; ".join(notes)))
         if outcome.failure is not None:
-            show = render_resume if self.kind == "resume" else render
+            show = render_resume if self.kind is CheckKind.RESUME else render
             raise ReportedFailure(show(outcome.failure, seed=session.seed,
                                        reproduce=self.reproduce_command(),
                                        not_reproducible=outcome.not_reproducible,
@@ -140,8 +146,8 @@ class CheckItem(_CkptNode, pytest.Item):
         """A command that, pasted at the project root, runs this item alone and fails the same way."""
         session = self.config.stash[SESSION_KEY]
         s = session.settings
-        parts = ["pytest", "--ckpt-only"]
-        parts += (["--ckpt-resume", "--no-ckpt-roundtrip"] if self.kind == "resume"
+        parts = ["--ckpt-only"]
+        parts += (["--ckpt-resume", "--no-ckpt-roundtrip"] if self.kind is CheckKind.RESUME
                   else ["--ckpt-roundtrip", "--no-ckpt-resume"])
         if self.is_migration:
             parts += ["--ckpt-models=", "--ckpt-migrations", shlex.quote(f"{self.specs[0]} -> {self.specs[1]}")]
@@ -154,8 +160,7 @@ class CheckItem(_CkptNode, pytest.Item):
         profile = self.config.getoption("hypothesis_profile", None)
         if profile:
             parts.append(f"--hypothesis-profile={shlex.quote(str(profile))}")
-        parts.append(f"--hypothesis-seed={shlex.quote(str(session.seed))}")
-        return " ".join(parts)
+        return reproduce_line(parts, session.seed)
 
 
 class SettingsErrorItem(_CkptNode, pytest.Item):
@@ -173,7 +178,7 @@ class SettingsErrorItem(_CkptNode, pytest.Item):
 class FactoryCollector(_CkptNode, pytest.Collector):
     """A factory's items, one per format; under a migration, the new factory's."""
 
-    def __init__(self, *, specs: tuple[str, ...], formats: list[str], kind: str, **kwargs: Any) -> None:
+    def __init__(self, *, specs: tuple[str, ...], formats: list[str], kind: CheckKind, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.specs = specs
         self.formats = formats
@@ -195,7 +200,7 @@ class MigrationCollector(_CkptNode, pytest.Collector):
 
     def collect(self) -> Any:
         yield FactoryCollector.from_parent(self, name=self.new_spec, specs=(self.name, self.new_spec),
-                                           formats=self.formats, kind="migration")
+                                           formats=self.formats, kind=CheckKind.MIGRATION)
 
 
 def _framework(spec: str) -> str | None:
@@ -204,7 +209,7 @@ def _framework(spec: str) -> str | None:
 
 
 class RoundTripSuite(_CkptNode, pytest.Collector):
-    kind = "roundtrip"
+    kind = CheckKind.ROUNDTRIP
 
     def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -244,7 +249,7 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
 
 
 class ResumeSuite(RoundTripSuite):
-    kind = "resume"
+    kind = CheckKind.RESUME
 
     def settings_items(self) -> Any:
         return ()  # reported once, by the round-trip suite (or below when it is off)
@@ -282,7 +287,7 @@ def generate_items(session: Any, settings: Settings) -> list[pytest.Item]:
 class _ResumeOnlySuite(RoundTripSuite):
     """Resume checks without round trips: the settings errors are reported here."""
 
-    kind = "resume"
+    kind = CheckKind.RESUME
 
 
 def header_line(session_state: Any, steals: bool = False) -> str:

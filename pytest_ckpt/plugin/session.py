@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,13 +59,13 @@ class CkptSession:
             return self.explicit_seed
         from hypothesis import settings
 
-        return 0 if settings.default.derandomize else self.random_seed
+        return 0 if getattr(settings.default, "derandomize", False) else self.random_seed
 
     @property
     def derandomized(self) -> bool:
         from hypothesis import settings
 
-        return self.explicit_seed is None and bool(settings.default.derandomize)
+        return self.explicit_seed is None and bool(getattr(settings.default, "derandomize", False))
 
     def seed_for(self, nodeid: str) -> int:
         digest = hashlib.sha256(f"{self.seed}/{nodeid}".encode()).digest()
@@ -77,3 +78,9 @@ DIST_CHOSEN_KEY = pytest.StashKey[bool]()
 # The fresh-process name counters of an item using ckpt_regression, entered
 # before its first fixture and left after its last teardown.
 FRESH_NAMES_KEY = pytest.StashKey[object]()
+
+
+def reproduce_line(args: list[str], seed: object) -> str:
+    """The one way a reproduce line is written: pytest, what selects and configures
+    the run, and the session's seed last."""
+    return " ".join(["pytest", *args, f"--hypothesis-seed={shlex.quote(str(seed))}"])

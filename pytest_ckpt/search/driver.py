@@ -85,7 +85,7 @@ def _hypothesis(run: _Run, strategies: dict[str, Any], examples: int, seed: int 
     # seed), no deadline (saves are slow), and no explain phase, which re-runs a
     # failure once per boolean of the masks to say what the report already says.
     @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
-              phases=[p for p in settings.default.phases if p not in (Phase.explain, Phase.explicit)],
+              phases=[p for p in _default_phases() if p not in (Phase.explain, Phase.explicit)],
               suppress_health_check=list(HealthCheck))
     @given(**strategies)
     def property_(**example: Any) -> None:
@@ -103,6 +103,12 @@ def _hypothesis(run: _Run, strategies: dict[str, Any], examples: int, seed: int 
     except Flaky:  # shrunk to a failure that its final replay could not repeat
         return (*seen[0], False)
     return None
+
+
+def _default_phases() -> tuple[Phase, ...]:
+    """The phases of the profile in force (--hypothesis-profile keeps working)."""
+    default = settings.default
+    return tuple(default.phases) if default is not None else tuple(Phase)
 
 
 def search(run: Callable[..., Result], *, fixed: list[Example], strategies: dict[str, Any],

@@ -36,7 +36,9 @@ MAX_FIXED_PAIRS = 32
 
 def _spread(nodes: list[LayerNode]) -> list[LayerNode]:
     """The nodes reordered so that any prefix is spread evenly over them (0, n/2, n/4, 3n/4, ...)."""
-    order, seen, parts = [], set(), 1
+    order: list[LayerNode] = []
+    seen: set[int] = set()
+    parts = 1
     while len(order) < len(nodes):
         for k in range(parts):
             i = min(len(nodes) - 1, (k * len(nodes)) // parts)
@@ -58,7 +60,7 @@ def _by_priority(tree: LayerTree) -> list[LayerNode]:
     return containers + firsts + _spread([n for n in leaves if n not in firsts])
 
 
-def _top_level_groups(tree: LayerTree) -> dict[tuple[int, ...], frozenset]:
+def _top_level_groups(tree: LayerTree) -> dict[tuple[int, ...], frozenset[tuple[int, ...]]]:
     """For each weighted layer, the top-level layers whose weight lists hold any of its weights.
 
     Usually just the one it sits under; a layer object used in two places (a
@@ -66,13 +68,14 @@ def _top_level_groups(tree: LayerTree) -> dict[tuple[int, ...], frozenset]:
     in both, and the tree lists it only once.  () stands for the model itself.
     """
     tops = [(n.index_path, {id(w) for w in n.layer.weights}) for n in tree.nodes if len(n.index_path) == 1]
-    groups = {}
+    groups: dict[tuple[int, ...], frozenset[tuple[int, ...]]] = {}
     for node in tree.maskable():
         if not node.index_path:
             groups[node.index_path] = frozenset({()})
             continue
         own = {id(w) for w in node.layer.weights}
-        groups[node.index_path] = frozenset({node.index_path[:1]} | {path for path, ids in tops if own & ids})
+        paths: set[tuple[int, ...]] = {node.index_path[:1]} | {path for path, ids in tops if own & ids}
+        groups[node.index_path] = frozenset(paths)
     return groups
 
 

@@ -80,7 +80,7 @@ class TrainableState:
     """
 
     layers: tuple[bool, ...]
-    variables: tuple[tuple[object, bool], ...]
+    variables: tuple[tuple[Any, bool], ...]  # (Keras variable, its flag)
 
     @classmethod
     def of(cls, tree: LayerTree) -> TrainableState:
