@@ -207,6 +207,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @needs_tf
+@pytest.mark.slow
 def test_tensorflow_start_up_noise_is_not_shown(work):
     shutil.copytree("tf", "cut")
     Path("cut/ckpt.index").write_bytes(Path("cut/ckpt.index").read_bytes()[:20])

@@ -111,6 +111,8 @@ def test_full_size_nested_resnet50_is_caught_under_h5(pytester):
     ])
 
 
+# Each starts and kills a whole pytest run with its loading processes: half a minute.
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
 def test_a_cancelled_run_leaves_no_temporary_folders(pytester, project_on_path, tmp_path, signal_name):
     import signal
@@ -133,6 +135,7 @@ def test_a_cancelled_run_leaves_no_temporary_folders(pytester, project_on_path, 
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_generated_checks_get_work_stealing_unless_the_user_chose_a_scheduler(pytester):
     # No factory: the settings-error item and two plain tests are enough to see the scheduler.
     pytester.makeini("[pytest]\n")

@@ -21,17 +21,6 @@ class Matching(enum.StrEnum):
 
 
 
-class CheckKind(enum.StrEnum):
-    """What a generated item checks (its node id's first part)."""
-
-    ROUNDTRIP = "roundtrip"
-    MIGRATION = "migration"
-    RESUME = "resume"
-
-    @property
-    def words(self) -> str:
-        return "round trip" if self is CheckKind.ROUNDTRIP else self.value
-
 @dataclass
 class Facts:
     """What is known about a failure beyond its verdicts; causes are decided from these."""

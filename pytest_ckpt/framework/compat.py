@@ -32,6 +32,12 @@ def child_layers(layer: Any) -> list:
     return list(getattr(layer, "layers", None) or ())
 
 
+def is_keras2_module(module: str) -> bool:
+    """A class defined by Keras 2: tf-keras, or Keras 2 installed as ``keras`` (its
+    engine lives in ``keras.src.engine``, a path Keras 3 does not have)."""
+    return module.startswith(("tf_keras", "keras.src.engine"))
+
+
 def own_weights(layer: Any) -> list:
     """Weights created by ``layer`` itself, in creation order.
 

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_ckpt.framework import compat
+
 KERAS3 = "keras3"
 TF_KERAS = "tf-keras"
 
@@ -31,7 +33,7 @@ def framework_of(model: Any) -> str | None:
         module = cls.__module__ or ""
         if cls.__name__ != "Model":
             continue
-        if module.startswith("tf_keras") or module.startswith("keras.src.engine"):
+        if compat.is_keras2_module(module):
             return TF_KERAS
         if module.startswith("keras"):
             return KERAS3

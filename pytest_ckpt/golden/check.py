@@ -413,8 +413,7 @@ def rounding_steps(tree: LayerTree) -> tuple[str, float, int]:
         eps = _epsilon(str(getattr(node.layer, "compute_dtype", None) or ""))
         if eps is not None and eps > coarsest[1]:
             coarsest = (str(node.layer.compute_dtype), eps)
-        own = getattr(node.layer, "_trainable_variables", None) or []
-        for v in own:
+        for v in compat.own_weights(node.layer):
             shape = tuple(int(d) for d in v.shape)
             if len(shape) >= 2:
                 steps += 1 + math.ceil(math.log2(math.prod(shape[:-1]) + 1))

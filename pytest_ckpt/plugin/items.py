@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_ckpt.checks.outcomes import CheckKind
+from pytest_ckpt.checks.kinds import CheckKind
 from pytest_ckpt.errors import CkptError, FactoryError
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, configured_backend, framework_from_source
 from pytest_ckpt.framework.formats import applicable

@@ -1,0 +1,17 @@
+"""What a generated item checks: a light module, imported at collection."""
+
+from __future__ import annotations
+
+import enum
+
+
+class CheckKind(enum.StrEnum):
+    """What a generated item checks (its node id's first part)."""
+
+    ROUNDTRIP = "roundtrip"
+    MIGRATION = "migration"
+    RESUME = "resume"
+
+    @property
+    def words(self) -> str:
+        return "round trip" if self is CheckKind.ROUNDTRIP else self.value
