@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,30 +146,16 @@ def read_settings(config: Any) -> Settings:
                             "'old.module:factory -> new.module:factory'")
         else:
             s.migrations.append((old.strip(), new.strip()))
-    try:
-        s.examples = parse_examples(raw["examples"])
-    except ConfigError as exc:
-        s.errors.append(str(exc))
-        s.blocked = True
-    try:
-        s.masks = parse_masks(raw["masks"])
-    except ConfigError as exc:
-        s.errors.append(str(exc))
-        s.blocked = True
-    try:
-        s.isolation = parse_isolation(raw["isolation"])
-    except ConfigError as exc:
-        s.errors.append(str(exc))
-        s.blocked = True
-    try:
-        s.report = check_report(raw["report"])
-    except ConfigError as exc:
-        s.errors.append(str(exc))
-    try:
-        s.tmpdir = check_tmpdir(raw["tmpdir"])
-    except ConfigError as exc:
-        s.errors.append(str(exc))
-        s.blocked = True
+    # (setting, parser, whether a bad value leaves the checks unable to run at all)
+    parsers: list[tuple[str, Callable[[Any], Any], bool]] = [
+        ("examples", parse_examples, True), ("masks", parse_masks, True), ("isolation", parse_isolation, True),
+        ("report", check_report, False), ("tmpdir", check_tmpdir, True)]
+    for name, parse, blocks in parsers:
+        try:
+            setattr(s, name, parse(raw[name]))
+        except ConfigError as exc:
+            s.errors.append(str(exc))
+            s.blocked = s.blocked or blocks
     return s
 
 
