@@ -316,10 +316,11 @@ def test_optimizer_and_resume_items_under_both_masks_policies(pytester):
     assert outcomes_by_id(same)[f"ckpt-roundtrip::{C}:prebuilt_compiled_twin::keras-weights"] == "PASSED"
 
 
-def test_state_no_format_saves_is_named_never_skipped_silently(pytester):
-    ini(pytester, [f"{C}:with_dropout"], formats="keras-weights", examples=2)
+def test_state_no_format_saves_is_named_never_skipped_silently_once_per_factory(pytester):
+    ini(pytester, [f"{C}:with_dropout"], formats="keras-weights, keras", examples=2)
     result = run(pytester, "--ckpt-roundtrip")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*pytest-ckpt notes*",
-                                 f"ckpt-roundtrip::{C}:with_dropout::keras-weights: 1 not compared "
+                                 f"{C}:with_dropout: 1 not compared "
                                  "(seed_generator/seed_generator_state): random-number generator state*"])
+    assert sum("not compared" in line for line in result.outlines) == 1  # two formats, one note

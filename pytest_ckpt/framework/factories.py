@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import traceback
@@ -48,6 +49,17 @@ _HINTS = {
 }
 
 
+def _missing_hint(missing: str) -> str:
+    """What to do about a module a factory's import could not find."""
+    if missing == "tensorflow" and not os.environ.get("KERAS_BACKEND"):
+        # Keras 3 imports TensorFlow when no backend is chosen, even with JAX or PyTorch installed.
+        others = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
+        if others:
+            return (f"; Keras uses the TensorFlow backend when none is chosen, and {' and '.join(others)} "
+                    f"is installed here: set KERAS_BACKEND={others[0]} (or install tensorflow-cpu)")
+    return _HINTS.get(missing, "")
+
+
 def resolve(spec: str) -> Callable:
     """Import ``package.module:callable`` (the callable may be dotted: ``mod:Cls.build``).
 
@@ -61,7 +73,11 @@ def resolve(spec: str) -> Callable:
     except (Exception, SystemExit) as exc:
         missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
         what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
-        hint = _HINTS.get((missing or "").split(".")[0], "")
+        hint = _missing_hint((missing or "").split(".")[0])
+        if not hint and missing and module_name.split(".")[0] == missing.split(".")[0]:
+            # The factory's own package is what is missing: where pytest looks for it.
+            hint = ("; it is not importable from here: install your package (pip install -e .), or put "
+                    "its root folder on `pythonpath` in your pytest ini file (pythonpath = .)")
         if isinstance(exc, SystemExit):
             hint = ("; the module exits when imported (a script parsing sys.argv?): move that code "
                     "under `if __name__ == '__main__':`")
@@ -147,5 +163,8 @@ def build(factory: Callable, name: str | None = None) -> Any:
             f"model factory {name} returned an unbuilt model: start it with keras.Input(shape) "
             "or call model.build(input_shape) before returning it")
     if not model.weights:
-        raise FactoryError(f"model factory {name} returned a model with no weights: nothing to round-trip")
+        raise FactoryError(
+            f"model factory {name} returned a model with no weights: nothing to round-trip. A subclassed "
+            "model creates its layers' weights on its first call, not in build(input_shape): call it once "
+            "on an example input (model(x)) before returning it, or give it keras.Input layers")
     return model

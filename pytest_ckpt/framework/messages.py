@@ -3,7 +3,7 @@
 Decisions elsewhere are made from typed facts.  Where Keras gives a fact
 only as a warning or an error message, it is parsed here, once, each
 pattern tested against the message Keras 3.15 and tf-keras 2.21 print
-(``tests/unit/test_keras_messages.py``).  A message Keras rewords makes the
+(``tests/unit/framework/test_messages.py``).  A message Keras rewords makes the
 fact unknown (None), never a wrong one.
 """
 

@@ -134,8 +134,10 @@ class ResultsCollector:
             if record is not None:
                 self.state.records.append(record)
                 note = dict(report.user_properties).get("ckpt_note")
-                if note:
-                    self.state.notes.append(f"{report.nodeid}: {note}")
+                # Notes are about the model, the same in every format: once per factory.
+                line = f"{record.factory}: {note}"
+                if note and line not in self.state.notes:
+                    self.state.notes.append(line)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.state.notes or self.state.records:

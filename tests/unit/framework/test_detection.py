@@ -53,3 +53,27 @@ def test_configured_backend_reads_what_keras_reads(tmp_path, monkeypatch):
     assert configured_backend() == "tensorflow"
     (tmp_path / "keras.json").write_text('{"backend": "torch"}')
     assert configured_backend() == "torch"
+
+
+def test_a_factory_package_that_is_not_importable_points_at_pythonpath():
+    import pytest
+
+    from pytest_ckpt.errors import FactoryError
+    from pytest_ckpt.framework.factories import resolve
+
+    with pytest.raises(FactoryError, match=r"no_such_package_xyz.*pythonpath"):
+        resolve("no_such_package_xyz.models:build")
+
+
+def test_missing_tensorflow_with_jax_or_torch_installed_says_to_choose_a_backend(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from pytest_ckpt.framework.factories import _missing_hint
+
+    others = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
+    if not others:
+        pytest.skip("neither JAX nor PyTorch is installed here")
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert f"set KERAS_BACKEND={others[0]}" in _missing_hint("tensorflow")
