@@ -23,6 +23,9 @@ from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.report.diagnosis import diagnose
 from tests.conftest import ROOT, needs_tensorflow_backend
 
+# Each case starts two to four fresh Keras processes: the truth step of CI, not the slow one.
+pytestmark = pytest.mark.truth
+
 TRUTH = ROOT / "tests" / "truth" / "roundtrip.py"
 M = "pytest_ckpt.models"
 C = "tests.cases"

@@ -214,7 +214,26 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="compare two checkpoints by key, by value and by load order")
     p.add_argument("a")
     p.add_argument("b")
+    p = sub.add_parser("report", help="merge the JSON results of runs or shards (--ckpt-report x.json) "
+                                      "into one matrix")
+    p.add_argument("files", nargs="+", metavar="FILE")
     return parser
+
+
+def report(files: list[str]) -> int:
+    """The merged matrix on stdout (Markdown); duplicated and missing cells on stderr."""
+    from pytest_ckpt.framework.formats import format_names
+    from pytest_ckpt.report.matrix import MergeError, merge
+
+    try:
+        table, problems = merge(files, format_names())
+    except MergeError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(table)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _run(args: Any) -> int:
@@ -362,6 +381,8 @@ def main(argv: Any=None) -> int:
         # Stored names may hold any bytes; a UnicodeEncodeError must not end the listing.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    if args.command == "report":  # JSON files of ours: no checkpoint reading, no isolation
+        return report(args.files)
     paths = [args.file] if args.command == "inspect" else [args.a, args.b]
     try:
         # TensorFlow's reader has no such loops (it checks CRCs), and importing it in a child for

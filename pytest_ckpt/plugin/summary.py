@@ -6,29 +6,35 @@ import os
 from typing import Any
 
 from pytest_ckpt.plugin.session import CkptSession
+from pytest_ckpt.report.matrix import Cell, Results
+from pytest_ckpt.report.matrix import matrix as grid
 
 
-def matrix(records: Any, factories: Any=()) -> str:
-    """A Markdown grid: one row per factory, one column per format, verdict words in the cells.
-
-    Rows follow ``factories`` (the configured order), then the rest by name:
-    xdist reports items in whatever order the workers finish them.
-    """
+def matrix(records: Any, factories: Any = ()) -> str:
+    """The results matrix of this run, formats in their one order."""
     from pytest_ckpt.framework.formats import format_names
 
-    rows: dict[tuple[str, str], dict[str, str]] = {}
-    for r in records:
-        rows.setdefault((r.kind, r.factory), {})[r.format] = r.verdict
-    seen = {r.format for r in records}
-    # Columns in the one order formats have everywhere, whatever order xdist reported them in.
-    formats = [f for f in format_names() if f in seen] + sorted(seen - set(format_names()))
-    lines = ["| check | factory | " + " | ".join(formats) + " |",
-             "|---|---|" + "---|" * len(formats)]
-    rank = {name: i for i, name in enumerate(factories)}
-    for (kind, factory), cells in sorted(rows.items(), key=lambda row: (
-            row[0][0], rank.get(row[0][1], len(rank)), row[0][1])):
-        lines.append(f"| {kind} | `{factory}` | " + " | ".join(cells.get(f, "") for f in formats) + " |")
-    return "\n".join(lines)
+    return grid(records, list(factories), format_names())
+
+
+def results(state: CkptSession) -> Results:
+    """This run's cells and every setting that changes a verdict, for ``pytest-ckpt report``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import pytest_ckpt
+    from pytest_ckpt.framework.detection import configured_backend
+
+    s = state.settings
+    try:
+        keras_version = version("keras")
+    except PackageNotFoundError:
+        keras_version = None
+    settings = {"formats": s.formats, "examples": s.examples, "masks": str(s.masks),
+                "isolation": s.isolation.value, "models": s.models,
+                "migrations": [" -> ".join(m) for m in s.migrations], "roundtrip": s.roundtrip,
+                "resume": s.resume, "backend": configured_backend(), "keras": keras_version}
+    return Results(pytest_ckpt.__version__, settings, list(s.models),
+                   [Cell(str(r.kind), r.factory, r.format, r.verdict) for r in state.records])
 
 
 def write_summary(terminalreporter: Any, state: CkptSession) -> None:
@@ -38,7 +44,9 @@ def write_summary(terminalreporter: Any, state: CkptSession) -> None:
         terminalreporter.write_line(table)
         target = state.settings.report
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        for path, mode, text in ((target, "w", "# pytest-ckpt results\n\n" + table + "\n"),
+        as_json = bool(target) and str(target).endswith(".json")
+        report_text = results(state).dumps() if as_json else "# pytest-ckpt results\n\n" + table + "\n"
+        for path, mode, text in ((target, "w", report_text),
                                  (summary, "a", "## pytest-ckpt results\n\n" + table + "\n\n")):
             if not path:
                 continue
