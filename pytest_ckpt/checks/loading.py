@@ -350,7 +350,10 @@ class LoadingModel:
         self.tree = LayerTree(build(factory, name))
         self._initial = [read(v) for v in self.tree.model.variables]
         optimizer = getattr(self.tree.model, "optimizer", None)
-        self._optimizer_initial = [read(v) for v in optimizer.variables] if optimizer is not None else []
+        variables = getattr(optimizer, "variables", None) or []
+        if callable(variables):  # tf-keras's legacy optimizers: a method (refused on the saving side)
+            variables = variables()
+        self._optimizer_initial = [read(v) for v in variables]
         # An optimizer the factory left unbuilt meets every load unbuilt, as in the
         # process that loads a user's checkpoint: a fresh copy each time.
         self._unbuilt = optimizer is not None and not getattr(optimizer, "built", False)

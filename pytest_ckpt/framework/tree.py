@@ -177,6 +177,7 @@ def adapted_state(tree: LayerTree) -> set[int]:
     them, so a round trip keeps the values adapt gave them."""
     found: set[int] = set()
     for node in tree.nodes:
-        if callable(getattr(node.layer, "finalize_state", None)):
+        # tf-keras gives every layer a finalize_state(): adapt() is what marks them.
+        if callable(getattr(node.layer, "adapt", None)) and callable(getattr(node.layer, "finalize_state", None)):
             found |= {id(w) for w in compat.own_weights(node.layer)}
     return found
