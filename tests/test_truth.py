@@ -257,3 +257,25 @@ def test_golden_verdicts_match_a_real_two_process_save_and_load(tmp_path, writte
     write_golden(getattr(cases, written)(), folder, fmt)
     failure = check_golden(getattr(cases, checked)(), folder, examples=3)
     assert (failure is None) == exact, failure.render() if failure else t
+
+
+needs_orbax = pytest.mark.skipif(__import__("importlib").util.find_spec("orbax.checkpoint") is None,
+                                 reason="the Orbax formats need orbax-checkpoint (pip install 'pytest-ckpt[orbax]')")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory, fmt, masks, safe", [
+    pytest.param(f"{C}:compiled_twin", "orbax", "independent", False, marks=needs_orbax),
+    pytest.param(f"{C}:compiled_twin", "orbax", "same", False, marks=needs_orbax),  # optimizer unbuilt
+    pytest.param(f"{C}:prebuilt_optimizer_twin", "orbax", "independent", False, marks=needs_orbax),
+    pytest.param(f"{C}:prebuilt_optimizer_twin", "orbax", "same", True, marks=needs_orbax),
+    pytest.param(f"{C}:compiled_twin", "orbax-model", "same", False, marks=needs_orbax),  # Sequential paths
+    pytest.param(f"{M}:compiled_classic_functional", "orbax-model", "same", True, marks=needs_orbax),
+    (f"{C}:compiled_twin", "state-tree", "independent", False),
+    (f"{C}:prebuilt_optimizer_twin", "state-tree", "same", True),
+])
+def test_state_tree_verdicts_match_plain_keras(factory, fmt, masks, safe):
+    failure, t = agree(factory, fmt, compile=True, masks=masks)
+    assert (failure is None) == safe, failure and failure.summary()
+    if failure is None:
+        assert set(t["optimizer_counts"]) == {"survived"}, t

@@ -67,6 +67,8 @@ class VariableInfo:
     display: str
     shape: tuple[int, ...]
     dtype: str
+    # Keras 3's variable path, by which the state tree (Orbax) matches; "" in tf-keras.
+    path: str = ""
 
 
 @dataclass
@@ -212,7 +214,8 @@ def structure_of(tree: LayerTree) -> Structure:
         names = []
     return Structure(
         framework=framework, backend=backend_of(framework), nodes=nodes,
-        variables=[VariableInfo(e.key, e.display, e.shape, e.dtype) for e in entries],
+        variables=[VariableInfo(e.key, e.display, e.shape, e.dtype, str(getattr(e.variable, "path", "")))
+                   for e in entries],
         layout=_layout(tree), tokens=probe.vocabulary_tokens(model), input_names=names,
         compiled=optimizer is not None, optimizer_built=bool(getattr(optimizer, "built", False)),
         custom_saving=_custom_saving(tree))

@@ -37,6 +37,9 @@ class Facts:
     # its layers or wiring moved (not only a constant of its config).
     layout_difference: str | None = None
     layout_moved: bool = False
+    # Variable paths of the saved model that the model load_model rebuilt does not have
+    # (the state tree matches by path and ignores the rest).
+    unmatched_paths: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -10,6 +10,7 @@ the one place that decides which formats a model gets.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ class MatchesBy(enum.StrEnum):
     POSITION = "position"  # legacy HDF5: trainable_weights + non_trainable_weights, in order
     NAME = "name"  # top-level layer name, then position inside
     GRAPH = "graph"  # TensorFlow's object graph
+    # Model.set_state_tree: by path inside the trainable / non-trainable / optimizer
+    # group the variable was saved in; what matches nothing is ignored, silently.
+    GROUP = "group"
 
 
 class FormatNotApplicable(UnknownFormatError):
@@ -45,6 +49,11 @@ class Format:
     # Values for objects created after the load (an optimizer built at the first training
     # step) are restored when they are created, not skipped (TensorFlow checkpoints).
     restores_on_creation: bool = False
+    # Saves the model's whole state tree, optimizer included: a model that was never
+    # compiled has no optimizer and cannot be saved this way.
+    needs_compiled: bool = False
+    # A module the format needs beyond Keras, and the extra that installs it.
+    requires: tuple[str, str] | None = None
 
     def path_in(self, directory: Path) -> Path:
         return Path(directory) / f"ckpt{self.suffix}"
@@ -194,6 +203,67 @@ class TfKerasModel(KerasModel):
         return tf_keras.models.load_model(str(path), safe_mode=True)
 
 
+class Orbax(Format):
+    """What ``keras.callbacks.OrbaxCheckpoint`` writes during ``fit``: one step
+    folder under the checkpoint directory, loaded with ``model.load_weights(dir)``."""
+
+    name = "orbax"
+    suffix = ""  # a directory of step folders
+    matches_by = MatchesBy.GROUP
+    needs_compiled = True
+    requires = ("orbax.checkpoint", "orbax")
+
+    def save(self, model: Any, path: Any) -> None:
+        import keras
+
+        # The callback as fit() drives it: set_model, a step at the end of an
+        # epoch, close at the end of training.  Saved in the foreground, so
+        # the folder is complete when save() returns.
+        callback = keras.callbacks.OrbaxCheckpoint(directory=str(path), save_on_background=False)
+        callback.set_model(model)
+        callback.on_epoch_end(0)
+        callback.on_train_end()
+
+    def load(self, model: Any, path: Any) -> Any:
+        model.load_weights(str(path))
+        return model
+
+
+class OrbaxModel(Orbax):
+    """The same directory loaded with ``keras.saving.load_model(dir)``: a new model
+    from the config the callback stores beside the state."""
+
+    name = "orbax-model"
+    loads_new_model = True
+
+    def load(self, model: Any, path: Any) -> Any:
+        import keras
+
+        return keras.saving.load_model(str(path), safe_mode=True)
+
+
+class StateTree(Format):
+    """``model.get_state_tree()`` written to an ``.npz`` and read back with
+    ``model.set_state_tree()``: the seam users' own checkpointers (Orbax used
+    directly, msgpack, safetensors) go through."""
+
+    name = "state-tree"
+    suffix = ".npz"
+    matches_by = MatchesBy.GROUP
+    needs_compiled = True
+
+    def save(self, model: Any, path: Any) -> None:
+        from pytest_ckpt.framework.statetree import write_state_tree
+
+        write_state_tree(model.get_state_tree(value_format="numpy_array"), Path(path))
+
+    def load(self, model: Any, path: Any) -> Any:
+        from pytest_ckpt.framework.statetree import read_state_tree
+
+        model.set_state_tree(read_state_tree(Path(path)))
+        return model
+
+
 _ALL: tuple[Format, ...] = (
     KerasWeights(),
     KerasSharded(),
@@ -206,6 +276,9 @@ _ALL: tuple[Format, ...] = (
     TfKerasH5ByName(),
     TfKerasCheckpoint(),
     TfKerasModel(),
+    Orbax(),
+    OrbaxModel(),
+    StateTree(),
 )
 # Formats both frameworks read: a tf-keras file loads into a Keras 3 model.
 MIGRATION_FORMATS = ("h5", "h5-by-name")
@@ -235,10 +308,25 @@ def get_format(name: str, framework: str = KERAS3, backend: str | None = None) -
                 raise FormatNotApplicable(
                     f"format {name!r} needs the {'/'.join(sorted(f.backends or ()))} backend; Keras runs "
                     f"on {backend} here; formats for it: {', '.join(usable)}")
+            _check_installed(f)
             return f
     raise FormatNotApplicable(
         f"format {name!r} does not apply to {framework} models; formats for {framework}: "
         f"{', '.join(format_names(framework))}")
+
+
+def _check_installed(fmt: Format) -> None:
+    if fmt.requires is None:
+        return
+    module, extra = fmt.requires
+    try:
+        # Only the top package is imported to answer (orbax is a namespace package).
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:
+        found = False
+    if not found:
+        raise FormatNotApplicable(f"format {fmt.name!r} needs {module}, which is not installed here: "
+                                  f"pip install 'pytest-ckpt[{extra}]'")
 
 
 def _runs_on(fmt: Format, backend: str | None) -> bool:

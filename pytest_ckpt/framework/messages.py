@@ -16,7 +16,9 @@ _SKIPPED = re.compile(r"Skipping variable loading for optimizer '([^']*)', becau
                       r"variables whereas the saved optimizer has (\d+) variables")
 _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 # Keras 3's notice on every legacy HDF5 save: noise, not a finding.
-_LEGACY_NOTICE = re.compile(r"You are saving your model as an HDF5 file via `model\.save\(\)`")
+# Notices printed on every legacy HDF5 save and every Orbax restore.
+_LEGACY_NOTICE = re.compile(r"You are saving your model as an HDF5 file via `model\.save\(\)`"
+                            r"|^Sharding info not provided when restoring\.")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def unknown_class_line(message: str) -> str | None:
 
 
 def is_noise(message: str) -> bool:
-    """A notice Keras prints on every legacy save: never part of a report."""
+    """A notice Keras or Orbax prints on every save or restore of a format: never part of a report."""
     return bool(_LEGACY_NOTICE.search(message))
 
 

@@ -17,6 +17,7 @@ from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
 from pytest_ckpt.checks.outcomes import RoundTripResult
 from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation
 from pytest_ckpt.framework.messages import optimizer_skipped, unknown_class
+from pytest_ckpt.search.masks import frozen_by
 
 MAX_ROWS = 40
 Diagnosis = tuple[str, str]
@@ -141,8 +142,8 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
                 "between saves)",
                 "make saving and loading deterministic; until then this checkpoint cannot be trusted")
     steps: list[Callable[[RoundTripResult], Diagnosis | None]] = [
-        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _optimizer_only,
-        _by_name, _same_state, _positional]
+        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _state_tree,
+        _optimizer_only, _by_name, _same_state, _positional]
     for step in steps:
         found = step(result)
         if found is not None:
@@ -150,6 +151,47 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
     return (f"format {result.format} did not restore every variable under these freeze masks",
             "load with the same freeze state as at save time, or use format keras-weights; "
             "if this format should be order-independent, this is a bug worth reporting upstream")
+
+
+_STATE_TREE = ("the state tree (Model.set_state_tree, which Orbax checkpoints load through) matches "
+               "variables by path inside the group they were saved in (trainable, non-trainable, "
+               "optimizer) and silently ignores every value it cannot match")
+
+
+def _regrouped(result: RoundTripResult) -> list[str]:
+    """Layers whose variables were not loaded and whose trainable flag differs between save and load."""
+    if result.tree is None:
+        return []
+    nodes = {n.key: n for n in result.tree.nodes}
+    names: list[str] = []
+    for o in _rows(result, VariableKind.MODEL):
+        node = nodes.get(o.key.rsplit("/", 1)[0] if "/" in o.key else "")
+        if (o.verdict is Verdict.NOT_LOADED and node is not None and node.display not in names
+                and frozen_by(result.save_mask, node.index_path) != frozen_by(result.load_mask, node.index_path)):
+            names.append(node.display)
+    return names
+
+
+def _state_tree(result: RoundTripResult) -> Diagnosis | None:
+    if matching(result.format) is not MatchesBy.GROUP or result.load_error:
+        return None
+    unmatched = result.facts.unmatched_paths
+    if result.new_model and unmatched:
+        return (f"keras.saving.load_model rebuilt the model from the config in the directory, and "
+                f"{len(unmatched)} of the saved variable paths do not exist in it (e.g. "
+                f"{', '.join(unmatched[:3])}: a Sequential rebuilt from its config loses its name "
+                f"prefix); {_STATE_TREE}, so those variables keep the values they were built with",
+                "load with model.load_weights(directory) into the model your code builds (format "
+                "orbax), or build it with the functional API, whose paths survive the rebuild")
+    moved = _regrouped(result)
+    if not moved:
+        return None
+    return (f"the trainable flag of {', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''} differs "
+            "between save and load, so its variables changed group; " + _STATE_TREE +
+            ": they keep their pre-load values, without a warning",
+            "freeze the same layers before load_weights() as at save time (set the flags after "
+            "loading), or save with model.save_weights to '.weights.h5' (format keras-weights), "
+            "which matches by path whatever is trainable")
 
 
 def _by_name(result: RoundTripResult) -> Diagnosis | None:
@@ -230,6 +272,9 @@ def optimizer_cause(format_name: str, warnings: Sequence[str], same_freeze_state
                 "optimizer's state, or reset the optimizer deliberately (compile again) after loading")
     skipped = optimizer_skipped(list(warnings))
     if unbuilt and nothing_loaded and not restores_on_creation(format_name):
+        if matching(format_name) is MatchesBy.GROUP:
+            return (_UNBUILT.replace("Keras skipped", "the state tree silently skipped"),
+                    _REMEDY_UNBUILT.replace("format keras-model", "format orbax-model"))
         return _UNBUILT, _REMEDY_UNBUILT
     if skipped is not None and same_freeze_state:
         return ("the optimizer's saved state was skipped although the same layers are frozen at "

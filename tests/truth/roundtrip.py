@@ -35,7 +35,9 @@ import warnings
 import numpy as np
 
 FORMATS = ("keras-weights", "keras-sharded", "keras", "keras-model", "h5", "h5-by-name",
-           "tf-checkpoint")
+           "tf-checkpoint", "orbax", "orbax-model", "state-tree")
+# Formats whose load builds a new model (keras.saving.load_model).
+NEW_MODEL = ("keras-model", "orbax-model")
 PROBE_BATCH = 64  # enough samples to land between bin boundaries that moved
 
 
@@ -371,7 +373,8 @@ def compile_model(model, framework, build=True):
 
 def checkpoint_path(fmt, d, framework):
     suffix = {"keras-weights": ".weights.h5", "keras-sharded": ".weights.json", "keras": ".keras",
-              "keras-model": ".keras", "h5": ".h5", "h5-by-name": ".h5", "tf-checkpoint": ""}
+              "keras-model": ".keras", "h5": ".h5", "h5-by-name": ".h5", "tf-checkpoint": "",
+              "orbax": "", "orbax-model": "", "state-tree": ".npz"}
     return os.path.join(d, "ckpt" + suffix[fmt])
 
 
@@ -388,6 +391,28 @@ def save(model, fmt, path, framework):
     elif fmt in ("h5", "h5-by-name"):
         # Keras 3: the whole model in legacy HDF5; tf-keras: weights only in HDF5.
         (model.save_weights if framework == "tf-keras" else model.save)(path)
+    elif fmt in ("orbax", "orbax-model"):
+        import keras
+
+        # As fit() drives the callback: one step at the end of an epoch, closed at the end.
+        cb = keras.callbacks.OrbaxCheckpoint(directory=path, save_on_background=False)
+        cb.set_model(model)
+        cb.on_epoch_end(0)
+        cb.on_train_end()
+    elif fmt == "state-tree":
+        # A user's own checkpointer: the state tree's leaves, keyed by their path in the tree.
+        leaves = {}
+
+        def flatten(node, prefix):
+            for k, v in node.items():
+                if isinstance(v, dict):
+                    flatten(v, prefix + k + "|")
+                else:
+                    leaves[prefix + k] = np.asarray(v)
+
+        flatten(model.get_state_tree(value_format="numpy_array"), "")
+        with open(path, "wb") as f:
+            np.savez(f, **leaves)
     elif fmt == "tf-checkpoint":
         if framework == "tf-keras":
             model.save_weights(path, save_format="tf")
@@ -399,8 +424,19 @@ def save(model, fmt, path, framework):
 
 def load(model, fmt, path, framework):
     """Load into ``model``; returns the model that holds the result (load_model makes a new one)."""
-    if fmt == "keras-model":
+    if fmt in NEW_MODEL:
         return keras_module(framework).saving.load_model(path, safe_mode=True)
+    if fmt == "state-tree":
+        tree = {}
+        with np.load(path) as z:
+            for name in z.files:
+                *groups, leaf = name.split("|")
+                node = tree
+                for g in groups:
+                    node = node.setdefault(g, {})
+                node[leaf] = z[name]
+        model.set_state_tree(tree)
+        return model
     if fmt == "h5-by-name":
         model.load_weights(path, by_name=True)
     elif fmt == "tf-checkpoint" and framework == "keras3":
@@ -506,7 +542,7 @@ def phase_load(args):
     with open(os.path.join(args.dir, "save.json")) as f:
         names = json.load(f).get("input_names")
     result = {"load_error": None, "note": None}
-    if args.format == "keras-model":
+    if args.format in NEW_MODEL:
         # load_model rebuilds from the saved config (trainable flags included): no factory build,
         # no load freeze, and no pre-load values to tell "not_loaded" from "changed".
         importlib.import_module(args.factory.split(":")[0])  # as users import their own code
@@ -546,7 +582,7 @@ def phase_load(args):
                 model.optimizer.build(model.trainable_variables)  # as the first training step does
             opt_now = {k: read(v) for k, v in optimizer_variables(model, keyed).items()}
             result["optimizer"] = classify(opt_now, opt_saved, opt_before,
-                                           created_after=args.format != "keras-model")
+                                           created_after=args.format not in NEW_MODEL)
         try:
             result["outputs"] = [a.tolist() for a in outputs(model, probes, names)]
         except Exception as e:
