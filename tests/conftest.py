@@ -39,6 +39,18 @@ needs_tensorflow_installed = pytest.mark.skipif(
     reason="Keras's StringLookup needs TensorFlow installed, whatever the backend")
 
 
+def _installed(module):
+    try:  # a dotted name imports its parent package, which may be missing too
+        return __import__("importlib").util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+needs_orbax = pytest.mark.skipif(not _installed("orbax.checkpoint"), reason="the Orbax formats need "
+                                 "orbax-checkpoint (pip install 'pytest-ckpt[orbax]')")
+HAS_ORBAX = _installed("orbax.checkpoint")
+
+
 def failure_report(result):
     """The lines above pytest's short summary, which repeats whole messages when CI is set."""
     lines = result.outlines

@@ -6,8 +6,6 @@ it cannot match.  Each known-bad case here has its two-process plain-Keras truth
 ``tests/test_truth.py`` (``tests/truth/roundtrip.py`` with the same format).
 """
 
-import importlib.util
-
 import pytest
 
 from pytest_ckpt.checks.comparison import Verdict
@@ -16,12 +14,10 @@ from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format
 from pytest_ckpt.framework.formats import FormatNotApplicable, get_format
 from pytest_ckpt.report.diagnosis import diagnose
 from pytest_ckpt.search.masks import FreezeMask
+from tests.conftest import HAS_ORBAX, needs_orbax
 
 C = "tests.cases"
 M = "pytest_ckpt.models"
-HAS_ORBAX = importlib.util.find_spec("orbax.checkpoint") is not None
-needs_orbax = pytest.mark.skipif(not HAS_ORBAX, reason="the Orbax formats need orbax-checkpoint "
-                                                       "(pip install 'pytest-ckpt[orbax]')")
 GROUP_FORMATS = [pytest.param("orbax", marks=needs_orbax), "state-tree"]
 
 

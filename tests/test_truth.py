@@ -21,7 +21,7 @@ from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.report.diagnosis import diagnose
-from tests.conftest import ROOT, needs_tensorflow_backend
+from tests.conftest import ROOT, needs_orbax, needs_tensorflow_backend
 
 # Each case starts two to four fresh Keras processes: the truth step of CI, not the slow one.
 pytestmark = pytest.mark.truth
@@ -257,10 +257,6 @@ def test_golden_verdicts_match_a_real_two_process_save_and_load(tmp_path, writte
     write_golden(getattr(cases, written)(), folder, fmt)
     failure = check_golden(getattr(cases, checked)(), folder, examples=3)
     assert (failure is None) == exact, failure.render() if failure else t
-
-
-needs_orbax = pytest.mark.skipif(__import__("importlib").util.find_spec("orbax.checkpoint") is None,
-                                 reason="the Orbax formats need orbax-checkpoint (pip install 'pytest-ckpt[orbax]')")
 
 
 @pytest.mark.slow
