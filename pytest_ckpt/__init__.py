@@ -33,6 +33,7 @@ _WHERE = {
     "mask_pairs": "pytest_ckpt.search.strategies",
     # Formats and errors.
     "format_names": "pytest_ckpt.framework.formats",
+    "Format": "pytest_ckpt.framework.formats",
     "CkptError": "pytest_ckpt.errors",
     "FactoryError": "pytest_ckpt.errors",
 }

@@ -15,6 +15,10 @@ class UnknownFormatError(CkptError):
     """A format name that no format answers to."""
 
 
+class UserFormatError(UnknownFormatError):
+    """A user's format (``module:attr``) that cannot be imported, made or used."""
+
+
 class ConfigError(CkptError):
     """An option or ini value that makes no sense."""
 

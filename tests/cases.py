@@ -682,3 +682,54 @@ def golden_b_frozen():
     """Another layer of the same shapes frozen: as many optimizer variables, so Keras
     loads them by position, and a's moments land in b's slots without a word."""
     return _one_frozen("b")
+
+
+def lora_dense():
+    """A Dense with a LoRA adapter (rank 2): Keras merges it into the kernel when it saves."""
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(8, name="adapted")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    model.get_layer("adapted").enable_lora(2)
+    return model
+
+
+def _quantized(mode):
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(8, name="first")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="second")(x))
+    model.quantize(mode)
+    return model
+
+
+def int8_dense():
+    return _quantized("int8")
+
+
+def int4_dense():
+    return _quantized("int4")
+
+
+def float8_dense():
+    return _quantized("float8")
+
+
+class OwnLayersList(keras.layers.Layer):
+    """Sublayers assigned to self._layers, the list Keras keeps its tracked sublayers in."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._layers = [keras.layers.Dense(4, name="inner_a"), keras.layers.Dense(4, name="inner_b")]
+
+    def build(self, shape):
+        for layer in self._layers:
+            layer.build(shape)
+
+    def call(self, x):
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
+
+def own_layers_list():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(OwnLayersList(name="block")(inputs)))

@@ -275,3 +275,28 @@ def test_state_tree_verdicts_match_plain_keras(factory, fmt, masks, safe):
     assert (failure is None) == safe, failure and failure.summary()
     if failure is None:
         assert set(t["optimizer_counts"]) == {"survived"}, t
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory, fmt, safe", [
+    (f"{C}:lora_dense", "keras-weights", False),  # adapter merged into the kernel at save
+    (f"{C}:lora_dense", "keras-model", False),
+    (f"{C}:lora_dense", "h5", True),
+    (f"{C}:own_layers_list", "keras-weights", False),  # self._layers hidden from Keras's saving
+    (f"{C}:own_layers_list", "h5", True),
+    (f"{C}:int8_dense", "keras-weights", True),
+    (f"{C}:int4_dense", "keras", True),
+    (f"{C}:float8_dense", "keras-model", True),
+    (f"{C}:int8_dense", "h5", True),
+])
+def test_lora_quantized_and_hidden_sublayer_verdicts_match_plain_keras(factory, fmt, safe):
+    failure, _ = agree(factory, fmt, masks="same")
+    assert (failure is None) == safe, failure and failure.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, safe", [("tests.user_formats:AtomicWeights", True),
+                                       ("tests.user_formats:positional_npz", False)])
+def test_user_format_verdicts_match_plain_keras(fmt, safe):
+    failure, _ = agree(f"{M}:swap_prone_nested", fmt)
+    assert (failure is None) == safe, failure and failure.summary()

@@ -158,6 +158,8 @@ class ResumeReport:
     differing: dict[str, np.ndarray] = field(default_factory=dict)  # at that step (at most 40)
     count: int = 0  # how many differ then
     digests: dict[str, str] | None = None  # everything at that step, to tell two runs apart
+    # Everything right after the load: two loads of one file that differ here lost state.
+    loaded: dict[str, str] | None = None
 
 
 MAX_DIFFERING = 40
@@ -492,7 +494,7 @@ class LoadingModel:
             for v, value in zip(rng_variables(holder), request.rng_state):
                 v.assign(value)
             self._trace_for(holder)
-            report = ResumeReport(None, None, said, unbuilt)
+            report = ResumeReport(None, None, said, unbuilt, loaded=state_digests(target))
             try:
                 fit_steps(holder, request.batches, lambda step: self._differs(target, request, step, report))
             except Exception as exc:

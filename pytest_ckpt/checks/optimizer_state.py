@@ -126,8 +126,11 @@ def slots_of(tree: LayerTree) -> list[Slot]:
 def attach_fresh_optimizer(tree: LayerTree, variables: list[Any] | None = None) -> list[Slot]:
     """Give the model a new optimizer built for ``variables``, by default its trainable variables now (under a mask)."""
     model = tree.model
-    optimizer = fresh_optimizer(model)
-    optimizer.build(list(model.trainable_variables) if variables is None else variables)
+    # Named as the saving process names it: after the factory's build, not after every
+    # check this process ran (Nadam's product is keyed by its automatic name).
+    with compat.fresh_process_names(after_build_of=model):
+        optimizer = fresh_optimizer(model)
+        optimizer.build(list(model.trainable_variables) if variables is None else variables)
     model.optimizer = optimizer
     return slots_of(tree)
 
@@ -206,6 +209,8 @@ class OptimizerCheck:
         self.saver = saver
         self._displays = {e.key: e.display for e in saver.variables()}
         self._prebuilt = prebuilt_keys(saver)
+        # A factory's own built optimizer is the one its process saves, with the names it got there.
+        self._factory_optimizer = saver.model.optimizer if self._prebuilt is not None else None
         self.offsets = KindOffsets()
         self._side: _Built | None = None
         self._expected: ExpectedValues | None = None
@@ -225,7 +230,11 @@ class OptimizerCheck:
             self.saver.model.optimizer = self._side.optimizer
             return
         self._side = None  # let the old one go before building the next
-        slots = attach_fresh_optimizer(self.saver, variables)
+        if self._factory_optimizer is not None:
+            self.saver.model.optimizer = self._factory_optimizer
+            slots = slots_of(self.saver)
+        else:
+            slots = attach_fresh_optimizer(self.saver, variables)
         fill_distinct(slots, self.offsets)
         owners = {id(e.variable): e.key for e in self.saver.variables()}
         saved = []

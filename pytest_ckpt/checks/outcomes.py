@@ -40,6 +40,8 @@ class Facts:
     # Variable paths of the saved model that the model load_model rebuilt does not have
     # (the state tree matches by path and ignores the rest).
     unmatched_paths: list[str] = field(default_factory=list)
+    # Layers with a LoRA adapter among the variables that did not survive.
+    lora: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -9,7 +9,9 @@ module level; callers pass the objects in.
 from __future__ import annotations
 
 import collections
+import copy
 import sys
+import weakref
 from contextlib import contextmanager
 from typing import Any
 
@@ -150,26 +152,48 @@ def _tf_keras_name_counters() -> Any:
     return get, put, ({}, set())
 
 
+# The name counters as each model's factory left them, for what its process creates next.
+_NAMES_AFTER_BUILD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _counter_sets() -> list[Any]:
+    return [c for c in (_keras3_name_counters(), _tf_keras_name_counters()) if c is not None]
+
+
+def _snapshot(get: Any) -> Any:
+    return copy.deepcopy(get())  # Keras 3 hands out its live counter dict
+
+
 @contextmanager
-def fresh_process_names() -> Any:
-    """Inside the block, auto-generated layer names start over as in a new process.
+def fresh_process_names(after_build_of: Any = None) -> Any:
+    """Inside the block, auto-generated names start over as in a new process.
 
     A checkpoint is saved by one process and loaded by another: both build
     the model from scratch, so ``dense``, ``dense_1``... coincide.  Building
-    both models in one process would name the second ``dense_2``...  The
-    counters are put back afterwards, so the user's own models are unaffected.
+    both models in one process would name the second ``dense_2``...  With
+    ``after_build_of``, the counters are as that model's factory left them: what
+    its own process creates next (an optimizer built at the first step, and its
+    unnamed variables such as Nadam's product) is named as there.  The counters
+    are put back afterwards, so the user's own models are unaffected.
     """
+    start = _NAMES_AFTER_BUILD.get(after_build_of) if after_build_of is not None else None
     restore = []
-    for counters in (_keras3_name_counters(), _tf_keras_name_counters()):
-        if counters is not None:
-            get, put, empty = counters
-            restore.append((put, get()))
-            put(empty)
+    for i, (get, put, empty) in enumerate(_counter_sets()):
+        restore.append((put, get()))
+        put(_snapshot(lambda i=i: start[i]) if start is not None and i < len(start) else empty)
     try:
         yield
     finally:
         for put, value in restore:
             put(value)
+
+
+def remember_names_after_build(model: Any) -> None:
+    """Inside :func:`fresh_process_names`, right after the factory returned ``model``."""
+    try:
+        _NAMES_AFTER_BUILD[model] = [_snapshot(get) for get, _, _ in _counter_sets()]
+    except TypeError:  # not weakly referenceable: names start over instead
+        pass
 
 
 # -- optimizers ---------------------------------------------------------------

@@ -152,6 +152,7 @@ def build(factory: Callable, name: str | None = None) -> Any:
     try:
         with compat.fresh_process_names():
             model = factory()
+            compat.remember_names_after_build(model)
     except (Exception, SystemExit) as exc:
         raise FactoryError(f"model factory {name} raised {type(exc).__name__}: {exc}{_where(exc)}") from exc
     if framework_of(model) is None:

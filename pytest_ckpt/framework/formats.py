@@ -5,6 +5,11 @@ loads it back the way users do.  Formats that mean the same thing in Keras 3
 and tf-keras share a name ("h5"), one object per framework.  Adding a format
 means adding one class here and one line to ``_ALL``; :func:`applicable` is
 the one place that decides which formats a model gets.
+
+Users add their own checkpoint code as ``module:attr`` in ``ckpt_formats``:
+an object (or a class, made without arguments) with ``save(model, directory)``
+and ``load(model, directory)``.  It is imported only when a check runs, and
+is then one more :class:`Format`, checked like the built-in ones.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pytest_ckpt.errors import UnknownFormatError
+from pytest_ckpt.errors import UnknownFormatError, UserFormatError
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, TF_KERAS
 
 
@@ -264,6 +269,78 @@ class StateTree(Format):
         return model
 
 
+class UserFormat(Format):
+    """A user's checkpoint code: ``save(model, directory)`` / ``load(model, directory)``,
+    ``directory`` an existing folder the format owns.  Optional attributes: ``name`` (shown in
+    reports), ``frameworks`` ("keras3", "tf-keras"), ``loads_new_model`` (``load`` returns
+    a new model rather than loading into the one given)."""
+
+    matches_by = MatchesBy.PATH  # nothing is known of how it matches: no positional cause is given
+
+    def __init__(self, spec: str, code: Any) -> None:
+        self.name, self.code = spec, code
+        self.display = str(getattr(code, "name", "") or spec)
+        self.frameworks = frozenset(getattr(code, "frameworks", None) or (KERAS3, TF_KERAS))
+        self.loads_new_model = bool(getattr(code, "loads_new_model", False))
+
+    def path_in(self, directory: Path) -> Path:
+        folder = Path(directory) / "ckpt"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def save(self, model: Any, path: Any) -> None:
+        self.code.save(model, Path(path))
+
+    def load(self, model: Any, path: Any) -> Any:
+        loaded = self.code.load(model, Path(path))
+        return model if loaded is None or not self.loads_new_model else loaded
+
+    def __repr__(self) -> str:
+        return f"<user format {self.name} ({self.display})>"
+
+
+_USER: dict[str, Format] = {}
+
+
+def is_user_format(name: str) -> bool:
+    """``module:attr`` names a user's format; built-in names have no colon."""
+    return ":" in name
+
+
+def user_format(spec: str) -> Format:
+    """The user's format ``module:attr``, imported (once) and checked; raises naming the culprit."""
+    if spec not in _USER:
+        _USER[spec] = _import_user_format(spec)
+    return _USER[spec]
+
+
+def _import_user_format(spec: str) -> Format:
+    module_name, _, attr = spec.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise UserFormatError(f"format {spec!r}: module {module_name!r} cannot be imported "
+                              f"({type(exc).__name__}: {exc}); is its folder on sys.path (ini: pythonpath = .)?"
+                              ) from None
+    for part in attr.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise UserFormatError(f"format {spec!r}: {module_name} has no attribute {attr!r}")
+    if isinstance(found, type):
+        try:
+            found = found()
+        except Exception as exc:
+            raise UserFormatError(f"format {spec!r}: {attr}() raised {type(exc).__name__}: {exc} "
+                                  "(a format class is made without arguments)") from None
+    if isinstance(found, Format):
+        return found
+    missing = [m for m in ("save", "load") if not callable(getattr(found, m, None))]
+    if missing:
+        raise UserFormatError(f"format {spec!r}: {type(found).__name__} has no {' or '.join(missing)} method; "
+                              "a format needs save(model, directory) and load(model, directory)")
+    return UserFormat(spec, found)
+
+
 _ALL: tuple[Format, ...] = (
     KerasWeights(),
     KerasSharded(),
@@ -297,6 +374,8 @@ def format_names(framework: str | None = None) -> list[str]:
 
 def get_format(name: str, framework: str = KERAS3, backend: str | None = None) -> Format:
     """The format object; raises naming the formats that do apply when it does not."""
+    if is_user_format(name):
+        return _user_format_for(name, framework, backend)
     known = format_names()
     if name not in known:
         raise UnknownFormatError(
@@ -313,6 +392,23 @@ def get_format(name: str, framework: str = KERAS3, backend: str | None = None) -
     raise FormatNotApplicable(
         f"format {name!r} does not apply to {framework} models; formats for {framework}: "
         f"{', '.join(format_names(framework))}")
+
+
+def _user_format_for(name: str, framework: str, backend: str | None) -> Format:
+    fmt = user_format(name)
+    if framework not in fmt.frameworks:
+        raise FormatNotApplicable(f"format {name!r} applies to {', '.join(sorted(fmt.frameworks))} models "
+                                  f"(its frameworks attribute), not to {framework} models")
+    if not _runs_on(fmt, backend):
+        raise FormatNotApplicable(f"format {name!r} needs the {'/'.join(sorted(fmt.backends or ()))} "
+                                  f"backend; Keras runs on {backend} here")
+    return fmt
+
+
+def _known(name: str) -> Format | None:
+    if is_user_format(name):
+        return _USER.get(name)
+    return next((f for f in _ALL if f.name == name), None)
 
 
 def _check_installed(fmt: Format) -> None:
@@ -354,11 +450,13 @@ def applicable(framework: str | None, backend: str | None, *, migration: bool = 
 
 def matching(name: str) -> MatchesBy:
     """How format ``name`` pairs stored values with variables (same in every framework)."""
-    return next((f.matches_by for f in _ALL if f.name == name), MatchesBy.PATH)
+    fmt = _known(name)
+    return fmt.matches_by if fmt is not None else MatchesBy.PATH
 
 
 def restores_on_creation(name: str) -> bool:
-    return next((f.restores_on_creation for f in _ALL if f.name == name), False)
+    fmt = _known(name)
+    return fmt.restores_on_creation if fmt is not None else False
 
 
 def parse_format_list(text: Any) -> list[str]:

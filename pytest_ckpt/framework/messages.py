@@ -50,6 +50,15 @@ def unknown_class_line(message: str) -> str | None:
     return found.group(0) if found else None
 
 
+_DUPLICATE_PATH = re.compile(r"The following variable path is found twice in the model: '([^']+)'")
+
+
+def duplicate_path(message: str) -> str | None:
+    """The variable path ``get_state_tree`` found twice, from its error message."""
+    found = _DUPLICATE_PATH.search(message)
+    return found.group(1) if found else None
+
+
 def is_noise(message: str) -> bool:
     """A notice Keras or Orbax prints on every save or restore of a format: never part of a report."""
     return bool(_LEGACY_NOTICE.search(message))

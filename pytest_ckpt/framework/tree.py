@@ -145,15 +145,29 @@ def _holders(parent: object, child: object) -> list[tuple[str, object]]:
     return found
 
 
+def _owner(tree: LayerTree, variable_key: str) -> LayerNode | None:
+    by_key = {n.key: n for n in tree.nodes}
+    return by_key.get(variable_key.rsplit("/", 1)[0] if "/" in variable_key else "")
+
+
+def lora_layers(tree: LayerTree, variable_keys: list[str]) -> list[str]:
+    """The layers holding these variables that have a LoRA adapter enabled."""
+    found: list[str] = []
+    for key in variable_keys:
+        node = _owner(tree, key)
+        if node is not None and getattr(node.layer, "lora_enabled", False) and node.display not in found:
+            found.append(node.display)
+    return found
+
+
 def untracked_layers(tree: LayerTree, variable_keys: list[str]) -> list[str]:
     """The layers holding these variables that their parent keeps only in a list, tuple or
     dict, or under an attribute whose name starts with an underscore (``self._layers``):
     places an object graph may not reach (TensorFlow's does not see Keras 3's lists).  Each
     with how it is held."""
-    by_key = {n.key: n for n in tree.nodes}
     found: list[str] = []
     for key in variable_keys:
-        node = by_key.get(key.rsplit("/", 1)[0]) if "/" in key else None
+        node = _owner(tree, key) if "/" in key else None
         if node is None or not node.index_path:
             continue
         parent = tree.node(node.index_path[:-1]).layer

@@ -43,7 +43,7 @@ class _Checker:
         from pytest_ckpt.checks.resume import check_resume
         from pytest_ckpt.checks.roundtrip import check_format
         from pytest_ckpt.errors import ConfigError
-        from pytest_ckpt.framework.formats import applicable, get_format, parse_format_list
+        from pytest_ckpt.framework.formats import applicable, get_format, is_user_format, parse_format_list
         from pytest_ckpt.plugin.options import parse_examples, parse_masks
         from pytest_ckpt.report.diagnosis import render, render_resume
 
@@ -62,8 +62,8 @@ class _Checker:
                     for framework in frameworks:
                         get_format(name, framework, backend)  # raises, naming what applies
             else:
-                names = [n for n in settings.formats
-                         if all(n in applicable(fw, backend, migration=migration) for fw in frameworks)]
+                names = [n for n in settings.formats if is_user_format(n)
+                         or all(n in applicable(fw, backend, migration=migration) for fw in frameworks)]
             outcomes = []
             for name in names:
                 seed = self._state.seed_for(f"{self._request.node.nodeid}#{self._calls}#{name}")

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_ckpt.checks.kinds import CheckKind
-from pytest_ckpt.errors import CkptError, FactoryError
+from pytest_ckpt.errors import CkptError, FactoryError, UserFormatError
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, configured_backend, framework_from_source
-from pytest_ckpt.framework.formats import applicable
+from pytest_ckpt.framework.formats import applicable, is_user_format
 from pytest_ckpt.plugin.options import Settings
 from pytest_ckpt.plugin.session import SESSION_KEY, reproduce_line
 
@@ -118,6 +118,9 @@ class CheckItem(_CkptNode, pytest.Item):
             # is not compiled: nothing to train.)
             self.user_properties.append(("ckpt_verdict", "skip"))
             pytest.skip(str(exc))
+        except UserFormatError as exc:
+            self.user_properties.append(("ckpt_verdict", "FAIL: format"))
+            raise ReportedFailure(str(exc)) from None
         except FactoryError as exc:
             session.factory_errors[self.specs] = (str(exc), self.nodeid)
             self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
@@ -239,7 +242,7 @@ class RoundTripSuite(_CkptNode, pytest.Collector):
         """The selected formats that apply to the factory, when that can be told without importing."""
         framework = _framework(spec)
         usable = applicable(framework, backend)
-        keep = [f for f in self.settings.formats if f in usable]
+        keep = [f for f in self.settings.formats if f in usable or is_user_format(f)]
         dropped = [f for f in self.settings.formats if f not in keep]
         if dropped and self.settings.formats_explicit:
             warnings.warn(stacklevel=2, message=pytest.PytestWarning(

@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.errors import ConfigError
-from pytest_ckpt.framework.formats import format_names, parse_format_list
+from pytest_ckpt.framework.formats import format_names, is_user_format, parse_format_list
 from pytest_ckpt.search.masks import INDEPENDENT, POLICIES
 
 DEFAULT_EXAMPLES = 20
@@ -133,10 +133,12 @@ def read_settings(config: Any) -> Settings:
         golden_dir=(raw["golden_dir"] or "ckpt_golden").strip(),
     )
     formats = parse_format_list(raw["formats"])
-    unknown = [f for f in formats if f not in format_names()]
+    # Users' formats (module:attr) are imported when their checks run, not at collection.
+    unknown = [f for f in formats if f not in format_names() and not is_user_format(f)]
     if unknown:
         s.errors.append(f"--ckpt-formats / ckpt_formats: unknown format(s) "
-                        f"{', '.join(map(repr, unknown))}; valid formats: {', '.join(format_names())}")
+                        f"{', '.join(map(repr, unknown))}; valid formats: {', '.join(format_names())}, "
+                        "or your own as module:attr")
     s.formats = [f for f in formats if f not in unknown] or ([] if formats else format_names())
     s.formats_explicit = bool(formats)
     for line in _entries(raw["migrations"]):

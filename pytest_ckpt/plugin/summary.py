@@ -10,11 +10,11 @@ from pytest_ckpt.report.matrix import Cell, Results
 from pytest_ckpt.report.matrix import matrix as grid
 
 
-def matrix(records: Any, factories: Any = ()) -> str:
-    """The results matrix of this run, formats in their one order."""
+def matrix(records: Any, factories: Any = (), formats: Any = ()) -> str:
+    """The results matrix of this run: formats in the order they were asked for, then the built-in order."""
     from pytest_ckpt.framework.formats import format_names
 
-    return grid(records, list(factories), format_names())
+    return grid(records, list(factories), list(dict.fromkeys([*formats, *format_names()])))
 
 
 def results(state: CkptSession) -> Results:
@@ -39,7 +39,7 @@ def results(state: CkptSession) -> Results:
 
 def write_summary(terminalreporter: Any, state: CkptSession) -> None:
     if state.records:
-        table = matrix(state.records, state.settings.models)
+        table = matrix(state.records, state.settings.models, state.settings.formats)
         terminalreporter.write_sep("=", "pytest-ckpt results")
         terminalreporter.write_line(table)
         target = state.settings.report

@@ -16,7 +16,7 @@ from typing import Any
 from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
 from pytest_ckpt.checks.outcomes import RoundTripResult
 from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation
-from pytest_ckpt.framework.messages import optimizer_skipped, unknown_class
+from pytest_ckpt.framework.messages import duplicate_path, optimizer_skipped, unknown_class
 from pytest_ckpt.search.masks import frozen_by
 
 MAX_ROWS = 40
@@ -82,6 +82,12 @@ def _unstorable(result: RoundTripResult) -> Diagnosis | None:
 def _save_failed(result: RoundTripResult) -> Diagnosis | None:
     if not result.save_error:
         return None
+    twice = duplicate_path(result.save_error[1])
+    if twice is not None:
+        return (f"saving in format {result.format} failed: two variables of the model have the same "
+                f"path ({twice}), and this format keys variables by path",
+                "give the layers unique names (name=...), above all layers created in a subclassed "
+                "model or layer, which are named by their class alone")
     return (f"saving in format {result.format} failed ({result.save_error[0]})",
             "make the model savable in this format (custom layers need get_config) "
             "or drop the format with --ckpt-formats")
@@ -94,7 +100,7 @@ def _unregistered(result: RoundTripResult) -> Diagnosis | None:
     return (f"keras.saving.load_model could not rebuild the model from the file: {name!r} "
             "is registered nowhere, so Keras cannot find the class the config names",
             f"decorate {name} with @keras.saving.register_keras_serializable(), or pass "
-            "custom_objects= to load_model; drop format keras-model with --ckpt-formats if the "
+            f"custom_objects= to load_model; drop format {result.format} with --ckpt-formats if the "
             "model is only ever loaded with load_weights")
 
 
@@ -142,8 +148,8 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
                 "between saves)",
                 "make saving and loading deterministic; until then this checkpoint cannot be trusted")
     steps: list[Callable[[RoundTripResult], Diagnosis | None]] = [
-        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _state_tree,
-        _optimizer_only, _by_name, _same_state, _positional]
+        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _lora_merged,
+        _state_tree, _optimizer_only, _by_name, _same_state, _positional]
     for step in steps:
         found = step(result)
         if found is not None:
@@ -151,6 +157,23 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
     return (f"format {result.format} did not restore every variable under these freeze masks",
             "load with the same freeze state as at save time, or use format keras-weights; "
             "if this format should be order-independent, this is a bug worth reporting upstream")
+
+
+def _lora_merged(result: RoundTripResult) -> Diagnosis | None:
+    lora = result.facts.lora
+    changed = {o.verdict for o in _rows(result, VariableKind.MODEL)}
+    if not lora or result.load_error or Verdict.SWAPPED in changed:
+        return None  # an adapter in another layer's place is the positional cause's
+    return (f"layer{'s' if len(lora) > 1 else ''} {', '.join(lora[:3])} carr{'ies' if len(lora) == 1 else 'y'} "
+            "a LoRA adapter, and Keras merges "
+            "the adapter into the kernel when it saves (kernel + A·B·scale is written, the adapter "
+            "is not) and zeroes the adapter on load: the loaded model computes the same outputs, but "
+            "the adapter's training state is gone, so fine-tuning resumed from this checkpoint "
+            "trains a new adapter on a changed kernel",
+            "to resume LoRA fine-tuning, save the base kernel and the adapter yourself (the layer's "
+            "kernel, lora_kernel_a and lora_kernel_b, e.g. with np.save) and assign them after "
+            "loading; to ship a merged model, call enable_lora() only in the training code, not in "
+            "the factory this check builds")
 
 
 _STATE_TREE = ("the state tree (Model.set_state_tree, which Orbax checkpoints load through) matches "
@@ -189,7 +212,7 @@ def _state_tree(result: RoundTripResult) -> Diagnosis | None:
     return (f"the trainable flag of {', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''} differs "
             "between save and load, so its variables changed group; " + _STATE_TREE +
             ": they keep their pre-load values, without a warning",
-            "freeze the same layers before load_weights() as at save time (set the flags after "
+            "freeze the same layers before loading as at save time (change the flags after "
             "loading), or save with model.save_weights to '.weights.h5' (format keras-weights), "
             "which matches by path whatever is trainable")
 
@@ -212,6 +235,14 @@ def _same_state(result: RoundTripResult) -> Diagnosis | None:
     state = "nothing frozen on either side" if not result.save_mask.frozen else \
         "the same freeze state at save and load"
     facts = result.facts
+    if any("self._layers" in held for held in facts.untracked):
+        return (f"format {result.format} did not restore the variables of {', '.join(facts.untracked[:3])} "
+                "even with the same freeze state: self._layers is the list Keras keeps a layer's tracked "
+                "sublayers in, and a list assigned there by the layer's own code hides its sublayers "
+                "from the saving that walks layers by attribute (.keras, .weights.h5, the state tree; "
+                "Keras issue #20260)",
+                "keep the sublayers under an attribute of your own (self.blocks = [...] or "
+                "self.block_0 = ...), which Keras tracks and saves; never assign self._layers")
     if facts.untracked:
         return (f"format {result.format} did not restore the variables of {', '.join(facts.untracked[:3])} "
                 "even with the same freeze state: a format saves what its object graph reaches, and "
@@ -273,8 +304,14 @@ def optimizer_cause(format_name: str, warnings: Sequence[str], same_freeze_state
     skipped = optimizer_skipped(list(warnings))
     if unbuilt and nothing_loaded and not restores_on_creation(format_name):
         if matching(format_name) is MatchesBy.GROUP:
-            return (_UNBUILT.replace("Keras skipped", "the state tree silently skipped"),
-                    _REMEDY_UNBUILT.replace("format keras-model", "format orbax-model"))
+            return ("the loading model's optimizer was not built when the checkpoint was loaded "
+                    "(compile() builds it only at the first training step), so it had no slots yet, "
+                    "and the state tree restores only variables that exist, silently: every slot's "
+                    "saved value was dropped (iterations and the learning rate, which compile() "
+                    "creates, came back)",
+                    "build the optimizer before loading: model.optimizer.build(model.trainable_variables) "
+                    "after compile(), with the same layers frozen as at save time; have the factory do "
+                    "the same, since it stands for your loading code")
         return _UNBUILT, _REMEDY_UNBUILT
     if skipped is not None and same_freeze_state:
         return ("the optimizer's saved state was skipped although the same layers are frozen at "
@@ -410,6 +447,13 @@ def _resume_cause(result: Any) -> Diagnosis:
                 "numbers drawn without a seed generator the layer owns, or an unseeded global state)",
                 "draw random numbers through keras.random with a keras.random.SeedGenerator held by "
                 "the layer, or call keras.utils.set_random_seed(...) before building and training")
+    if getattr(result, "load_lost_state", False):
+        return ("two loads of the same checkpoint gave models that differ before any training: the "
+                "load leaves some variables at the fresh values their build gave them (a rebuilt "
+                "model whose variables the file's keys do not reach), so the resumed run starts "
+                "from another state than the one saved",
+                f"run the round-trip check of format {result.format} for this factory: it names the "
+                "variables that were not restored and why")
     unbuilt = result.optimizer_unbuilt_at_load and not restores_on_creation(result.format)
     if unbuilt or optimizer_skipped(result.warnings) is not None:
         return optimizer_cause(result.format, result.warnings, same, True, unbuilt=unbuilt)

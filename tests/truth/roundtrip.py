@@ -44,7 +44,8 @@ PROBE_BATCH = 64  # enough samples to land between bin boundaries that moved
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("factory", help="module:callable")
-    p.add_argument("format", choices=FORMATS)
+    p.add_argument("format", help=f"one of {', '.join(FORMATS)}, or a user's format as module:attr "
+                                  "(an object or class with save(model, directory) and load(model, directory))")
     p.add_argument("--save-freeze", default="", help="comma-separated layer paths frozen at save")
     p.add_argument("--load-freeze", default="", help="comma-separated layer paths frozen at load")
     p.add_argument("--compile", action="store_true", help="also round-trip Adam's state")
@@ -371,7 +372,18 @@ def compile_model(model, framework, build=True):
 # --------------------------------------------------------------------------- formats
 
 
+def user_format(fmt):
+    """A user's format ``module:attr``: the object, or an instance of the class."""
+    module, _, attr = fmt.partition(":")
+    found = importlib.import_module(module)
+    for part in attr.split("."):
+        found = getattr(found, part)
+    return found() if isinstance(found, type) else found
+
+
 def checkpoint_path(fmt, d, framework):
+    if ":" in fmt:  # a user's format owns a folder
+        return os.path.join(d, "ckpt")
     suffix = {"keras-weights": ".weights.h5", "keras-sharded": ".weights.json", "keras": ".keras",
               "keras-model": ".keras", "h5": ".h5", "h5-by-name": ".h5", "tf-checkpoint": "",
               "orbax": "", "orbax-model": "", "state-tree": ".npz"}
@@ -379,7 +391,12 @@ def checkpoint_path(fmt, d, framework):
 
 
 def save(model, fmt, path, framework):
-    if fmt == "keras-weights":
+    if ":" in fmt:
+        from pathlib import Path
+
+        os.makedirs(path, exist_ok=True)
+        user_format(fmt).save(model, Path(path))
+    elif fmt == "keras-weights":
         model.save_weights(path)
     elif fmt == "keras-sharded":
         sizes = [int(np.prod(v.shape)) * np.dtype(np.asarray(v.numpy()).dtype).itemsize
@@ -424,6 +441,12 @@ def save(model, fmt, path, framework):
 
 def load(model, fmt, path, framework):
     """Load into ``model``; returns the model that holds the result (load_model makes a new one)."""
+    if ":" in fmt:
+        from pathlib import Path
+
+        code = user_format(fmt)
+        loaded = code.load(model, Path(path))
+        return loaded if getattr(code, "loads_new_model", False) and loaded is not None else model
     if fmt in NEW_MODEL:
         return keras_module(framework).saving.load_model(path, safe_mode=True)
     if fmt == "state-tree":

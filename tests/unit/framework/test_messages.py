@@ -1,12 +1,14 @@
 """One test per Keras message that messages.py turns into a fact (no TensorFlow).
 
 The texts are what Keras 3.15 prints: base_optimizer.load_own_variables,
-serialization_lib's unknown-object error, saving_api's legacy HDF5 notice.
+serialization_lib's unknown-object error, saving_api's legacy HDF5 notice, Model.get_state_tree's
+duplicate path, and orbax-checkpoint's (0.12.8) sharding notice on restore.
 """
 
 from pytest_ckpt.framework.messages import (
     OptimizerSkipped,
     describe,
+    duplicate_path,
     is_noise,
     one_line,
     optimizer_skipped,
@@ -20,6 +22,23 @@ UNKNOWN = ("Could not locate class 'MyBlock'. Make sure custom classes and funct
            "`@keras.saving.register_keras_serializable()`. Full object config: {'module': None}")
 LEGACY = ("You are saving your model as an HDF5 file via `model.save()` or `keras.saving.save_model(model)`. "
           "This file format is considered legacy. ")
+
+
+TWICE = ("The following variable path is found twice in the model: 'dup_sub/d/kernel'. `get_state_tree()` can "
+         "only be called when all variable paths are unique. Make sure to give unique names to your layers "
+         "(and other objects).")
+SHARDING = ("Sharding info not provided when restoring. Populating sharding info from sharding file. Please "
+            "note restoration time will be slightly increased due to reading from file.")
+
+
+def test_a_duplicate_path_is_named():
+    assert duplicate_path(TWICE) == "dup_sub/d/kernel"
+    assert duplicate_path("found twice") is None
+
+
+def test_the_orbax_sharding_notice_is_noise():
+    assert is_noise(SHARDING)
+    assert not is_noise("Sharding failed: " + SHARDING)
 
 
 def test_the_optimizer_skip_warning_gives_both_counts():

@@ -1,0 +1,63 @@
+"""Users' own checkpoint code as formats (``module:attr`` in ckpt_formats), end to end."""
+
+import pytest
+
+from pytest_ckpt.checks.comparison import Verdict
+from pytest_ckpt.checks.roundtrip import check_format
+from pytest_ckpt.errors import UserFormatError
+from pytest_ckpt.framework.formats import Format, UserFormat, get_format
+from tests.conftest import failure_report
+
+U = "tests.user_formats"
+M = "pytest_ckpt.models"
+
+
+def test_an_atomic_saver_is_checked_like_a_built_in_format():
+    fmt = get_format(f"{U}:AtomicWeights")
+    assert isinstance(fmt, Format) and isinstance(fmt, UserFormat) and fmt.display == "atomic weights"
+    assert check_format(f"{M}:swap_prone_nested", f"{U}:AtomicWeights", examples=5, seed=0).passed
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_positional_saver_swaps_silently_under_a_freeze_change(seed):
+    failure = check_format(f"{M}:swap_prone_nested", f"{U}:positional_npz", examples=3, seed=seed).failure
+    assert failure is not None and failure.format == f"{U}:positional_npz"
+    # A shape error when the moved values do not fit, a silent swap when they do.
+    assert failure.load_error is not None or Verdict.SWAPPED in failure.counts()
+
+
+@pytest.mark.parametrize("spec, message", [
+    (f"{U}:NoLoad", "has no load method"),
+    (f"{U}:NeedsArguments", "made without arguments"),
+    (f"{U}:Nowhere", "has no attribute 'Nowhere'"),
+    ("tests.no_such_module:Saver", "cannot be imported"),
+])
+def test_a_broken_user_format_is_one_clear_message(spec, message):
+    with pytest.raises(UserFormatError, match=message):
+        get_format(spec)
+
+
+def test_user_formats_in_the_ini_run_beside_built_ins_and_leave_nothing_behind(pytester, project_on_path):
+    pytester.makeini(f"""
+        [pytest]
+        ckpt_models = {M}:swap_prone_nested
+        ckpt_formats =
+            keras-weights
+            {U}:AtomicWeights
+            {U}:NoLoad
+            tests.no_such_module:Saver
+        ckpt_examples = 3
+    """)
+    # pytester's own: HOME points here (Keras writes ~/.keras/keras.json), its basetemp and the
+    # subprocess's captured output.
+    ours = lambda: sorted(p.name for p in pytester.path.iterdir()  # noqa: E731
+                          if p.name not in (".keras", "stdout", "stderr") and not p.name.startswith("runpytest"))
+    before = ours()
+    result = pytester.runpytest_subprocess("--ckpt-roundtrip", "-p", "no:cacheprovider", "--hypothesis-seed=1")
+    result.assert_outcomes(passed=2, failed=2)
+    report = "\n".join(failure_report(result))
+    assert f"format '{U}:NoLoad': NoLoad has no load method" in report
+    assert "format 'tests.no_such_module:Saver': module 'tests.no_such_module' cannot be imported" in report
+    assert "Traceback" not in report
+    result.stdout.fnmatch_lines([f"*| roundtrip | `{M}:swap_prone_nested` | pass | pass | FAIL: format |*"])
+    assert ours() == before

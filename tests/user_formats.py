@@ -1,0 +1,74 @@
+"""Users' own checkpoint code, as ``module:attr`` formats (see docs/formats.md).
+
+``AtomicWeights`` is the known-good pattern: write to a temporary file in the same folder, then
+rename over the real name, and write the training metadata the same way.  ``positional_npz``
+is a known-bad one: the values of ``trainable_weights + non_trainable_weights`` in order, loaded
+back by position, as legacy HDF5 does: a different freeze state moves them.  The rest are
+broken on purpose, for the messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class AtomicWeights:
+    """save_weights to a temporary file, then os.replace: a reader sees the old file or the new."""
+
+    name = "atomic weights"
+
+    def save(self, model, directory: Path) -> None:
+        final = directory / "model.weights.h5"
+        partial = directory / "model.partial.weights.h5"
+        model.save_weights(str(partial))
+        os.replace(partial, final)
+        meta = directory / "meta.json.partial"
+        meta.write_text(json.dumps({"epoch": 1}))
+        os.replace(meta, directory / "meta.json")
+
+    def load(self, model, directory: Path) -> None:
+        model.load_weights(str(directory / "model.weights.h5"))
+
+
+def _in_order(model):
+    # What legacy HDF5 does too: the trainable ones first, so a freeze change reorders them.
+    return list(model.trainable_weights) + list(model.non_trainable_weights)
+
+
+class PositionalNpz:
+    """The values of trainable_weights + non_trainable_weights, in order, loaded back by position."""
+
+    def save(self, model, directory: Path) -> None:
+        with open(directory / "weights.npz", "wb") as f:
+            np.savez(f, *[np.asarray(w.numpy()) for w in _in_order(model)])
+
+    def load(self, model, directory: Path) -> None:
+        with np.load(directory / "weights.npz") as data:
+            values = [data[f"arr_{i}"] for i in range(len(data.files))]
+        for w, value in zip(_in_order(model), values):
+            w.assign(value)
+
+
+positional_npz = PositionalNpz()
+
+
+class NoLoad:
+    """Forgot load(): a clear error, not a traceback."""
+
+    def save(self, model, directory: Path) -> None:
+        model.save_weights(str(directory / "x.weights.h5"))
+
+
+class NeedsArguments:
+    def __init__(self, bucket):
+        self.bucket = bucket
+
+    def save(self, model, directory):
+        pass
+
+    def load(self, model, directory):
+        pass
