@@ -51,6 +51,13 @@ needs_orbax = pytest.mark.skipif(not _installed("orbax.checkpoint"), reason="the
 HAS_ORBAX = _installed("orbax.checkpoint")
 
 
+def files_of(pytester):
+    """What a pytester project folder holds, less pytester's own (HOME points there, so Keras
+    writes ~/.keras/keras.json; its basetemp; the subprocess's captured output)."""
+    return sorted(p.name for p in pytester.path.iterdir()
+                  if p.name not in (".keras", "stdout", "stderr") and not p.name.startswith("runpytest"))
+
+
 def failure_report(result):
     """The lines above pytest's short summary, which repeats whole messages when CI is set."""
     lines = result.outlines

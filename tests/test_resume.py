@@ -192,3 +192,11 @@ def test_no_resume_pair_leaves_nothing_trainable():
     assert not _has_trainable(tree)(FreezeMask.from_paths(tree, [()]))
     outcome = check_resume(f"{C}:compiled_twin", "keras-model", examples=3, seed=0)
     assert outcome.passed  # every pair it ran trained something
+
+
+@pytest.mark.parametrize("fmt", ["model-checkpoint", "backup-and-restore"])
+def test_training_callbacks_resume_as_if_never_stopped(fmt):
+    from pytest_ckpt.checks.resume import check_resume
+
+    outcome = check_resume("pytest_ckpt.models:fine_tuning_resumable", fmt, examples=2, seed=0, masks="same")
+    assert outcome.failure is None, outcome.failure and outcome.failure.summary()

@@ -300,3 +300,26 @@ def test_lora_quantized_and_hidden_sublayer_verdicts_match_plain_keras(factory, 
 def test_user_format_verdicts_match_plain_keras(fmt, safe):
     failure, _ = agree(f"{M}:swap_prone_nested", fmt)
     assert (failure is None) == safe, failure and failure.summary()
+
+
+def crash_truth(factory, fmt) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, str(ROOT / "tests/truth/crash.py"), factory, fmt],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory, fmt", [
+    ("swap_prone_nested", "keras-weights"), ("swap_prone_nested", "keras"), ("swap_prone_nested", "h5"),
+    ("swap_prone_nested", "tests.user_formats:AtomicWeights"),
+    ("compiled_swap_prone_nested", "model-checkpoint"), ("compiled_swap_prone_nested", "backup-and-restore"),
+])
+def test_killed_save_verdicts_match_plain_keras(factory, fmt):
+    from pytest_ckpt.checks.crash import check_crash
+
+    outcome = check_crash(f"{M}:{factory}", fmt, points=6)
+    t = crash_truth(f"{M}:{factory}", fmt)
+    assert t["killed_mid_save"], t
+    assert outcome.passed == (t["state"] in ("old", "new")), (t, [p.state for p in outcome.points])

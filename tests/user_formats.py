@@ -72,3 +72,23 @@ class NeedsArguments:
 
     def load(self, model, directory):
         pass
+
+
+class SplitAtomic:
+    """Two files, each replaced atomically, but not together: a kill between them mixes A and B."""
+
+    def save(self, model, directory: Path) -> None:
+        values = [np.asarray(w.numpy()) for w in model.weights]
+        half = len(values) // 2
+        for name, part in (("first", values[:half]), ("second", values[half:])):
+            with open(directory / f"{name}.partial.npz", "wb") as f:
+                np.savez(f, *part)
+            os.replace(directory / f"{name}.partial.npz", directory / f"{name}.npz")
+
+    def load(self, model, directory: Path) -> None:
+        values = []
+        for name in ("first", "second"):
+            with np.load(directory / f"{name}.npz") as data:
+                values += [data[f"arr_{i}"] for i in range(len(data.files))]
+        for w, value in zip(model.weights, values):
+            w.assign(value)

@@ -80,7 +80,7 @@ class InlineLoader:
 PRELOAD_ENV = "PYTEST_CKPT_PRELOAD"
 
 
-def _child_env(hash_seed: int) -> dict[str, str]:
+def child_env(hash_seed: int) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
     # The frameworks this process runs: the child imports them while it waits for work.
@@ -113,7 +113,7 @@ class ProcessLoader:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", code], pass_fds=(to_child_r, from_child_w),
                 # Its stdout to our stderr: a print in a factory lands in the captured stderr.
-                env=_child_env(self.hash_seed), stdin=subprocess.DEVNULL, stdout=2)
+                env=child_env(self.hash_seed), stdin=subprocess.DEVNULL, stdout=2)
         finally:
             os.close(to_child_r)
             os.close(from_child_w)

@@ -11,7 +11,8 @@ class CheckKind(enum.StrEnum):
     ROUNDTRIP = "roundtrip"
     MIGRATION = "migration"
     RESUME = "resume"
+    CRASH = "crash"
 
     @property
     def words(self) -> str:
-        return "round trip" if self is CheckKind.ROUNDTRIP else self.value
+        return {CheckKind.ROUNDTRIP: "round trip", CheckKind.CRASH: "killed save"}.get(self, self.value)

@@ -226,7 +226,9 @@ class Orbax(Format):
         # the folder is complete when save() returns.
         callback = keras.callbacks.OrbaxCheckpoint(directory=str(path), save_on_background=False)
         callback.set_model(model)
-        callback.on_epoch_end(0)
+        # The next epoch's step when the folder holds earlier ones, as a later epoch of fit writes.
+        steps = [int(p.name) for p in Path(path).iterdir() if p.name.isdigit()] if Path(path).is_dir() else []
+        callback.on_epoch_end(max(steps, default=-1) + 1)
         callback.on_train_end()
 
     def load(self, model: Any, path: Any) -> Any:
@@ -266,6 +268,59 @@ class StateTree(Format):
         from pytest_ckpt.framework.statetree import read_state_tree
 
         model.set_state_tree(read_state_tree(Path(path)))
+        return model
+
+
+class ModelCheckpointWeights(KerasWeights):
+    """``keras.callbacks.ModelCheckpoint("x.weights.h5", save_weights_only=True)`` as ``fit``
+    drives it at the end of an epoch; loaded with ``load_weights``."""
+
+    name = "model-checkpoint"
+
+    def save(self, model: Any, path: Any) -> None:
+        import keras
+
+        callback = keras.callbacks.ModelCheckpoint(str(path), save_weights_only=True)
+        callback.set_model(model)
+        callback.on_epoch_end(0, logs={})
+
+
+class ModelCheckpointModel(KerasModel):
+    """``keras.callbacks.ModelCheckpoint("x.keras")`` (the whole model) at the end of an epoch;
+    loaded with ``keras.saving.load_model``."""
+
+    name = "model-checkpoint-model"
+
+    def save(self, model: Any, path: Any) -> None:
+        import keras
+
+        callback = keras.callbacks.ModelCheckpoint(str(path))
+        callback.set_model(model)
+        callback.on_epoch_end(0, logs={})
+
+
+class BackupAndRestore(Format):
+    """``keras.callbacks.BackupAndRestore(dir)``: at the end of an epoch it writes
+    ``latest.weights.h5`` and ``training_metadata.json``; a new callback restores them when
+    training begins (building the optimizer first)."""
+
+    name = "backup-and-restore"
+    suffix = ""  # a folder
+    needs_compiled = True  # it runs inside fit: restoring reads model.optimizer
+
+    def save(self, model: Any, path: Any) -> None:
+        import keras
+
+        callback = keras.callbacks.BackupAndRestore(str(path), delete_checkpoint=False)
+        callback.set_model(model)
+        callback.on_epoch_end(0)
+
+    def load(self, model: Any, path: Any) -> Any:
+        import keras
+
+        callback = keras.callbacks.BackupAndRestore(str(path), delete_checkpoint=False)
+        callback.set_model(model)
+        callback.on_train_begin()
         return model
 
 
@@ -356,6 +411,9 @@ _ALL: tuple[Format, ...] = (
     Orbax(),
     OrbaxModel(),
     StateTree(),
+    ModelCheckpointWeights(),
+    ModelCheckpointModel(),
+    BackupAndRestore(),
 )
 # Formats both frameworks read: a tf-keras file loads into a Keras 3 model.
 MIGRATION_FORMATS = ("h5", "h5-by-name")

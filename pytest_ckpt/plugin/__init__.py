@@ -34,7 +34,7 @@ def pytest_configure(config: Any) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput and "ckpt_random_seed" in workerinput:
         session.random_seed = workerinput["ckpt_random_seed"]
-    if workerinput and (session.settings.roundtrip or session.settings.resume):
+    if workerinput and session.settings.generates:
         from pytest_ckpt.framework.detection import share_cores
 
         share_cores(int(workerinput.get("workercount", 1)))
@@ -71,7 +71,7 @@ def pytest_ignore_collect(collection_path: Any, config: Any) -> Any:
 def pytest_collection_modifyitems(session: Any, config: Any, items: Any) -> None:
     # tryfirst: before -k/-m deselection and xdist see the items.
     state = config.stash[SESSION_KEY]
-    if state.settings.roundtrip or state.settings.resume:
+    if state.settings.generates:
         from pytest_ckpt.plugin.items import generate_items
 
         items.extend(generate_items(session, state.settings))
@@ -114,7 +114,7 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
 
 def pytest_report_header(config: Any) -> Any:
     state = config.stash[SESSION_KEY]
-    if not (state.settings.roundtrip or state.settings.resume):
+    if not state.settings.generates:
         return None
     from pytest_ckpt.plugin.items import header_line
 

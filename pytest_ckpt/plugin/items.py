@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shlex
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,6 +27,7 @@ from pytest_ckpt.plugin.session import SESSION_KEY, reproduce_line
 ROUNDTRIP = "ckpt-roundtrip"
 MIGRATION = "ckpt-migration"
 RESUME = "ckpt-resume"
+CRASH = "ckpt-crash"
 
 
 class ReportedFailure(Exception):
@@ -89,9 +92,8 @@ class CheckItem(_CkptNode, pytest.Item):
 
     def runtest(self) -> None:
         # Heavy imports happen here, on the first item that runs.
-        from pytest_ckpt.checks.resume import NotCompiled, check_resume
+        from pytest_ckpt.checks.resume import check_resume
         from pytest_ckpt.checks.roundtrip import check_format
-        from pytest_ckpt.framework.formats import FormatNotApplicable
         from pytest_ckpt.report.diagnosis import render, render_resume
 
         session = self.config.stash[SESSION_KEY]
@@ -106,12 +108,34 @@ class CheckItem(_CkptNode, pytest.Item):
         if known is not None:
             self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
             raise ReportedFailure(f"{known[0]}\n(the same error as in {known[1]})")
+        if self.kind is CheckKind.CRASH:
+            return self._run_crash(session)
         check = check_resume if self.kind is CheckKind.RESUME else check_format
         extra: dict[str, Any] = {"load_factory": self.specs[1]} if self.is_migration else {}
-        try:
+        with self._setup_errors(session):
             outcome = check(self.specs[0], self.format_name, examples=s.examples,
                             seed=session.seed_for(self.nodeid), masks=s.masks, tmp_root=s.tmpdir,
                             isolation=s.isolation, **extra)
+        self.user_properties += [("ckpt_verdict", verdict_word(outcome)),
+                                 ("ckpt_examples_run", str(outcome.examples_run))]
+        notes = [n for n in (outcome.isolation_note, outcome.outputs_note, excluded_note(outcome)) if n]
+        if notes:
+            self.user_properties.append(("ckpt_note", "; ".join(notes)))
+        if outcome.failure is not None:
+            show = render_resume if self.kind is CheckKind.RESUME else render
+            raise ReportedFailure(show(outcome.failure, seed=session.seed,
+                                       reproduce=self.reproduce_command(),
+                                       not_reproducible=outcome.not_reproducible,
+                                       notes=tuple(notes) + self.seed_notes(), others=outcome.others))
+
+    @contextmanager
+    def _setup_errors(self, session: Any) -> Iterator[None]:
+        """What stops a check before any verdict: a skip, or one failing item naming the culprit."""
+        from pytest_ckpt.checks.resume import NotCompiled
+        from pytest_ckpt.framework.formats import FormatNotApplicable
+
+        try:
+            yield
         except (FormatNotApplicable, NotCompiled) as exc:
             # Collected because the framework could not be told before
             # building; now it can.  (Or a resume check of a model that
@@ -125,17 +149,16 @@ class CheckItem(_CkptNode, pytest.Item):
             session.factory_errors[self.specs] = (str(exc), self.nodeid)
             self.user_properties.append(("ckpt_verdict", "FAIL: factory"))
             raise ReportedFailure(str(exc)) from None
-        self.user_properties += [("ckpt_verdict", verdict_word(outcome)),
-                                 ("ckpt_examples_run", str(outcome.examples_run))]
-        notes = [n for n in (outcome.isolation_note, outcome.outputs_note, excluded_note(outcome)) if n]
-        if notes:
-            self.user_properties.append(("ckpt_note", "; ".join(notes)))
-        if outcome.failure is not None:
-            show = render_resume if self.kind is CheckKind.RESUME else render
-            raise ReportedFailure(show(outcome.failure, seed=session.seed,
-                                       reproduce=self.reproduce_command(),
-                                       not_reproducible=outcome.not_reproducible,
-                                       notes=tuple(notes) + self.seed_notes(), others=outcome.others))
+
+    def _run_crash(self, session: Any) -> None:
+        from pytest_ckpt.checks.crash import check_crash
+        from pytest_ckpt.report.crash import render_crash, verdict
+
+        with self._setup_errors(session):
+            outcome = check_crash(self.specs[0], self.format_name, tmp_root=session.settings.tmpdir)
+        self.user_properties.append(("ckpt_verdict", verdict(outcome)))
+        if not outcome.passed:
+            raise ReportedFailure(render_crash(outcome, reproduce=self.reproduce_command()))
 
     def seed_notes(self) -> tuple[str, ...]:
         session = self.config.stash[SESSION_KEY]
@@ -150,8 +173,11 @@ class CheckItem(_CkptNode, pytest.Item):
         session = self.config.stash[SESSION_KEY]
         s = session.settings
         parts = ["--ckpt-only"]
-        parts += (["--ckpt-resume", "--no-ckpt-roundtrip"] if self.kind is CheckKind.RESUME
-                  else ["--ckpt-roundtrip", "--no-ckpt-resume"])
+        parts += {CheckKind.RESUME: ["--ckpt-resume", "--no-ckpt-roundtrip"],
+                  CheckKind.CRASH: ["--ckpt-crash", "--no-ckpt-roundtrip", "--no-ckpt-resume"]}.get(
+            self.kind, ["--ckpt-roundtrip", "--no-ckpt-resume"])
+        if s.crash and self.kind is not CheckKind.CRASH:
+            parts.append("--no-ckpt-crash")
         if self.is_migration:
             parts += ["--ckpt-models=", "--ckpt-migrations", shlex.quote(f"{self.specs[0]} -> {self.specs[1]}")]
         else:
@@ -280,6 +306,9 @@ def generate_items(session: Any, settings: Settings) -> list[pytest.Item]:
         suites += [(RoundTripSuite, ROUNDTRIP), (MigrationSuite, MIGRATION)]
     if settings.resume:
         suites.append((ResumeSuite if settings.roundtrip else _ResumeOnlySuite, RESUME))
+    if settings.crash:
+        # The settings errors are reported once, by the first suite.
+        suites.append((CrashSuite if settings.roundtrip or settings.resume else _CrashOnlySuite, CRASH))
     for cls, name in suites:
         suite = cls.from_parent(session, name=name, nodeid=name, settings=settings)
         # genitems emits collect reports, so counts and "-k ... deselected" add up.
@@ -291,6 +320,14 @@ class _ResumeOnlySuite(RoundTripSuite):
     """Resume checks without round trips: the settings errors are reported here."""
 
     kind = CheckKind.RESUME
+
+
+class CrashSuite(ResumeSuite):
+    kind = CheckKind.CRASH
+
+
+class _CrashOnlySuite(RoundTripSuite):
+    kind = CheckKind.CRASH
 
 
 def header_line(session_state: Any, steals: bool = False) -> str:

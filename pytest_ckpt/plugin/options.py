@@ -47,6 +47,9 @@ OPTIONS = (
     Option("resume", "collect a resume check for every registered factory x format: training "
            "resumed from a checkpoint must equal training that never stopped (compiled models)",
            kind="bool", default=False),
+    Option("crash", "collect a killed-save check for every registered factory x format: a save "
+           "killed part-way over a checkpoint must leave the old one or the new one, never an error "
+           "or a mix", kind="bool", default=False),
     Option("only", "collect only pytest-ckpt's generated items, no test files (what reproduce "
            "lines use)", kind="bool", default=False),
     Option("models", "model factories, 'package.module:callable' (ini: one per line; "
@@ -103,6 +106,7 @@ def _raw(config: Any, opt: Option) -> Any:
 class Settings:
     roundtrip: bool = False
     resume: bool = False
+    crash: bool = False
     only: bool = False
     models: list[str] = field(default_factory=list)
     migrations: list[tuple[str, str]] = field(default_factory=list)
@@ -121,12 +125,18 @@ class Settings:
     # Checks cannot run at all (no example count, no usable temp dir).
     blocked: bool = False
 
+    @property
+    def generates(self) -> bool:
+        """Whether any kind of check item is asked for."""
+        return self.roundtrip or self.resume or self.crash
+
 
 def read_settings(config: Any) -> Settings:
     raw = {opt.name: _raw(config, opt) for opt in OPTIONS}
     s = Settings(
         roundtrip=bool(raw["roundtrip"]),
         resume=bool(raw["resume"]),
+        crash=bool(raw["crash"]),
         only=bool(raw["only"]),
         models=list(dict.fromkeys(_entries(raw["models"]))),  # listed twice: one item, not two with one id
         update=bool(raw["update"]),

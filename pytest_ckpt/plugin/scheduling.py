@@ -31,7 +31,7 @@ def steals_work(config: Any) -> bool:
     state = config.stash[SESSION_KEY]
     if not getattr(config.option, "numprocesses", 0) or config.option.collectonly:
         return False
-    if config.stash.get(DIST_CHOSEN_KEY, True) or not (state.settings.roundtrip or state.settings.resume):
+    if config.stash.get(DIST_CHOSEN_KEY, True) or not state.settings.generates:
         return False
     try:
         import xdist

@@ -11,10 +11,10 @@ from pytest_ckpt.report.matrix import matrix as grid
 
 
 def matrix(records: Any, factories: Any = (), formats: Any = ()) -> str:
-    """The results matrix of this run: formats in the order they were asked for, then the built-in order."""
+    """The results matrix of this run: built-in formats in their one order, then users' as asked for."""
     from pytest_ckpt.framework.formats import format_names
 
-    return grid(records, list(factories), list(dict.fromkeys([*formats, *format_names()])))
+    return grid(records, list(factories), list(dict.fromkeys([*format_names(), *formats])))
 
 
 def results(state: CkptSession) -> Results:

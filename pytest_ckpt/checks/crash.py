@@ -1,0 +1,336 @@
+"""Saves that get killed: does the folder still hold a whole checkpoint?
+
+A checkpoint A (one set of distinct values) is saved into a folder; then B
+(other values) is saved over it by a process that is killed, for real
+(SIGKILL), at a point of that save.  A fresh process then builds the model
+and loads the folder: it must hold exactly A or exactly B, every model and
+optimizer variable.  An error (A is gone) or a mix is a failure.
+
+Kill points are the save's file operations, seen through Python's audit
+hooks (``open`` for writing, ``os.rename``/``os.replace``, removals, folder
+creation) and through h5py, whose C library writes without them (a file
+created, a file about to close): the process is killed just before the
+operation, or just after h5py created a file.  A first run of the save
+counts them; up to ``points`` of them, spread evenly from the first to the
+end of the save, are each killed in a process of their own.  Killing at
+points the save itself names keeps the check deterministic: the same
+points on every run, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.framework.formats import FormatNotApplicable
+
+POINTS = 8
+_EXPECTED = "expected.npz"
+
+
+class CrashState:
+    """What a fresh process found in the folder after the kill."""
+
+    OLD = "old"  # exactly A: the interrupted save left the previous checkpoint
+    NEW = "new"  # exactly B: the save had finished what mattered
+    LOST = "lost"  # loading raised: the previous checkpoint is gone
+    MIXED = "mixed"  # some variables hold neither A's value nor B's, or some A and some B
+
+
+@dataclass
+class KillPoint:
+    index: int  # 0-based: killed at the index-th file operation; len(events): after the save
+    event: str  # what the save was about to do there, or had just done
+    files: dict[str, int] = field(default_factory=dict)  # what the folder held after the kill
+    state: str = ""
+    error: str | None = None
+    neither: list[str] = field(default_factory=list)  # variables holding neither A nor B
+    mixed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (CrashState.OLD, CrashState.NEW)
+
+
+@dataclass
+class CrashOutcome:
+    factory: str
+    format: str
+    events: list[str]
+    points: list[KillPoint]
+
+    @property
+    def failures(self) -> list[KillPoint]:
+        return [p for p in self.points if not p.ok]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def check_crash(factory: str, format_name: str, *, points: int = POINTS,
+                tmp_root: str | Path | None = None) -> CrashOutcome:
+    """Save A, kill the save of B at up to ``points`` points, load each in a fresh process."""
+    work = Path(tempfile.mkdtemp(prefix="ckpt-crash-", dir=tmp_root))
+    try:
+        counted = _child(["save", factory, format_name, str(work / "count"), str(work), "-1"])
+        if counted.returncode == _NOT_APPLICABLE:
+            raise FormatNotApplicable(json.loads(counted.stdout.strip().splitlines()[-1])["not_applicable"])
+        if counted.returncode != 0:
+            raise FactoryError(f"saving {factory} in format {format_name} failed before any kill:\n"
+                               f"{_tail(counted.stderr)}")
+        events = json.loads(counted.stdout.strip().splitlines()[-1])["events"]
+        chosen = _spread(len(events) + 1, points)
+        found = [_kill_at(factory, format_name, work, k, events) for k in chosen]
+        _load_all(factory, format_name, work, found)
+        return CrashOutcome(factory, format_name, events, found)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _spread(count: int, wanted: int) -> list[int]:
+    """Up to ``wanted`` of ``range(count)``, evenly spread, first and last included."""
+    if count <= wanted:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
+
+
+def _kill_at(factory: str, format_name: str, work: Path, index: int, events: list[str]) -> KillPoint:
+    folder = work / f"kill-{index}"
+    done = _child(["save", factory, format_name, str(folder), str(folder), str(index)])
+    if done.returncode not in (-signal.SIGKILL, 0):
+        raise FactoryError(f"the save of {factory} in format {format_name} failed:\n{_tail(done.stderr)}")
+    event = events[index] if index < len(events) else "after the save returned"
+    files = {str(p.relative_to(folder / "ckpt-folder")): p.stat().st_size
+             for p in sorted((folder / "ckpt-folder").rglob("*")) if p.is_file()}
+    return KillPoint(index, event, files)
+
+
+def _load_all(factory: str, format_name: str, work: Path, found: list[KillPoint]) -> None:
+    folders = [str(work / f"kill-{p.index}") for p in found]
+    done = _child(["load", factory, format_name, json.dumps(folders)])
+    if done.returncode != 0:
+        raise FactoryError(f"the loading process of {factory} in format {format_name} failed:\n"
+                           f"{_tail(done.stderr)}")
+    for point, verdict in zip(found, json.loads(done.stdout.strip().splitlines()[-1])):
+        point.state, point.error, point.neither = verdict["state"], verdict["error"], verdict["neither"]
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.strip().splitlines()[-15:])
+
+
+def _child(args: list[str]) -> subprocess.CompletedProcess[str]:
+    from pytest_ckpt.checks.isolation import child_env
+
+    env = child_env(0)
+    env["PYTEST_CKPT_SYS_PATH"] = json.dumps(sys.path)
+    return subprocess.run([sys.executable, "-c", "from pytest_ckpt.checks.crash import main; main()", *args],
+                          capture_output=True, text=True, env=env, cwd=os.getcwd(), timeout=600)
+
+
+# -- the children ---------------------------------------------------------------------
+
+
+_NOT_APPLICABLE = 3  # a child's exit status: the format does not apply (its message on stdout)
+
+
+def main() -> None:
+    sys.path[:] = json.loads(os.environ.get("PYTEST_CKPT_SYS_PATH", "[]")) or sys.path
+    what, factory, format_name, *rest = sys.argv[1:]
+    try:
+        if what == "save":
+            _save_child(factory, format_name, Path(rest[0]), Path(rest[1]), int(rest[2]))
+        else:
+            print(json.dumps([_load_one(factory, format_name, Path(f)) for f in json.loads(rest[0])]))
+    except FormatNotApplicable as exc:
+        print(json.dumps({"not_applicable": str(exc)}))
+        sys.exit(_NOT_APPLICABLE)
+
+
+def _model_and_format(factory: str, format_name: str) -> tuple[Any, Any]:
+    from pytest_ckpt.framework.detection import backend_of, framework_of
+    from pytest_ckpt.framework.factories import as_callable, build
+    from pytest_ckpt.framework.formats import get_format
+
+    call, name = as_callable(factory)
+    model = build(call, name)
+    framework = framework_of(model) or "keras3"
+    fmt = get_format(format_name, framework, backend_of(framework))
+    optimizer = getattr(model, "optimizer", None)
+    if fmt.needs_compiled and optimizer is None:
+        raise FormatNotApplicable(f"format {format_name} saves a compiled model's whole state; model "
+                                  f"factory {name} returns a model that is not compiled")
+    if optimizer is not None and not getattr(optimizer, "built", False):
+        # Training builds it at its first step; checkpoints are saved after that.
+        optimizer.build(model.trainable_variables)
+    return model, fmt
+
+
+def _state(model: Any) -> list[tuple[str, Any]]:
+    """Every model and optimizer variable, with a name that is the same in every process."""
+    found = [(f"model/{i}:{v.path if hasattr(v, 'path') else v.name}", v) for i, v in enumerate(model.weights)]
+    optimizer = getattr(model, "optimizer", None)
+    variables = getattr(optimizer, "variables", None) or []
+    found += [(f"optimizer/{i}", v) for i, v in enumerate(variables() if callable(variables) else variables)]
+    return found
+
+
+def _read(variable: Any) -> np.ndarray:
+    from pytest_ckpt.framework.bulk import read
+    from pytest_ckpt.framework.values import widened
+
+    value = widened(read(variable))
+    assert value is not None
+    return np.asarray(value, dtype=np.float64) if value.dtype.kind in "fiub" else value
+
+
+def _fill(state: list[tuple[str, Any]], seed: int) -> dict[str, np.ndarray]:
+    """Every variable a value of its own: A and B differ everywhere."""
+    from pytest_ckpt.framework.values import numpy_dtype
+
+    rng = np.random.default_rng(seed)
+    held = {}
+    for name, v in state:
+        shape, dtype = tuple(int(d) for d in v.shape), numpy_dtype(v)
+        if dtype.kind in "iu":
+            v.assign(rng.integers(1, 100, size=shape).astype(dtype))
+        elif dtype.kind != "b":
+            value = rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+            v.assign(value.astype(dtype))
+        held[name] = _read(v)
+    return held
+
+
+def _save_child(factory: str, format_name: str, folder: Path, work: Path, kill_at: int) -> None:
+    model, fmt = _model_and_format(factory, format_name)
+    target = folder / "ckpt-folder"
+    target.mkdir(parents=True)
+    path = fmt.path_in(target)
+    state = _state(model)
+    a = _fill(state, 1)
+    fmt.save(model, path)
+    b = _fill(state, 2)
+    both: dict[str, Any] = {**{f"a/{k}": v for k, v in a.items()}, **{f"b/{k}": v for k, v in b.items()}}
+    np.savez(work / _EXPECTED, **both)
+    events: list[str] = []
+    _watch(str(target), events, kill_at)
+    fmt.save(model, path)
+    _at(events, kill_at, "after the save returned", record=False)
+    print(json.dumps({"events": events}))
+
+
+def _at(events: list[str], kill_at: int, what: str, record: bool = True) -> None:
+    if len(events) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if record:
+        events.append(what)
+
+
+def _watch(root: str, events: list[str], kill_at: int) -> None:
+    """Count (and at ``kill_at``, die at) each file operation under ``root``."""
+    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def inside(path: Any) -> str | None:
+        text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
+        return os.path.relpath(text, root) if text.startswith(root) else None
+
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open" and args and inside(args[0]) is not None:
+            mode, flags = (args[1] or ""), (args[2] or 0)
+            if any(c in str(mode) for c in "wax+") or flags & writes:
+                _at(events, kill_at, f"about to open {inside(args[0])} for writing")
+        elif event in ("os.rename", "os.replace") and len(args) > 1 and inside(args[0]) is not None:
+            _at(events, kill_at, f"about to {event.split('.')[1]} {inside(args[0])} -> {inside(args[1])}")
+        elif event in ("os.remove", "os.rmdir", "shutil.rmtree", "os.mkdir", "os.truncate") and args \
+                and inside(args[0]) is not None:
+            _at(events, kill_at, f"about to {event.split('.')[1]} {inside(args[0])}")
+
+    sys.addaudithook(hook)
+    _watch_opened(inside, events, kill_at)
+    _watch_h5py(inside, events, kill_at)
+
+
+def _watch_opened(inside: Any, events: list[str], kill_at: int) -> None:
+    """After a file is opened for writing (truncated, nothing written), and before a zip's
+    index is written: the states in-place writers leave when killed."""
+    import builtins
+    import io
+    import zipfile
+
+    opened, close = io.open, zipfile.ZipFile.close
+
+    def opening(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = opened(file, mode, *args, **kwargs)
+        where = inside(file)
+        if where is not None and any(c in mode for c in "wax+"):
+            _at(events, kill_at, f"{where} just opened for writing, nothing written yet")
+        return handle
+
+    def closing(self: Any) -> None:
+        where = inside(getattr(self, "filename", None) or "")
+        if where is not None and self.mode in "wax" and self.fp is not None:
+            _at(events, kill_at, f"about to close {where} (a zip's index is written at close)")
+        close(self)
+
+    builtins.open = io.open = opening  # type: ignore[assignment]
+    zipfile.ZipFile.close = closing  # type: ignore[method-assign]
+
+
+def _watch_h5py(inside: Any, events: list[str], kill_at: int) -> None:
+    try:
+        import h5py
+    except ImportError:
+        return
+    create, close = h5py.File.__init__, h5py.File.close
+
+    def created(self: Any, name: Any, mode: str = "r", *args: Any, **kwargs: Any) -> None:
+        where = inside(name)
+        if where is not None and mode != "r":
+            _at(events, kill_at, f"about to create {where} with h5py (mode {mode})")
+        create(self, name, mode, *args, **kwargs)
+        if where is not None and mode != "r":
+            _at(events, kill_at, f"{where} just created by h5py, nothing written yet")
+
+    def closing(self: Any) -> None:
+        where = inside(getattr(self, "filename", "")) if self.id.valid else None
+        if where is not None and self.mode != "r":
+            _at(events, kill_at, f"about to close {where} (h5py writes its data out at close)")
+        close(self)
+
+    h5py.File.__init__, h5py.File.close = created, closing
+
+
+def _load_one(factory: str, format_name: str, folder: Path) -> dict[str, Any]:
+    from pytest_ckpt.framework.messages import one_line
+
+    expected = np.load(folder / _EXPECTED)
+    model, fmt = _model_and_format(factory, format_name)
+    path = fmt.path_in(folder / "ckpt-folder")
+    try:
+        holder = fmt.load(model, path)
+    except Exception as exc:
+        return {"state": CrashState.LOST, "error": one_line(exc)[:400], "neither": []}
+    got = dict((name, _read(v)) for name, v in _state(holder))
+    a = {k[2:]: expected[k] for k in expected.files if k.startswith("a/")}
+    b = {k[2:]: expected[k] for k in expected.files if k.startswith("b/")}
+    holds_a = {k for k, v in got.items() if k in a and np.array_equal(v, a[k], equal_nan=True)}
+    holds_b = {k for k, v in got.items() if k in b and np.array_equal(v, b[k], equal_nan=True)}
+    if holds_a == set(a):
+        return {"state": CrashState.OLD, "error": None, "neither": []}
+    if holds_b == set(b):
+        return {"state": CrashState.NEW, "error": None, "neither": []}
+    neither = sorted(set(a) - holds_a - holds_b)
+    return {"state": CrashState.MIXED, "error": None, "neither": neither}

@@ -1,0 +1,90 @@
+"""Saves killed part-way (--ckpt-crash): the folder must hold the old checkpoint or the new one.
+
+Each verdict has its two-process plain-Keras truth in ``tests/truth/crash.py`` (a save killed
+by SIGKILL once the file is truncated or a temporary file appears, a fresh process loads); the
+agreement tests are in ``tests/test_truth.py``.
+"""
+
+import pytest
+
+from pytest_ckpt.checks.crash import CrashState, check_crash
+from pytest_ckpt.report.crash import render_crash, verdict
+from tests.conftest import files_of
+
+M = "pytest_ckpt.models"
+U = "tests.user_formats"
+
+
+def test_an_in_place_save_killed_part_way_loses_the_previous_checkpoint():
+    outcome = check_crash(f"{M}:swap_prone_nested", "keras-weights", points=5)
+    assert not outcome.passed and {p.state for p in outcome.failures} == {CrashState.LOST}
+    assert any("just created by h5py" in p.event for p in outcome.failures)
+    assert outcome.points[0].state == CrashState.OLD and outcome.points[-1].state == CrashState.NEW
+    text = render_crash(outcome, reproduce="pytest ...")
+    assert "writes the checkpoint in place" in text and "os.replace()" in text and "bytes" in text
+    assert verdict(outcome) == "FAIL: lost"
+
+
+def test_an_atomic_saver_leaves_the_old_or_the_new_at_every_kill_point():
+    outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:AtomicWeights", points=5)
+    assert outcome.passed, render_crash(outcome)
+    assert {p.state for p in outcome.points} == {CrashState.OLD, CrashState.NEW}
+
+
+@pytest.mark.slow
+def test_two_files_replaced_one_after_the_other_mix_old_and_new():
+    outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:SplitAtomic", points=12)
+    assert {p.state for p in outcome.failures} == {CrashState.MIXED}
+    assert "mixes the old state with the new" in render_crash(outcome)
+
+
+def test_crash_items_run_beside_the_rest_and_leave_nothing_behind(pytester, project_on_path):
+    pytester.makeini(f"""
+        [pytest]
+        ckpt_models = {M}:swap_prone_nested
+        ckpt_formats =
+            keras-weights
+            {U}:AtomicWeights
+    """)
+    before = files_of(pytester)
+    result = pytester.runpytest_subprocess("--ckpt-crash", "-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        f"ckpt-crash::{M}:swap_prone_nested::keras-weights FAILED*",
+        f"ckpt-crash::{M}:swap_prone_nested::{U}:AtomicWeights PASSED*",
+        "*killed save left no whole checkpoint*",
+        "*reproduce: pytest --ckpt-only --ckpt-crash --no-ckpt-roundtrip --no-ckpt-resume*",
+        f"*| crash | `{M}:swap_prone_nested` | FAIL: lost | pass |*",
+    ])
+    assert files_of(pytester) == before
+
+
+def test_a_format_that_needs_a_compiled_model_skips_an_uncompiled_one_with_the_reason():
+    from pytest_ckpt.framework.formats import FormatNotApplicable
+
+    with pytest.raises(FormatNotApplicable, match="not compiled"):
+        check_crash(f"{M}:swap_prone_nested", "state-tree", points=2)
+
+
+# Keras's training callbacks as fit drives them (Keras 3).  Truth: tests/truth/crash.py with the
+# same calls gives the same verdicts (see docs/formats.md, "Killed saves").
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["model-checkpoint", "backup-and-restore"])
+def test_callbacks_that_write_in_place_lose_the_last_checkpoint_when_killed(fmt):
+    outcome = check_crash(f"{M}:compiled_swap_prone_nested", fmt, points=6)
+    assert CrashState.LOST in {p.state for p in outcome.failures}
+    assert outcome.points[-1].state == CrashState.NEW
+
+
+@pytest.mark.slow
+def test_backup_and_restore_is_killed_between_its_two_writes_too():
+    outcome = check_crash(f"{M}:compiled_swap_prone_nested", "backup-and-restore", points=12)
+    metadata = [p for p in outcome.failures if "training_metadata.json" in p.event]
+    assert metadata and all(p.state == CrashState.LOST for p in metadata)
+
+
+@pytest.mark.slow
+def test_a_format_whose_round_trip_fails_is_not_blamed_on_the_kill():
+    outcome = check_crash("pytest_ckpt.models:fine_tuning_resumable", "keras-model", points=3)
+    assert not outcome.passed and outcome.points[-1].state == CrashState.MIXED
+    assert "the round trip itself fails" in render_crash(outcome)

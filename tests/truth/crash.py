@@ -1,0 +1,150 @@
+"""Plain-Keras truth for a killed save: save A, save B over it in a process that is killed, load.
+
+    python tests/truth/crash.py FACTORY FORMAT
+
+FORMAT: keras-weights, keras, h5, model-checkpoint (ModelCheckpoint(..., save_weights_only=True)
+at the end of an epoch), backup-and-restore (BackupAndRestore(dir): saved at the end of an epoch,
+restored by a new callback at the beginning of training; a compiled model), or a user's format
+as module:attr (save(model, directory) / load(model, directory)).  The saving child is killed
+with SIGKILL by a thread of its own once the checkpoint file has been truncated (its size drops
+below A's), which is where an in-place writer is most exposed, or once a file A did not have
+appears (an atomic writer's temporary file); a second child, a fresh interpreter, loads the
+folder.  Prints ONE JSON line: whether the kill landed mid-save and what the load gave: "old"
+(A), "new" (B), "lost" (the load raised) or "mixed".  Only Keras / NumPy / h5py: no pytest_ckpt
+import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+FILES = {"keras-weights": "ckpt.weights.h5", "keras": "ckpt.keras", "h5": "ckpt.h5",
+         "model-checkpoint": "ckpt.weights.h5"}
+
+
+def build(factory):
+    module, name = factory.split(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def user_format(spec):
+    module, attr = spec.split(":")
+    found = getattr(importlib.import_module(module), attr)
+    return found() if isinstance(found, type) else found
+
+
+def save(model, fmt, folder):
+    import keras
+
+    if ":" in fmt:
+        user_format(fmt).save(model, folder)
+    elif fmt == "model-checkpoint":
+        callback = keras.callbacks.ModelCheckpoint(str(folder / FILES[fmt]), save_weights_only=True)
+        callback.set_model(model)
+        callback.on_epoch_end(0, logs={})
+    elif fmt == "backup-and-restore":
+        callback = keras.callbacks.BackupAndRestore(str(folder), delete_checkpoint=False)
+        callback.set_model(model)
+        callback.on_epoch_end(0)
+    elif fmt == "keras-weights":
+        model.save_weights(str(folder / FILES[fmt]))
+    else:
+        model.save(str(folder / FILES[fmt]))
+
+
+def load(model, fmt, folder):
+    import keras
+
+    if ":" in fmt:
+        user_format(fmt).load(model, folder)
+    elif fmt == "backup-and-restore":
+        callback = keras.callbacks.BackupAndRestore(str(folder), delete_checkpoint=False)
+        callback.set_model(model)
+        callback.on_train_begin()
+    else:
+        model.load_weights(str(folder / FILES[fmt]))
+
+
+def fill(model, seed):
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.uniform(0.5, 1.5, size=tuple(v.shape)).astype("float32"))
+    return [np.asarray(v.numpy()) for v in model.weights]
+
+
+def watch_and_kill(folder, sizes):
+    """Kill this process as soon as a checkpoint file is smaller than it was with A in it, or a
+    file appears that A did not have (a temporary file being written)."""
+    def run():
+        while True:
+            for path in folder.rglob("*"):
+                if path.is_file() and (path not in sizes or path.stat().st_size < sizes[path]):
+                    os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(0.0005)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def child_save(factory, fmt, folder):
+    model = build(factory)
+    a = fill(model, 1)
+    save(model, fmt, folder)
+    b = fill(model, 2)
+    np.savez(folder.parent / "expected.npz", *a, *b)
+    sizes = {p: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    watch_and_kill(folder, sizes)
+    for _ in range(20):  # several saves: the watcher gets its chance
+        save(model, fmt, folder)
+
+
+def child_load(factory, fmt, folder):
+    model = build(factory)
+    count = len(model.weights)
+    with np.load(folder.parent / "expected.npz") as z:
+        a = [z[f"arr_{i}"] for i in range(count)]
+        b = [z[f"arr_{i + count}"] for i in range(count)]
+    try:
+        load(model, fmt, folder)
+    except Exception as e:
+        return {"state": "lost", "error": f"{type(e).__name__}: {str(e)[:200]}"}
+    got = [np.asarray(v.numpy()) for v in model.weights]
+    if all(np.array_equal(g, x) for g, x in zip(got, a)):
+        return {"state": "old"}
+    if all(np.array_equal(g, x) for g, x in zip(got, b)):
+        return {"state": "new"}
+    return {"state": "mixed"}
+
+
+def main(argv):
+    if argv[0] == "--child-save":
+        child_save(argv[1], argv[2], Path(argv[3]))
+        return
+    if argv[0] == "--child-load":
+        print(json.dumps(child_load(argv[1], argv[2], Path(argv[3]))))
+        return
+    factory, fmt = argv
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ckpt"
+        folder.mkdir()
+        saved = subprocess.run([sys.executable, __file__, "--child-save", factory, fmt, str(folder)],
+                               capture_output=True, text=True)
+        loaded = subprocess.run([sys.executable, __file__, "--child-load", factory, fmt, str(folder)],
+                                capture_output=True, text=True)
+        result = json.loads(loaded.stdout.strip().splitlines()[-1])
+        result["killed_mid_save"] = saved.returncode == -signal.SIGKILL
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
