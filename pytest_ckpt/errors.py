@@ -19,6 +19,11 @@ class UserFormatError(UnknownFormatError):
     """A user's format (``module:attr``) that cannot be imported, made or used."""
 
 
+class CrashCheckError(CkptError):
+    """A killed-save check that could not run: the save or the load failed with no kill at all,
+    or the format writes outside its folder.  A problem of that format, not of the factory."""
+
+
 class ConfigError(CkptError):
     """An option or ini value that makes no sense."""
 

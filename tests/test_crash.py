@@ -5,6 +5,9 @@ by SIGKILL once the file is truncated or a temporary file appears, a fresh proce
 agreement tests are in ``tests/test_truth.py``.
 """
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from pytest_ckpt.checks.crash import CrashState, check_crash
@@ -25,6 +28,7 @@ def test_an_in_place_save_killed_part_way_loses_the_previous_checkpoint():
     assert verdict(outcome) == "FAIL: lost"
 
 
+@pytest.mark.slow
 def test_an_atomic_saver_leaves_the_old_or_the_new_at_every_kill_point():
     outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:AtomicWeights", points=5)
     assert outcome.passed, render_crash(outcome)
@@ -88,3 +92,39 @@ def test_a_format_whose_round_trip_fails_is_not_blamed_on_the_kill():
     outcome = check_crash("pytest_ckpt.models:fine_tuning_resumable", "keras-model", points=3)
     assert not outcome.passed and outcome.points[-1].state == CrashState.MIXED
     assert "the round trip itself fails" in render_crash(outcome)
+
+
+@pytest.mark.slow
+def test_writes_below_the_file_objects_are_kill_points_too():
+    outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:OsWriteInPlace", points=6)
+    assert any("os.write" in e for e in outcome.events)
+    assert CrashState.LOST in {p.state for p in outcome.failures}
+
+
+@pytest.mark.slow
+def test_what_a_format_prints_does_not_confuse_the_check():
+    assert check_crash(f"{M}:swap_prone_nested", f"{U}:ChattyAtomic", points=3).passed
+
+
+@pytest.mark.slow
+def test_a_format_writing_outside_its_folder_is_named():
+    from pytest_ckpt.errors import CrashCheckError
+
+    try:
+        with pytest.raises(CrashCheckError, match="writes outside the folder it is given"):
+            check_crash(f"{M}:swap_prone_nested", f"{U}:WritesElsewhere", points=2)
+    finally:
+        (Path(tempfile.gettempdir()) / "pytest-ckpt-test-elsewhere.weights.h5").unlink(missing_ok=True)
+
+
+def test_a_broken_format_fails_its_own_item_and_not_the_factory_s_others(pytester, project_on_path):
+    pytester.makeini(f"""
+        [pytest]
+        ckpt_models = {M}:swap_prone_nested
+        ckpt_formats = {U}:RaisesInSave, {U}:AtomicWeights
+    """)
+    result = pytester.runpytest_subprocess("--ckpt-crash", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*the bucket is not reachable*",
+                                 f"*| crash | `{M}:swap_prone_nested` | FAIL: format | pass |*"])
+    assert "oneDNN" not in result.stdout.str()

@@ -92,3 +92,52 @@ class SplitAtomic:
                 values += [data[f"arr_{i}"] for i in range(len(data.files))]
         for w, value in zip(model.weights, values):
             w.assign(value)
+
+
+class OsWriteInPlace:
+    """Truncates its file with os.open and writes each variable with os.write: in place, below
+    the file objects."""
+
+    def save(self, model, directory: Path) -> None:
+        fd = os.open(directory / "w.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            for w in model.weights:
+                os.write(fd, np.asarray(w.numpy(), dtype=np.float32).tobytes())
+        finally:
+            os.close(fd)
+
+    def load(self, model, directory: Path) -> None:
+        data = np.fromfile(directory / "w.bin", dtype=np.float32)
+        sizes = [int(np.prod(w.shape)) for w in model.weights]
+        if data.size != sum(sizes):
+            raise ValueError(f"short file: {data.size} values, {sum(sizes)} expected")
+        for w, chunk in zip(model.weights, np.split(data, np.cumsum(sizes)[:-1])):
+            w.assign(chunk.reshape(tuple(w.shape)))
+
+
+class ChattyAtomic(AtomicWeights):
+    """Prints while saving, without a newline: the check's own answers must survive it."""
+
+    def save(self, model, directory: Path) -> None:
+        import sys
+
+        sys.stdout.write("saved!")
+        super().save(model, directory)
+
+
+class WritesElsewhere(AtomicWeights):
+    """Keeps a copy outside the folder it is given."""
+
+    def save(self, model, directory: Path) -> None:
+        import tempfile
+
+        super().save(model, directory)
+        model.save_weights(os.path.join(tempfile.gettempdir(), "pytest-ckpt-test-elsewhere.weights.h5"))
+
+
+class RaisesInSave:
+    def save(self, model, directory: Path) -> None:
+        raise RuntimeError("the bucket is not reachable")
+
+    def load(self, model, directory: Path) -> None:
+        pass

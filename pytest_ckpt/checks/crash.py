@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pytest_ckpt.errors import FactoryError
+from pytest_ckpt.errors import CrashCheckError
+from pytest_ckpt.framework.chatter import without_startup_noise
 from pytest_ckpt.framework.formats import FormatNotApplicable
+from pytest_ckpt.framework.tempfiles import workdir
 
 POINTS = 8
 _EXPECTED = "expected.npz"
@@ -82,21 +82,29 @@ class CrashOutcome:
 def check_crash(factory: str, format_name: str, *, points: int = POINTS,
                 tmp_root: str | Path | None = None) -> CrashOutcome:
     """Save A, kill the save of B at up to ``points`` points, load each in a fresh process."""
-    work = Path(tempfile.mkdtemp(prefix="ckpt-crash-", dir=tmp_root))
-    try:
+    with workdir(tmp_root, prefix="ckpt-crash-") as work:
         counted = _child(["save", factory, format_name, str(work / "count"), str(work), "-1"])
         if counted.returncode == _NOT_APPLICABLE:
-            raise FormatNotApplicable(json.loads(counted.stdout.strip().splitlines()[-1])["not_applicable"])
+            raise FormatNotApplicable(_answer(counted)["not_applicable"])
         if counted.returncode != 0:
-            raise FactoryError(f"saving {factory} in format {format_name} failed before any kill:\n"
-                               f"{_tail(counted.stderr)}")
-        events = json.loads(counted.stdout.strip().splitlines()[-1])["events"]
+            raise CrashCheckError(f"saving {factory} in format {format_name} failed before any kill:\n"
+                                  f"{_tail(counted.stderr)}")
+        answer = _answer(counted)
+        if answer["outside"]:
+            raise CrashCheckError(
+                f"format {format_name} writes outside the folder it is given ({', '.join(answer['outside'][:3])}): "
+                "a checkpoint whose files live elsewhere cannot be checked here, and a save killed "
+                "part-way there is not seen; keep every file of a checkpoint in its folder")
+        events = answer["events"]
+        if not events:
+            raise FormatNotApplicable(
+                f"no file operation of the save in format {format_name} was seen (C code that writes "
+                "without Python, such as TensorFlow's file system), so no kill could land inside it: "
+                "this check cannot vouch for it")
         chosen = _spread(len(events) + 1, points)
         found = [_kill_at(factory, format_name, work, k, events) for k in chosen]
         _load_all(factory, format_name, work, found)
         return CrashOutcome(factory, format_name, events, found)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _spread(count: int, wanted: int) -> list[int]:
@@ -110,7 +118,7 @@ def _kill_at(factory: str, format_name: str, work: Path, index: int, events: lis
     folder = work / f"kill-{index}"
     done = _child(["save", factory, format_name, str(folder), str(folder), str(index)])
     if done.returncode not in (-signal.SIGKILL, 0):
-        raise FactoryError(f"the save of {factory} in format {format_name} failed:\n{_tail(done.stderr)}")
+        raise CrashCheckError(f"the save of {factory} in format {format_name} failed:\n{_tail(done.stderr)}")
     event = events[index] if index < len(events) else "after the save returned"
     files = {str(p.relative_to(folder / "ckpt-folder")): p.stat().st_size
              for p in sorted((folder / "ckpt-folder").rglob("*")) if p.is_file()}
@@ -121,14 +129,29 @@ def _load_all(factory: str, format_name: str, work: Path, found: list[KillPoint]
     folders = [str(work / f"kill-{p.index}") for p in found]
     done = _child(["load", factory, format_name, json.dumps(folders)])
     if done.returncode != 0:
-        raise FactoryError(f"the loading process of {factory} in format {format_name} failed:\n"
-                           f"{_tail(done.stderr)}")
-    for point, verdict in zip(found, json.loads(done.stdout.strip().splitlines()[-1])):
+        raise CrashCheckError(f"the loading process of {factory} in format {format_name} failed:\n"
+                              f"{_tail(done.stderr)}")
+    for point, verdict in zip(found, _answer(done)):
         point.state, point.error, point.neither = verdict["state"], verdict["error"], verdict["neither"]
 
 
 def _tail(text: str) -> str:
-    return "\n".join(text.strip().splitlines()[-15:])
+    return "\n".join(without_startup_noise(text).strip().splitlines()[-15:])
+
+
+# A child's answer follows this marker on stdout: what the user's code prints comes before it.
+_MARK = "\n@@pytest-ckpt-answer@@"
+
+
+def _answer(done: subprocess.CompletedProcess[str]) -> Any:
+    if _MARK not in done.stdout:
+        raise CrashCheckError(f"a child process of the killed-save check gave no answer:\n{_tail(done.stderr)}")
+    return json.loads(done.stdout.rsplit(_MARK, 1)[1])
+
+
+def _say(answer: Any) -> None:
+    sys.stdout.write(_MARK + json.dumps(answer) + "\n")
+    sys.stdout.flush()
 
 
 def _child(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -153,9 +176,9 @@ def main() -> None:
         if what == "save":
             _save_child(factory, format_name, Path(rest[0]), Path(rest[1]), int(rest[2]))
         else:
-            print(json.dumps([_load_one(factory, format_name, Path(f)) for f in json.loads(rest[0])]))
+            _say([_load_one(factory, format_name, Path(f)) for f in json.loads(rest[0])])
     except FormatNotApplicable as exc:
-        print(json.dumps({"not_applicable": str(exc)}))
+        _say({"not_applicable": str(exc)})
         sys.exit(_NOT_APPLICABLE)
 
 
@@ -225,10 +248,13 @@ def _save_child(factory: str, format_name: str, folder: Path, work: Path, kill_a
     both: dict[str, Any] = {**{f"a/{k}": v for k, v in a.items()}, **{f"b/{k}": v for k, v in b.items()}}
     np.savez(work / _EXPECTED, **both)
     events: list[str] = []
-    _watch(str(target), events, kill_at)
+    outside: list[str] = []
+    _watch(str(target), events, kill_at, outside)
     fmt.save(model, path)
     _at(events, kill_at, "after the save returned", record=False)
-    print(json.dumps({"events": events}))
+    # Scratch files the save removed again (Keras stages a .keras file in a temporary folder)
+    # are no part of the checkpoint; what is left outside the folder is.
+    _say({"events": events, "outside": sorted({p for p in outside if os.path.exists(p)})})
 
 
 def _at(events: list[str], kill_at: int, what: str, record: bool = True) -> None:
@@ -238,20 +264,29 @@ def _at(events: list[str], kill_at: int, what: str, record: bool = True) -> None
         events.append(what)
 
 
-def _watch(root: str, events: list[str], kill_at: int) -> None:
-    """Count (and at ``kill_at``, die at) each file operation under ``root``."""
+def _watch(root: str, events: list[str], kill_at: int, outside: list[str]) -> None:
+    """Count (and at ``kill_at``, die at) each file operation under ``root``; note writes elsewhere."""
     writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    work = os.path.dirname(root)
 
     def inside(path: Any) -> str | None:
         text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
         return os.path.relpath(text, root) if text.startswith(root) else None
 
 
+    def note_outside(path: Any) -> None:
+        text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
+        if text and not text.startswith(work) and len(outside) < 10:
+            outside.append(text)
+
     def hook(event: str, args: tuple) -> None:
-        if event == "open" and args and inside(args[0]) is not None:
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             mode, flags = (args[1] or ""), (args[2] or 0)
-            if any(c in str(mode) for c in "wax+") or flags & writes:
+            writing = any(c in str(mode) for c in "wax+") or flags & writes
+            if writing and inside(args[0]) is not None:
                 _at(events, kill_at, f"about to open {inside(args[0])} for writing")
+            elif writing:
+                note_outside(args[0])
         elif event in ("os.rename", "os.replace") and len(args) > 1 and inside(args[0]) is not None:
             _at(events, kill_at, f"about to {event.split('.')[1]} {inside(args[0])} -> {inside(args[1])}")
         elif event in ("os.remove", "os.rmdir", "shutil.rmtree", "os.mkdir", "os.truncate") and args \
@@ -260,7 +295,8 @@ def _watch(root: str, events: list[str], kill_at: int) -> None:
 
     sys.addaudithook(hook)
     _watch_opened(inside, events, kill_at)
-    _watch_h5py(inside, events, kill_at)
+    _watch_descriptors(inside, events, kill_at)
+    _watch_h5py(inside, events, kill_at, note_outside)
 
 
 def _watch_opened(inside: Any, events: list[str], kill_at: int) -> None:
@@ -289,7 +325,31 @@ def _watch_opened(inside: Any, events: list[str], kill_at: int) -> None:
     zipfile.ZipFile.close = closing  # type: ignore[method-assign]
 
 
-def _watch_h5py(inside: Any, events: list[str], kill_at: int) -> None:
+def _watch_descriptors(inside: Any, events: list[str], kill_at: int) -> None:
+    """os.open with O_TRUNC or O_CREAT, and each os.write to such a descriptor: code that writes
+    below the file objects (NumPy's tofile does, and so may a user's)."""
+    opened, write = os.open, os.write
+    watched: dict[int, str] = {}
+    writes = os.O_WRONLY | os.O_RDWR
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = opened(path, flags, *args, **kwargs)
+        where = inside(path)
+        if where is not None and flags & writes:
+            watched[fd] = where
+            _at(events, kill_at, f"{where} just opened (os.open), nothing written yet")
+        return fd
+
+    def writing(fd: int, data: Any) -> int:
+        where = watched.get(fd)
+        if where is not None:
+            _at(events, kill_at, f"about to write {len(data)} bytes to {where} (os.write)")
+        return write(fd, data)
+
+    os.open, os.write = opening, writing  # type: ignore[assignment]
+
+
+def _watch_h5py(inside: Any, events: list[str], kill_at: int, note_outside: Any) -> None:
     try:
         import h5py
     except ImportError:
@@ -300,6 +360,8 @@ def _watch_h5py(inside: Any, events: list[str], kill_at: int) -> None:
         where = inside(name)
         if where is not None and mode != "r":
             _at(events, kill_at, f"about to create {where} with h5py (mode {mode})")
+        elif mode != "r" and isinstance(name, (str, bytes, os.PathLike)):
+            note_outside(name)
         create(self, name, mode, *args, **kwargs)
         if where is not None and mode != "r":
             _at(events, kill_at, f"{where} just created by h5py, nothing written yet")

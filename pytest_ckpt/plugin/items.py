@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_ckpt.checks.kinds import CheckKind
-from pytest_ckpt.errors import CkptError, FactoryError, UserFormatError
+from pytest_ckpt.errors import CkptError, CrashCheckError, FactoryError, UserFormatError
 from pytest_ckpt.framework.detection import KERAS3, TENSORFLOW, configured_backend, framework_from_source
 from pytest_ckpt.framework.formats import applicable, is_user_format
 from pytest_ckpt.plugin.options import Settings
@@ -142,7 +142,8 @@ class CheckItem(_CkptNode, pytest.Item):
             # is not compiled: nothing to train.)
             self.user_properties.append(("ckpt_verdict", "skip"))
             pytest.skip(str(exc))
-        except UserFormatError as exc:
+        except (UserFormatError, CrashCheckError) as exc:
+            # This format's problem: the factory's other formats still run.
             self.user_properties.append(("ckpt_verdict", "FAIL: format"))
             raise ReportedFailure(str(exc)) from None
         except FactoryError as exc:
