@@ -38,7 +38,8 @@ def main() -> None:
     from pytest_ckpt.framework.formats import get_format
     from pytest_ckpt.framework.detection import backend_of, framework_of
     from pytest_ckpt.golden.store import GoldenFolder
-    from pytest_ckpt.golden.check import _read, output_tolerance, probe
+    from pytest_ckpt.checks.tolerance import output_tolerance
+    from pytest_ckpt.golden.check import _read, probe
     from pytest_ckpt.framework.tree import LayerTree
     from tests import test_backends
 

@@ -601,8 +601,8 @@ def test_parametrize_ids_differing_in_case_get_their_own_goldens(pytester, run):
 def test_the_output_tolerance_follows_the_compute_dtype_the_depth_and_each_outputs_scale():
     import numpy as np
 
+    from pytest_ckpt.checks.tolerance import ROUNDING_UNITS, output_tolerance, rounding_steps
     from pytest_ckpt.framework.tree import LayerTree
-    from pytest_ckpt.golden.check import ROUNDING_UNITS, output_tolerance, rounding_steps
 
     plain = LayerTree(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     # One kernel of fan-in 4: 1 + ceil(log2(5)) roundings, plus the output's.

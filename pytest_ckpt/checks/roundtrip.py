@@ -34,6 +34,7 @@ from pytest_ckpt.checks.isolation import InlineLoader, Isolation, Loader, proces
 from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, refresh_caches, structure_of
 from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
 from pytest_ckpt.checks.outcomes import CheckOutcome, Facts, Matching, RoundTripResult
+from pytest_ckpt.checks.tolerance import OUTPUT_TOLERANCE
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
@@ -54,10 +55,6 @@ from pytest_ckpt.search.masks import INDEPENDENT, FreezeMask, MaskPolicy, frozen
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 VALUES_SEED = 20260101
-# Outputs of two models holding the same variables, computed by the same
-# code: equal up to float reassociation; across frameworks (a migration)
-# kernels differ a little more.
-OUTPUT_TOLERANCE = {"same": (1e-5, 1e-6), "migration": (1e-4, 1e-5)}
 
 
 class ArchitectureMismatch(Exception):

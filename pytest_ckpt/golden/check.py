@@ -34,6 +34,7 @@ import numpy as np
 
 from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, VariableOutcome, Verdict, classify, fingerprint
 from pytest_ckpt.checks.loading import refresh_caches
+from pytest_ckpt.checks.tolerance import output_tolerance
 from pytest_ckpt.errors import CkptError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
@@ -60,9 +61,6 @@ from pytest_ckpt.search.masks import INDEPENDENT, POLICIES, FreezeMask, Trainabl
 
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
 OPTIMIZER_PREFIX = "optimizer/"
-# Rounding differences between two CPUs or backends, in units of the compute
-# dtype's epsilon per rounding step (see output_tolerance).
-ROUNDING_UNITS = 2
 _PROBE_SEED = 20261202
 
 
@@ -386,58 +384,6 @@ class GoldenResult:
                     "layers) before loading; if the change is intended, accept it with pytest --ckpt-update")
         return ("if the change is intended, accept it with pytest --ckpt-update; otherwise the model "
                 "no longer loads checkpoints that are already out there")
-
-
-def _epsilon(dtype_name: str) -> float | None:
-    import ml_dtypes
-
-    try:
-        dtype = getattr(ml_dtypes, dtype_name, None) or np.dtype(dtype_name)
-        return float(ml_dtypes.finfo(dtype).eps)
-    except (TypeError, ValueError):
-        return None
-
-
-def rounding_steps(tree: LayerTree) -> tuple[str, float, int]:
-    """(coarsest compute dtype, its epsilon, rounding steps) of the model.
-
-    A layer with a kernel sums ``fan_in`` products: blocked or pairwise
-    summation (what oneDNN, Eigen and XLA do) rounds about ``log2(fan_in)``
-    times on the way; two CPUs or backends that block differently, or that
-    compute a bfloat16 product natively instead of in float32, differ by up
-    to that many roundings, plus one for the layer's output.
-    """
-    coarsest = ("float32", float(np.finfo(np.float32).eps))
-    steps = 1
-    for node in tree.nodes:
-        eps = _epsilon(str(getattr(node.layer, "compute_dtype", None) or ""))
-        if eps is not None and eps > coarsest[1]:
-            coarsest = (str(node.layer.compute_dtype), eps)
-        for v in compat.own_weights(node.layer):
-            shape = tuple(int(d) for d in v.shape)
-            if len(shape) >= 2:
-                steps += 1 + math.ceil(math.log2(math.prod(shape[:-1]) + 1))
-    return coarsest[0], coarsest[1], steps
-
-
-def output_tolerance(tree: LayerTree, stored: dict[str, np.ndarray], rtol: float | None,
-                     atol: float | None) -> tuple[dict[str, tuple[float, float]], str]:
-    """Per output (rtol, atol), and why: ``ROUNDING_UNITS`` epsilons of the
-    coarsest compute dtype per rounding step (:func:`rounding_steps`), relative
-    to the output's scale (its largest magnitude in the golden).  What the
-    check passed replaces the derived value."""
-    dtype, eps, steps = rounding_steps(tree)
-    relative = ROUNDING_UNITS * eps * steps
-    per_output = {}
-    for name, value in stored.items():
-        wide = np.asarray(value, dtype=np.float64) if np.asarray(value).dtype.kind in "fc" else None
-        finite = wide[np.isfinite(wide)] if wide is not None else np.zeros(0)
-        scale = float(np.max(np.abs(finite))) if finite.size else 1.0
-        per_output[name] = (relative if rtol is None else rtol,
-                            relative * max(scale, 1e-30) if atol is None else atol)
-    why = (f"{ROUNDING_UNITS} x eps({dtype}) x {steps} rounding steps = {relative:.3g} of each output's "
-           "scale" if rtol is None or atol is None else "as passed")
-    return per_output, why
 
 
 def _output_differences(model: Any, inputs: Any, stored: dict[str, np.ndarray],
