@@ -7,9 +7,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The loading children build the cases' models too: they must see the saver's
 # draws, or a known-bad case could draw alike on both sides and pass by chance.
-os.environ.setdefault(
-    "CASES_BUILD_MEMORY",
-    os.path.join(__import__("tempfile").gettempdir(), f"ckpt-cases-builds-{os.getpid()}.json"))
+# One file per pytest process, xdist workers included: workers inherit the controller's
+# environment, and two workers' builds interleaving in one shared file let a loader draw
+# like its saver (a known-bad case passing by chance: seen once on 2 workers).
+os.environ["CASES_BUILD_MEMORY"] = os.path.join(
+    __import__("tempfile").gettempdir(), f"ckpt-cases-builds-{os.getpid()}.json")
 
 pytest_plugins = ["pytester"]
 
