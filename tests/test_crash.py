@@ -117,6 +117,7 @@ def test_a_format_writing_outside_its_folder_is_named():
         (Path(tempfile.gettempdir()) / "pytest-ckpt-test-elsewhere.weights.h5").unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_a_broken_format_fails_its_own_item_and_not_the_factory_s_others(pytester, project_on_path):
     pytester.makeini(f"""
         [pytest]
