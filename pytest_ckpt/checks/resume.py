@@ -46,7 +46,7 @@ from pytest_ckpt.checks.outcomes import CheckOutcome
 from pytest_ckpt.checks.roundtrip import ModelPair
 from pytest_ckpt.checks.training import Batch, fit_steps, restore, rng_variables, snapshot, state
 from pytest_ckpt.errors import ConfigError, FactoryError
-from pytest_ckpt.framework import compat, probe
+from pytest_ckpt.framework import compat, nested, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.formats import get_format
@@ -131,21 +131,10 @@ def synthetic_batches(model: Any, steps: int) -> list[Batch]:
     for step in range(steps):
         # On the scale of normalized data: the probe's far-out samples blow up training.
         x = probe.probe_inputs(model, batch=BATCH, seed=1000 + step, far_out=False)
-        batch = len(next(iter(_leaves(x))))
+        batch = len(nested.leaves(x)[0])
         y = _targets(model, x, batch, np.random.default_rng(2000 + step))
         batches.append((x, y))
     return batches
-
-
-def _leaves(structure: Any) -> Any:
-    if isinstance(structure, dict):
-        for v in structure.values():
-            yield from _leaves(v)
-    elif isinstance(structure, (list, tuple)):
-        for v in structure:
-            yield from _leaves(v)
-    else:
-        yield structure
 
 
 def _targets(model: Any, x: Any, batch: Any, rng: Any) -> Any:

@@ -17,13 +17,12 @@ process gets ``age`` in the other too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pytest_ckpt.framework import compat
+from pytest_ckpt.framework import compat, nested
 from pytest_ckpt.framework.bulk import to_numpy
 from pytest_ckpt.framework.values import widened
 
@@ -92,7 +91,7 @@ def _specs(model: Any) -> Any:
     """The input structure as (shape, dtype) leaves: a single spec, a list or a dict."""
     structure = _structure(model)
     if structure is not None:
-        return _map(structure, lambda t: (tuple(t.shape), _dtype_name(t.dtype)))
+        return nested.map_leaves(structure, lambda t: (tuple(t.shape), _dtype_name(t.dtype)))
     try:
         shape = model.get_build_config()["input_shape"]  # subclassed, built with build(shape)
     except (AttributeError, KeyError, TypeError, NotImplementedError):
@@ -100,15 +99,15 @@ def _specs(model: Any) -> Any:
     if shape is None:
         raise ProbeUnavailable("the model has no inputs and no build shape (call it or build it "
                                "with model.build(input_shape) in the factory)")
-    return _map(shape, lambda s: (tuple(s), "float32"), is_leaf=_is_shape)
+    return nested.map_leaves(shape, lambda s: (tuple(s), "float32"), is_leaf=_is_shape)
 
 
 def input_names(model: Any) -> list[str]:
-    """One name per input leaf, in the order :func:`leaves` walks them: a dict's keys,
+    """One name per input leaf, in the order :func:`nested.leaves` walks them: a dict's keys,
     else each input's own name (``keras.Input(name=...)``); positions for the rest."""
     structure = _structure(model)
     if structure is None:
-        return [f"input[{i}]" for i in range(len(leaves(_specs(model), is_leaf=_is_spec)))]
+        return [f"input[{i}]" for i in range(len(nested.leaves(_specs(model), is_leaf=_is_spec)))]
     if isinstance(structure, dict):
         return [str(k) for k in structure]
     flat = structure if isinstance(structure, (list, tuple)) else [structure]
@@ -120,32 +119,13 @@ def _is_shape(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, int) for d in value)
 
 
-def _not_nested(value: Any) -> bool:
-    return not isinstance(value, (dict, list, tuple))
-
-
-def _map(structure: Any, fn: Callable[[Any], Any], is_leaf: Callable[[Any], bool] = _not_nested) -> Any:
-    if is_leaf(structure):
-        return fn(structure)
-    if isinstance(structure, dict):
-        return {k: _map(v, fn, is_leaf) for k, v in structure.items()}
-    return [_map(v, fn, is_leaf) for v in structure]
-
-
-def leaves(structure: Any, is_leaf: Callable[[Any], bool] = _not_nested) -> list[Any]:
-    """The leaves of a nest of dicts, lists and tuples, dict values in their order."""
-    found: list[Any] = []
-    _map(structure, found.append, is_leaf)
-    return found
-
-
 def _dtype_name(dtype: Any) -> str:
     return getattr(dtype, "name", None) or str(dtype)
 
 
 def _batch_for(specs: Any) -> int:
     per_sample = [int(np.prod([2 if d is None else int(d) for d in spec[0][1:]]))
-                  for spec in leaves(specs, is_leaf=_is_spec)]
+                  for spec in nested.leaves(specs, is_leaf=_is_spec)]
     return max(1, min(MAX_BATCH, PROBE_ELEMENTS // max(1, sum(per_sample))))
 
 
@@ -161,7 +141,7 @@ def probe_inputs(model: Any, *, tokens: Tokens | None = None, batch: int | None 
     own_strings, own_ints = vocabulary_tokens(model)
     strings = sorted(set(own_strings) | set(tokens[0] if tokens else ()))[:MAX_TOKENS]
     ints = sorted(set(own_ints) | set(tokens[1] if tokens else ()))[:MAX_TOKENS]
-    has_strings = any(spec[1] == "string" for spec in leaves(specs, is_leaf=_is_spec))
+    has_strings = any(spec[1] == "string" for spec in nested.leaves(specs, is_leaf=_is_spec))
     batch = max(batch or _batch_for(specs), len(strings) if has_strings else 0)
     rng = np.random.default_rng(seed)
 
@@ -182,12 +162,12 @@ def probe_inputs(model: Any, *, tokens: Tokens | None = None, batch: int | None 
         scale = np.where(far, 8.0, 1.0).reshape((batch,) + (1,) * (len(full) - 1))
         return (rng.standard_normal(full) * scale).astype(np_dtype)
 
-    return _map(specs, make, is_leaf=_is_spec)
+    return nested.map_leaves(specs, make, is_leaf=_is_spec)
 
 
 def by_name(model: Any, inputs: Any) -> dict[str, np.ndarray]:
     """``inputs`` (the structure :func:`probe_inputs` built for ``model``) keyed by input name."""
-    return dict(zip(input_names(model), leaves(inputs)))
+    return dict(zip(input_names(model), nested.leaves(inputs)))
 
 
 def for_model(model: Any, named: dict[str, np.ndarray]) -> Any:
@@ -200,7 +180,7 @@ def for_model(model: Any, named: dict[str, np.ndarray]) -> Any:
                                f"other model took {len(named)} ({', '.join(named)})")
     structure = _structure(model)
     if structure is None:
-        return _map(_specs(model), lambda _: values.pop(0), is_leaf=_is_spec)
+        return nested.map_leaves(_specs(model), lambda _: values.pop(0), is_leaf=_is_spec)
     if isinstance(structure, dict):
         return dict(zip(structure, values))
     return values if isinstance(structure, (list, tuple)) else values[0]
@@ -209,20 +189,8 @@ def for_model(model: Any, named: dict[str, np.ndarray]) -> Any:
 def outputs(model: Any, inputs: Any) -> dict[str, np.ndarray]:
     """The model's outputs on ``inputs`` in inference mode, flattened and named."""
     result = model(inputs, training=False)
-    flat: dict[str, np.ndarray] = {}
-
-    def walk(value: Any, name: str) -> None:
-        if isinstance(value, dict):
-            for k in sorted(value):
-                walk(value[k], f"{name}[{k!r}]")
-        elif isinstance(value, (list, tuple)):
-            for i, v in enumerate(value):
-                walk(v, f"{name}[{i}]")
-        else:
-            flat[name] = to_numpy(value)
-
-    walk(result, "output")
-    return flat
+    return {nested.path_name("output", path): to_numpy(value)
+            for path, value in nested.items(result, sort_keys=True)}
 
 
 def _gap(a: np.ndarray, b: np.ndarray) -> str:

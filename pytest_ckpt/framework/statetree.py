@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_ckpt.framework import nested
+
 _INDEX = "index"
 
 
@@ -25,20 +27,14 @@ def _dtype(name: str) -> np.dtype:
         return np.dtype(getattr(ml_dtypes, name))
 
 
-def _leaves(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    found: list[tuple[tuple[str, ...], Any]] = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            found += _leaves(value, (*prefix, key))
-        else:
-            found.append(((*prefix, key), value))
-    return found
+def _not_a_dict(value: Any) -> bool:
+    return not isinstance(value, dict)
 
 
 def write_state_tree(tree: dict[str, Any], path: Path) -> None:
     index = []
     arrays: dict[str, Any] = {}
-    for n, (keys, value) in enumerate(_leaves(tree)):
+    for n, (keys, value) in enumerate(nested.items(tree, _not_a_dict)):
         array = np.asarray(value)
         index.append({"path": list(keys), "dtype": str(array.dtype), "shape": list(array.shape)})
         arrays[f"leaf_{n}"] = np.frombuffer(np.ascontiguousarray(array).tobytes(), dtype=np.uint8)

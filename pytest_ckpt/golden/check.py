@@ -36,7 +36,7 @@ from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, Variable
 from pytest_ckpt.checks.loading import refresh_caches
 from pytest_ckpt.checks.tolerance import output_tolerance
 from pytest_ckpt.errors import CkptError
-from pytest_ckpt.framework import compat, probe
+from pytest_ckpt.framework import compat, nested, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of, framework_of
@@ -198,21 +198,16 @@ def _golden_values(slots: list[Slot]) -> None:
 
 def _flatten(structure: Any, leaves: dict[str, np.ndarray]) -> Any:
     """The structure as JSON-able nesting of leaf names; the arrays go into ``leaves``."""
-    if isinstance(structure, dict):
-        return {"dict": {str(k): _flatten(structure[k], leaves) for k in structure}}
-    if isinstance(structure, (list, tuple)):
-        return {"list": [_flatten(item, leaves) for item in structure]}
-    name = f"input{len(leaves)}"
-    leaves[name] = np.asarray(structure)
-    return name
+    def store(value: Any) -> str:
+        name = f"input{len(leaves)}"
+        leaves[name] = np.asarray(value)
+        return name
+
+    return nested.to_skeleton(structure, store)
 
 
 def _unflatten(spec: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(spec, str):
-        return arrays[spec]
-    if "dict" in spec:
-        return {k: _unflatten(v, arrays) for k, v in spec["dict"].items()}
-    return [_unflatten(v, arrays) for v in spec["list"]]
+    return nested.from_skeleton(spec, arrays.__getitem__)
 
 
 def _materialize(model: Any) -> Any:
