@@ -51,6 +51,9 @@ def _installed(module):
 needs_orbax = pytest.mark.skipif(not _installed("orbax.checkpoint"), reason="the Orbax formats need "
                                  "orbax-checkpoint (pip install 'pytest-ckpt[orbax]')")
 HAS_ORBAX = _installed("orbax.checkpoint")
+HAS_KERAS_HUB = _installed("keras_hub")
+needs_keras_hub = pytest.mark.skipif(not HAS_KERAS_HUB, reason="format keras-hub-preset needs keras-hub "
+                                     "(the README's keras-hub install)")
 
 
 def files_of(pytester):

@@ -21,7 +21,7 @@ from pytest_ckpt.checks.isolation import Isolation
 from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.report.diagnosis import diagnose
-from tests.conftest import ROOT, needs_orbax, needs_tensorflow_backend
+from tests.conftest import ROOT, needs_keras_hub, needs_orbax, needs_tensorflow_backend
 
 # Each case starts two to four fresh Keras processes: the truth step of CI, not the slow one.
 pytestmark = pytest.mark.truth
@@ -291,6 +291,18 @@ def test_state_tree_verdicts_match_plain_keras(factory, fmt, masks, safe):
 ])
 def test_lora_quantized_and_hidden_sublayer_verdicts_match_plain_keras(factory, fmt, safe):
     failure, _ = agree(factory, fmt, masks="same")
+    assert (failure is None) == safe, failure and failure.summary()
+
+
+@pytest.mark.slow
+@needs_keras_hub
+@pytest.mark.parametrize("factory, compile, safe", [
+    ("bert_backbone", False, True),
+    ("bert_classifier_uncompiled", False, True),
+    ("bert_classifier", True, False),  # from_preset compiles afresh: the optimizer state is skipped
+])
+def test_keras_hub_preset_verdicts_match_plain_keras(factory, compile, safe):
+    failure, _ = agree(f"tests.cases_hub:{factory}", "keras-hub-preset", compile=compile)
     assert (failure is None) == safe, failure and failure.summary()
 
 

@@ -192,9 +192,9 @@ def _model_and_format(factory: str, format_name: str) -> tuple[Any, Any]:
     framework = framework_of(model) or "keras3"
     fmt = get_format(format_name, framework, backend_of(framework))
     optimizer = getattr(model, "optimizer", None)
-    if fmt.needs_compiled and optimizer is None:
-        raise FormatNotApplicable(f"format {format_name} saves a compiled model's whole state; model "
-                                  f"factory {name} returns a model that is not compiled")
+    unfit = fmt.unfit(model, f"the model of factory {name}")
+    if unfit is not None:
+        raise FormatNotApplicable(unfit)
     if optimizer is not None and not getattr(optimizer, "built", False):
         # Training builds it at its first step; checkpoints are saved after that.
         optimizer.build(model.trainable_variables)

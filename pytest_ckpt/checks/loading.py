@@ -443,10 +443,12 @@ class LoadingModel:
             except Exception as exc:
                 error = describe(exc)
             target = tree if holder is tree.model else LayerTree(holder)
-            if holder is tree.model and optimizer is not None and not built and error is None:
-                # What the first training step does: build it for what is trainable now.
+            loaded_optimizer = getattr(holder, "optimizer", None)
+            if error is None and loaded_optimizer is not None and not getattr(loaded_optimizer, "built", False):
+                # What the first training step does: build it for what is trainable now, in
+                # whichever model the load left (from_preset's new Task is compiled, unbuilt).
                 # A format that restores on creation (tf.train.Checkpoint) fills it here.
-                build_optimizer(tree.model)
+                build_optimizer(holder)
             report = LoadReport(error, said, {e.key: fingerprint(read(e.variable)) for e in target.variables()},
                                 slot_reports(target, before), built,
                                 new_structure=None if target is tree else structure_of(target))

@@ -403,11 +403,9 @@ class RoundTrip:
         backend = self.pair.backend()
         self.save_format: Format = get_format(self.format_name, self.pair.save_framework, backend)
         self.load_format: Format = get_format(self.format_name, self.pair.load_framework, backend)
-        if self.save_format.needs_compiled and not is_compiled(self.pair.saver.model):
-            raise FormatNotApplicable(
-                f"format {self.format_name} saves the model's whole state tree, optimizer included "
-                f"(Keras writes it during fit); model factory {self.pair.name} returns a model that is "
-                "not compiled: compile it in the factory to test this format")
+        unfit = self.save_format.unfit(self.pair.saver.model, f"the model of factory {self.pair.name}")
+        if unfit is not None:
+            raise FormatNotApplicable(unfit)
 
     def run(self, save_mask: FreezeMask, load_mask: FreezeMask) -> RoundTripResult:
         self.examples_run += 1

@@ -57,7 +57,12 @@ class Format:
     # Saves the model's whole state tree, optimizer included: a model that was never
     # compiled has no optimizer and cannot be saved this way.
     needs_compiled: bool = False
-    # A module the format needs beyond Keras, and the extra that installs it.
+    # The checkpoint is a folder of files (path_in names the folder), not one file.
+    writes_folder: bool = False
+    # Made to ship a model, not to resume training: its loader compiles a fresh optimizer
+    # and does not build it, so whatever optimizer state the file holds is skipped.
+    ships_model: bool = False
+    # A module the format needs beyond Keras, and how to install it.
     requires: tuple[str, str] | None = None
 
     def path_in(self, directory: Path) -> Path:
@@ -69,6 +74,14 @@ class Format:
     def load(self, model: Any, path: Path) -> Any:
         """Load ``path`` into ``model``; returns the model now holding the loaded state."""
         raise NotImplementedError
+
+    def unfit(self, model: Any, subject: str) -> str | None:
+        """Why ``model`` (``subject`` names it: "the model of factory x") cannot be saved this way."""
+        if self.needs_compiled and getattr(model, "optimizer", None) is None:
+            return (f"format {self.name} saves the model's whole state tree, optimizer included "
+                    f"(Keras writes it during fit); {subject} is not compiled: compile it to test "
+                    "this format")
+        return None
 
     def __repr__(self) -> str:
         return f"<format {self.name}>"
@@ -214,9 +227,10 @@ class Orbax(Format):
 
     name = "orbax"
     suffix = ""  # a directory of step folders
+    writes_folder = True
     matches_by = MatchesBy.GROUP
     needs_compiled = True
-    requires = ("orbax.checkpoint", "orbax")
+    requires = ("orbax.checkpoint", "pip install 'pytest-ckpt[orbax]'")
 
     def save(self, model: Any, path: Any) -> None:
         import keras
@@ -271,6 +285,36 @@ class StateTree(Format):
         return model
 
 
+class KerasHubPreset(Format):
+    """``model.save_to_preset(dir)`` of a keras-hub Backbone or Task, loaded the way its
+    users load one: ``ModelClass.from_preset(dir)``, a new model built from the preset's
+    config (trainable flags and optimizer are not part of a preset)."""
+
+    name = "keras-hub-preset"
+    suffix = ""  # a folder: config.json, metadata.json, model.weights.h5 (and task files)
+    writes_folder = True
+    loads_new_model = True
+    ships_model = True
+    requires = ("keras_hub", "pip install --no-deps keras-hub && pip install 'pytest-ckpt[keras-hub]' "
+                "(keras-hub's tensorflow-text dependency needs the full tensorflow wheel; "
+                "saving and loading presets do not use it)")
+
+    def path_in(self, directory: Path) -> Path:
+        return Path(directory) / "preset"
+
+    def unfit(self, model: Any, subject: str) -> str | None:
+        if not callable(getattr(model, "save_to_preset", None)):
+            return (f"format {self.name} saves keras-hub models (a Backbone or a Task); {subject} is a "
+                    f"{type(model).__name__}, which has no save_to_preset")
+        return super().unfit(model, subject)
+
+    def save(self, model: Any, path: Any) -> None:
+        model.save_to_preset(str(path))
+
+    def load(self, model: Any, path: Any) -> Any:
+        return type(model).from_preset(str(path))
+
+
 class ModelCheckpointWeights(KerasWeights):
     """``keras.callbacks.ModelCheckpoint("x.weights.h5", save_weights_only=True)`` as ``fit``
     drives it at the end of an epoch; loaded with ``load_weights``."""
@@ -306,6 +350,7 @@ class BackupAndRestore(Format):
 
     name = "backup-and-restore"
     suffix = ""  # a folder
+    writes_folder = True
     needs_compiled = True  # it runs inside fit: restoring reads model.optimizer
 
     def save(self, model: Any, path: Any) -> None:
@@ -331,6 +376,7 @@ class UserFormat(Format):
     a new model rather than loading into the one given)."""
 
     matches_by = MatchesBy.PATH  # nothing is known of how it matches: no positional cause is given
+    writes_folder = True
 
     def __init__(self, spec: str, code: Any) -> None:
         self.name, self.code = spec, code
@@ -411,6 +457,7 @@ _ALL: tuple[Format, ...] = (
     Orbax(),
     OrbaxModel(),
     StateTree(),
+    KerasHubPreset(),
     ModelCheckpointWeights(),
     ModelCheckpointModel(),
     BackupAndRestore(),
@@ -472,7 +519,7 @@ def _known(name: str) -> Format | None:
 def _check_installed(fmt: Format) -> None:
     if fmt.requires is None:
         return
-    module, extra = fmt.requires
+    module, install = fmt.requires
     try:
         # Only the top package is imported to answer (orbax is a namespace package).
         found = importlib.util.find_spec(module) is not None
@@ -480,7 +527,7 @@ def _check_installed(fmt: Format) -> None:
         found = False
     if not found:
         raise FormatNotApplicable(f"format {fmt.name!r} needs {module}, which is not installed here: "
-                                  f"pip install 'pytest-ckpt[{extra}]'")
+                                  f"{install}")
 
 
 def _runs_on(fmt: Format, backend: str | None) -> bool:
@@ -515,6 +562,11 @@ def matching(name: str) -> MatchesBy:
 def restores_on_creation(name: str) -> bool:
     fmt = _known(name)
     return fmt.restores_on_creation if fmt is not None else False
+
+
+def ships_model(name: str) -> bool:
+    fmt = _known(name)
+    return fmt.ships_model if fmt is not None else False
 
 
 def parse_format_list(text: Any) -> list[str]:

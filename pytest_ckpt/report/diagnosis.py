@@ -15,7 +15,7 @@ from typing import Any
 
 from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
 from pytest_ckpt.checks.outcomes import RoundTripResult
-from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation
+from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation, ships_model
 from pytest_ckpt.framework.messages import duplicate_path, optimizer_skipped, unknown_class
 from pytest_ckpt.search.masks import frozen_by
 
@@ -302,6 +302,16 @@ def optimizer_cause(format_name: str, warnings: Sequence[str], same_freeze_state
                 "save to '.weights.h5' or '.keras' (formats keras-weights, keras) to keep the "
                 "optimizer's state, or reset the optimizer deliberately (compile again) after loading")
     skipped = optimizer_skipped(list(warnings))
+    if ships_model(format_name):
+        return (f"format {format_name} ships a model, it does not resume training: its loader builds a "
+                "new model and compiles it afresh without building the optimizer, so Keras skips the "
+                "optimizer state the file holds (iterations, the learning rate and every slot start "
+                "from scratch)",
+                "resume training from a checkpoint that restores the optimizer (formats keras, "
+                "keras-weights, orbax); to resume from a preset, build the optimizer "
+                "(model.optimizer.build(model.trainable_variables)) and load the preset's weights "
+                "with load_weights; to test what a preset ships, have the factory build the model "
+                "uncompiled (a Backbone, or a Task made with compile=False)")
     if unbuilt and nothing_loaded and not restores_on_creation(format_name):
         if matching(format_name) is MatchesBy.GROUP:
             return ("the loading model's optimizer was not built when the checkpoint was loaded "

@@ -35,9 +35,9 @@ import warnings
 import numpy as np
 
 FORMATS = ("keras-weights", "keras-sharded", "keras", "keras-model", "h5", "h5-by-name",
-           "tf-checkpoint", "orbax", "orbax-model", "state-tree")
+           "tf-checkpoint", "orbax", "orbax-model", "state-tree", "keras-hub-preset")
 # Formats whose load builds a new model (keras.saving.load_model).
-NEW_MODEL = ("keras-model", "orbax-model")
+NEW_MODEL = ("keras-model", "orbax-model", "keras-hub-preset")
 PROBE_BATCH = 64  # enough samples to land between bin boundaries that moved
 
 
@@ -386,7 +386,7 @@ def checkpoint_path(fmt, d, framework):
         return os.path.join(d, "ckpt")
     suffix = {"keras-weights": ".weights.h5", "keras-sharded": ".weights.json", "keras": ".keras",
               "keras-model": ".keras", "h5": ".h5", "h5-by-name": ".h5", "tf-checkpoint": "",
-              "orbax": "", "orbax-model": "", "state-tree": ".npz"}
+              "orbax": "", "orbax-model": "", "state-tree": ".npz", "keras-hub-preset": ""}
     return os.path.join(d, "ckpt" + suffix[fmt])
 
 
@@ -416,6 +416,8 @@ def save(model, fmt, path, framework):
         cb.set_model(model)
         cb.on_epoch_end(0)
         cb.on_train_end()
+    elif fmt == "keras-hub-preset":
+        model.save_to_preset(path)
     elif fmt == "state-tree":
         # A user's own checkpointer: the state tree's leaves, keyed by their path in the tree.
         leaves = {}
@@ -447,6 +449,8 @@ def load(model, fmt, path, framework):
         code = user_format(fmt)
         loaded = code.load(model, Path(path))
         return loaded if getattr(code, "loads_new_model", False) and loaded is not None else model
+    if fmt == "keras-hub-preset":  # as its users load one: the model's class, from the folder
+        return type(model).from_preset(path)
     if fmt in NEW_MODEL:
         return keras_module(framework).saving.load_model(path, safe_mode=True)
     if fmt == "state-tree":
@@ -570,6 +574,8 @@ def phase_load(args):
         # no load freeze, and no pre-load values to tell "not_loaded" from "changed".
         importlib.import_module(args.factory.split(":")[0])  # as users import their own code
         model, before, opt_before = None, {}, {}
+        if args.format == "keras-hub-preset":  # only its class is used: from_preset makes the model
+            model = build(args)[0]
         result["note"] = "keras-model: load freeze not applied; not_loaded shows as changed"
     else:
         model, framework = build(args)
