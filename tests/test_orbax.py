@@ -6,7 +6,16 @@ it cannot match.  Each known-bad case here has its two-process plain-Keras truth
 ``tests/test_truth.py`` (``tests/truth/roundtrip.py`` with the same format).
 """
 
+import os
+import subprocess
+import sys
+
+import hypothesis  # noqa: F401  (imported once here: pytester's in-process runs would re-import it)
+import keras  # noqa: F401  (and JAX with it: a second import of jaxlib aborts the process)
 import pytest
+
+import pytest_ckpt.golden.check
+import pytest_ckpt.search.driver  # noqa: F401
 
 from pytest_ckpt.checks.comparison import Verdict
 from pytest_ckpt.checks.resume import check_resume
@@ -14,7 +23,7 @@ from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format
 from pytest_ckpt.framework.formats import FormatNotApplicable, get_format
 from pytest_ckpt.report.diagnosis import diagnose
 from pytest_ckpt.search.masks import FreezeMask
-from tests.conftest import HAS_ORBAX, needs_orbax
+from tests.conftest import HAS_ORBAX, ROOT, needs_orbax
 
 C = "tests.cases"
 M = "pytest_ckpt.models"
@@ -117,3 +126,132 @@ def test_a_resume_from_a_directory_load_model_cannot_rebuild_blames_the_load_not
     assert outcome.failure is not None and outcome.failure.load_lost_state
     text = render_resume(outcome.failure)
     assert "two loads of the same checkpoint" in text and "not deterministic" not in text
+
+
+# -- the inspector and goldens on Orbax directories -------------------------------------------------
+
+ORBAX_FILES = """
+import sys
+import keras
+from tests import cases
+from pytest_ckpt.framework.formats import get_format
+
+fmt = get_format("orbax")
+model = cases.prebuilt_optimizer_twin()
+fmt.save(model, sys.argv[1] + "/a")
+fmt.save(model, sys.argv[1] + "/a")  # a second step: the latest is read
+model = cases.prebuilt_optimizer_twin()
+model.get_layer("block").get_layer("a").trainable = False
+fmt.save(model, sys.argv[1] + "/b")
+"""
+
+
+def cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "pytest_ckpt", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=600)
+
+
+@needs_orbax
+def test_inspect_and_diff_read_the_latest_step_of_an_orbax_directory(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", ORBAX_FILES, str(tmp_path)], check=True, env=env, cwd=ROOT,
+                   capture_output=True, timeout=600)
+    shown = cli("inspect", tmp_path / "a")
+    assert shown.returncode == 0, shown.stderr
+    assert "format orbax" in shown.stdout and "Orbax step 1, the latest of 1 committed" in shown.stdout
+    assert "[trainable_variables]" in shown.stdout and "[optimizer_variables] optimizer state" in shown.stdout
+    # a's two variables changed group between the saves: the state tree no longer matches them.
+    diff = cli("diff", tmp_path / "a", tmp_path / "b")
+    assert diff.returncode == 1, diff.stderr
+    assert "trainable_variables/block/a/kernel" in diff.stdout
+    assert "non_trainable_variables/block/a/kernel" in diff.stdout
+
+
+@needs_orbax
+def test_a_half_written_orbax_step_is_named(tmp_path):
+    step = tmp_path / "ckpt" / "0"
+    step.mkdir(parents=True)
+    (step / "_CHECKPOINT_METADATA").write_text("{}")
+    shown = cli("inspect", tmp_path / "ckpt")
+    assert shown.returncode != 0
+    assert "Orbax step 0 has no pytree/_METADATA" in shown.stderr + shown.stdout
+
+
+ORBAX_GOLDEN = """
+import os
+import keras
+
+NAMED = os.environ.get("VARIANT") not in ("unnamed", "shifted")
+
+
+def build():
+    block = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="a"),
+                              keras.layers.Dense(4, name="b")], name="block")
+    model = keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2, name="head")],
+                             name="model" if NAMED else None)
+    model.compile(optimizer=keras.optimizers.Adam(name="adam" if NAMED else None), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_model(ckpt_regression):
+    if os.environ.get("VARIANT") == "shifted":  # as a process that built another model first
+        build()
+    model = build()
+    if os.environ.get("VARIANT") == "frozen":
+        model.get_layer("block").get_layer("a").trainable = False
+    ckpt_regression.check(model, format="orbax")
+"""
+
+
+@pytest.fixture
+def orbax_loaded():
+    """Orbax imported before pytester snapshots the modules, as keras is above."""
+    import orbax.checkpoint  # noqa: F401
+
+
+@needs_orbax
+@pytest.mark.usefixtures("orbax_loaded")
+def test_an_orbax_golden_is_one_packed_folder_and_catches_a_changed_freeze_state(pytester, monkeypatch):
+    pytester.makepyfile(test_reg=ORBAX_GOLDEN)
+
+    def run(*args, variant="base"):
+        monkeypatch.setenv("VARIANT", variant)
+        return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--hypothesis-seed=7",
+                                            "--ckpt-examples=2", *args)
+
+    run("--ckpt-update").assert_outcomes(passed=1)
+    folder = pytester.path / "ckpt_golden/test_reg/test_model/check-1"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.tar", "manifest.txt", "outputs.npz"]
+    manifest = (folder / "manifest.txt").read_text()
+    assert "format: orbax" in manifest and "checkpoint: checkpoint.tar" in manifest
+    assert "trainable_variables/block/a/kernel\t4x4\tfloat32" in manifest
+    run().assert_outcomes(passed=1)
+    # Frozen at load: set_state_tree finds a's variables in another group and skips them.
+    frozen = run(variant="frozen")
+    frozen.assert_outcomes(failed=1)
+    frozen.stdout.fnmatch_lines(["*golden checkpoint check failed*",
+                                 "*non_trainable_variables/block/a/kernel*",
+                                 "*cause:*2 variables changed trainable group since the golden was written*"])
+    # A tampered archive is named, not unpacked.
+    (folder / "checkpoint.tar").write_bytes(b"not a tar")
+    damaged = run()
+    damaged.assert_outcomes(failed=1)
+    damaged.stdout.fnmatch_lines(["*checkpoint.tar does not match its manifest*"])
+
+
+@needs_orbax
+@pytest.mark.usefixtures("orbax_loaded")
+def test_an_orbax_golden_of_an_auto_named_model_says_the_paths_depend_on_the_process(pytester, monkeypatch):
+    pytester.makepyfile(test_reg=ORBAX_GOLDEN)
+    monkeypatch.setenv("VARIANT", "unnamed")
+    args = ("-p", "no:cacheprovider", "--hypothesis-seed=7", "--ckpt-examples=2")
+    pytester.runpytest_inprocess(*args, "--ckpt-update").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=1)
+    # Built after another model: the automatic names moved on (sequential_1, adam_1).
+    monkeypatch.setenv("VARIANT", "shifted")
+    result = pytester.runpytest_inprocess(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*cause:*differ only by Keras's automatic name counters*",
+                                 "*remedy: name the model, its nested models and layers, and its optimizer*"])

@@ -21,9 +21,11 @@ computed from them.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from pytest_ckpt.framework import compat, nested, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of, framework_of
-from pytest_ckpt.framework.formats import Format, MatchesBy, get_format
+from pytest_ckpt.framework.formats import Format, MatchesBy, get_format, matching
 from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree
@@ -54,13 +56,16 @@ from pytest_ckpt.golden.store import (
     GoldenVariable,
     Manifest,
     frozen_text,
+    pack,
 )
 from pytest_ckpt.inspect.readers import Checkpoint, open_checkpoint
 from pytest_ckpt.report.diagnosis import MAX_ROWS, tail
 from pytest_ckpt.search.masks import INDEPENDENT, POLICIES, FreezeMask, TrainableState, current_mask, masked
 
 STRUCTURE = "input_structure"  # how the probe's arrays nest (JSON)
-OPTIMIZER_PREFIX = "optimizer/"
+# Where a format files the optimizer's state: Keras 3 files under "optimizer/", the state
+# tree (Orbax) under "optimizer_variables/".
+OPTIMIZER_PREFIXES = ("optimizer/", "optimizer_variables/")
 _PROBE_SEED = 20261202
 
 
@@ -234,7 +239,8 @@ def check_arguments(*, format: str | None = None, name: str | None = None, value
         raise CkptError(f"ckpt_regression.check: {argument}={value!r}: {expected}")
 
     if format is not None and format not in GOLDEN_FORMATS:
-        bad("format", format, f"must be a single-file format, one of {', '.join(GOLDEN_FORMATS)}")
+        bad("format", format, "must be a format the golden check loads into the test's model, one of "
+                              f"{', '.join(GOLDEN_FORMATS)}")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         bad("name", name, "must be a non-empty string")
     if values not in (DISTINCT, MODEL):
@@ -250,12 +256,21 @@ def check_arguments(*, format: str | None = None, name: str | None = None, value
             bad(argument, value, "must be a finite number of at least 0")
 
 
+def _golden_format(format_name: str, model: Any) -> Format:
+    framework = framework_of(model) or ""
+    fmt = get_format(format_name, framework, backend_of(framework))
+    unfit = fmt.unfit(model, "the model given to ckpt_regression.check")
+    if unfit is not None:
+        raise GoldenError(unfit)
+    return fmt
+
+
 def write_golden(model: Any, folder: GoldenFolder, format_name: str, *, values: str = DISTINCT,
                  tmp_root: str | Path | None = None) -> Manifest:
     check_arguments(format=format_name, values=values)
     framework = framework_of(model) or ""
     backend = backend_of(framework)
-    fmt = get_format(format_name, framework, backend)
+    fmt = _golden_format(format_name, model)
     inputs = _materialize(model)
     tree = LayerTree(model)
     with preserved(tree), workdir(tmp_root) as wd, framework_chatter():
@@ -285,10 +300,17 @@ def write_golden(model: Any, folder: GoldenFolder, format_name: str, *, values: 
         leaves: dict[str, np.ndarray] = {}
         spec = _flatten(inputs, leaves)
         arrays = {**leaves, STRUCTURE: np.array(json.dumps(spec)), **outputs}
-        return folder.write(lambda tmp: tmp.write_bytes(source.read_bytes()), manifest, arrays)
+        return folder.write(lambda tmp: pack(source, tmp), manifest, arrays)
 
 
 # -- checking ---------------------------------------------------------------------------------------
+
+
+class PathChange(enum.Enum):
+    """What the golden's and the model's variable keys tell by themselves."""
+
+    REGROUPED = "a variable changed trainable group (state-tree formats)"
+    COUNTERS = "paths differ only by automatic name counters"
 
 
 @dataclass
@@ -336,6 +358,9 @@ class GoldenResult:
         if self.skipped_optimizer:
             lines.append(f"  optimizer: {self.skipped_optimizer}")
         lines += self._tables()
+        cause = self._path_cause()
+        if cause:
+            lines.append(f"  cause:     {cause}")
         if any(o.kind is VariableKind.OPTIMIZER and o.verdict is Verdict.SWAPPED for o in self.outcomes):
             lines.append("  cause:     Keras restores an optimizer's variables by position, in the order of the "
                          "trainable variables; they changed since the golden was written (another layer "
@@ -370,7 +395,32 @@ class GoldenResult:
                     lines.append(f"    ... and {len(items) - MAX_ROWS} more")
         return lines
 
+    def _path_change(self) -> tuple[PathChange | None, list[str]]:
+        """Why keys went missing, where the keys themselves say, with the keys it concerns."""
+        missing, new = {v.key for v in self.missing}, {row.split(" ", 1)[0] for row in self.new}
+        regrouped = sorted({_ungrouped(k) for k in missing} & {_ungrouped(k) for k in new})
+        if regrouped and matching(self.format) is MatchesBy.GROUP:
+            return PathChange.REGROUPED, regrouped
+        counted = sorted({_uncounted(k) for k in missing} & {_uncounted(k) for k in new})
+        return (PathChange.COUNTERS, counted) if counted else (None, [])
+
+    def _path_cause(self) -> str:
+        change, keys = self._path_change()
+        if change is PathChange.REGROUPED:
+            return (f"{len(keys)} variables changed trainable group since the golden was written "
+                    f"({', '.join(keys[:3])}); the state tree matches by path inside each group and "
+                    "set_state_tree skips what it cannot match, without a warning")
+        if change is PathChange.COUNTERS:
+            return ("variable paths differ only by Keras's automatic name counters (a model, layer or "
+                    "optimizer auto-named 'adam' in one process is 'adam_1' after another was built), so "
+                    "the paths depend on what the process built before; formats that match by path load "
+                    "nothing into such variables, silently")
+        return ""
+
     def _remedy(self) -> str:
+        if self._path_change()[0] is PathChange.COUNTERS:
+            return ("name the model, its nested models and layers, and its optimizer (name=...), so that "
+                    "paths are the same in every process; then write the golden again with pytest --ckpt-update")
         if self.update_helps is False:
             return ("an update would not help: a golden written now from this model fails the same "
                     f"check ({self.update_blocker}); fix how the model is built or saved first")
@@ -379,6 +429,17 @@ class GoldenResult:
                     "layers) before loading; if the change is intended, accept it with pytest --ckpt-update")
         return ("if the change is intended, accept it with pytest --ckpt-update; otherwise the model "
                 "no longer loads checkpoints that are already out there")
+
+
+_GROUPS = ("trainable_variables/", "non_trainable_variables/")
+
+
+def _ungrouped(key: str) -> str:
+    return next((key.removeprefix(g) for g in _GROUPS if key.startswith(g)), "\0" + key)
+
+
+def _uncounted(key: str) -> str:
+    return re.sub(r"_\d+(?=/|$)", "", key)
 
 
 def _output_differences(model: Any, inputs: Any, stored: dict[str, np.ndarray],
@@ -406,7 +467,7 @@ def _matches(got: np.ndarray, record: GoldenVariable) -> bool:
 def _structure(slots: list[Slot], golden: dict[str, GoldenVariable], result: GoldenResult) -> None:
     """Model variables in one and not the other, or reshaped (the optimizer's are
     compared after the load: Keras decides there whether it takes them)."""
-    model_golden = {k: v for k, v in golden.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    model_golden = {k: v for k, v in golden.items() if not k.startswith(OPTIMIZER_PREFIXES)}
     current = {s.key: s for s in slots if s.kind is VariableKind.MODEL}
     result.missing = [v for k, v in model_golden.items() if k not in current]
     result.new = [f"{s.key} ({s.display}) {tuple(s.variable.shape)}" for k, s in current.items()
@@ -422,7 +483,7 @@ def _optimizer_skipped(slots: list[Slot], golden: dict[str, GoldenVariable]) -> 
     """Keras loads an optimizer's state only when it has as many variables as the
     saved one: otherwise it warns and keeps its own (iterations back to 0)."""
     ours = sum(s.kind is VariableKind.OPTIMIZER for s in slots)
-    theirs = sum(k.startswith(OPTIMIZER_PREFIX) for k in golden)
+    theirs = sum(k.startswith(OPTIMIZER_PREFIXES) for k in golden)
     if not theirs or ours == theirs:
         return None
     return (f"the golden holds {theirs} optimizer variables and the model's optimizer has {ours} now, "
@@ -568,8 +629,7 @@ def _check_in(wd: Path, model: Any, folder: GoldenFolder, format_name: str | Non
     if format_name is not None and format_name != golden.manifest.format:
         raise GoldenError(f"golden {folder.path} was written in format {golden.manifest.format!r} and "
                           f"this check asks for {format_name!r}: run pytest --ckpt-update to write it again")
-    framework = framework_of(model) or ""
-    fmt = get_format(golden.manifest.format, framework, backend_of(framework))
+    fmt = _golden_format(golden.manifest.format, model)
     _materialize(model)
     tree = LayerTree(model)
     tolerance, why = output_tolerance(tree, golden.stored, rtol, atol)

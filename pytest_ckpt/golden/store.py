@@ -1,6 +1,8 @@
 """Golden checkpoints on disk: where they live, the manifest, atomic writes.
 
-A golden is a folder holding one checkpoint file, ``outputs.npz`` (a fixed
+A golden is a folder holding one checkpoint file (a format that writes a
+folder, such as ``orbax``, is kept as ``checkpoint.tar`` and unpacked into
+the check's temporary folder), ``outputs.npz`` (a fixed
 probe input and the model's outputs on it, no pickles) and ``manifest.txt``:
 per variable its stable key, shape, dtype and SHA-256, plus the framework,
 backend, Keras version, format, how the values were chosen and the
@@ -29,6 +31,8 @@ import os
 import re
 import shutil
 import sys
+import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -52,8 +56,11 @@ HEADER = "# pytest-ckpt golden manifest v3"
 _OLD_HEADERS = ("# pytest-ckpt golden manifest v1", "# pytest-ckpt golden manifest v2")
 # The checkpoint's file name, as write() makes it: a plain name in the golden folder.
 _CHECKPOINT_NAME = re.compile(r"checkpoint(\.[a-z0-9]{1,10}){1,3}")
-# Formats whose checkpoint is one file, so that one rename publishes it.
-GOLDEN_FORMATS = ("keras-weights", "keras", "h5", "h5-by-name")
+# Formats the golden check loads into the model the test built, and whose files the
+# inspector reads (the check keys variables by what the format stores where).
+GOLDEN_FORMATS = ("keras-weights", "keras", "h5", "h5-by-name", "orbax")
+# A folder checkpoint in the golden folder: one file, so one checksum and one atomic swap.
+_PACKED = ".tar"
 # Where the golden's values come from: distinct deterministic values (a swap
 # between two variables always shows) or the model's own (trained weights).
 DISTINCT = "distinct"
@@ -203,13 +210,48 @@ def _check_file_fields(fields: dict[str, str], path: Path) -> None:
     if not _CHECKPOINT_NAME.fullmatch(name) or name in (MANIFEST, OUTPUTS):
         raise GoldenError(f"{path}: field 'checkpoint' must be a plain file name in the golden folder "
                           f"like checkpoint.weights.h5, got {name[:200]!r}")
-    suffix = get_format(fields["format"]).suffix
-    if name != f"checkpoint{suffix}":
+    expected = checkpoint_name(get_format(fields["format"]))
+    if name != expected:
         raise GoldenError(f"{path}: field 'format' says {fields['format']} and field 'checkpoint' names "
-                          f"{name}: a {fields['format']} golden is checkpoint{suffix}; edited?")
+                          f"{name}: a {fields['format']} golden is {expected}; edited?")
     for checksum in ("checkpoint_sha256", "outputs_sha256"):
         if not re.fullmatch(r"[0-9a-f]{64}", fields[checksum]):
             raise GoldenError(f"{path}: field {checksum!r} must be a SHA-256 in hex, got {fields[checksum][:80]!r}")
+
+
+def checkpoint_name(fmt: Any) -> str:
+    """The checkpoint's name in a golden folder."""
+    return "checkpoint" + (_PACKED if fmt.writes_folder else fmt.suffix)
+
+
+def pack(source: Path, target: Path) -> None:
+    """``source``, a checkpoint (its one file, or its folder), as ``target`` in a golden folder."""
+    if not source.is_dir():
+        target.write_bytes(source.read_bytes())
+        return
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                raise GoldenError(f"{path} is not a plain file or folder: a golden keeps only those")
+            archive.add(path, arcname=str(path.relative_to(source)), recursive=False)
+
+
+def unpack(archive_path: Path, folder: Path) -> Path:
+    """A packed folder checkpoint unpacked into ``folder``; only plain files and folders
+    inside it (the archive is untrusted input: a pull request can replace it)."""
+    try:
+        with tarfile.open(archive_path, "r:") as archive:
+            members = archive.getmembers()
+            for member in members:
+                parts = Path(member.name).parts
+                if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() or ".." in parts:
+                    raise GoldenError(f"golden checkpoint {archive_path.name} holds {member.name!r}, "
+                                      "which is not a plain file or folder inside it")
+            folder.mkdir(parents=True)
+            archive.extractall(folder, members=members, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise GoldenError(f"cannot unpack golden checkpoint {archive_path.name}: {exc}") from None
+    return folder
 
 
 def frozen_paths(text: str) -> list[tuple[int, ...]]:
@@ -343,7 +385,11 @@ class GoldenFolder:
                 arrays = {k: data[k] for k in data.files}
         except Exception as exc:
             raise GoldenError(f"cannot read golden outputs {self.path / OUTPUTS}: {exc}") from None
-        return manifest, into / manifest.checkpoint, arrays
+        checkpoint = into / manifest.checkpoint
+        if checkpoint.name.endswith(_PACKED):
+            # A folder of its own: the same check may read the golden twice into one work folder.
+            checkpoint = unpack(checkpoint, Path(tempfile.mkdtemp(prefix="checkpoint-", dir=into)) / "ckpt")
+        return manifest, checkpoint, arrays
 
     def _copy_out(self, into: Path) -> Manifest:
         if self.path.is_symlink():
@@ -414,8 +460,7 @@ class GoldenFolder:
 
     def write(self, save: Any, manifest: Manifest, arrays: dict[str, np.ndarray]) -> Manifest:
         """``save(path)`` writes the checkpoint; the manifest gets the files' checksums."""
-        fmt = get_format(manifest.format, manifest.framework)
-        name = f"checkpoint{fmt.suffix}"
+        name = checkpoint_name(get_format(manifest.format, manifest.framework))
         self.check_not_blocked()
         if self.path.exists() and not os.access(self.path, os.W_OK):
             # Replacing a folder needs no write access to it, only to its parent:

@@ -2,12 +2,14 @@
 
 Every format the project writes is read here: Keras 3 ``.weights.h5``,
 sharded ``.weights.json``, ``.keras`` archives, legacy HDF5 (with the
-positional order its loader will use) and TensorFlow checkpoints, given as
-a file, a prefix or the folder holding them.
+positional order its loader will use), TensorFlow checkpoints, given as
+a file, a prefix or the folder holding them, and Orbax checkpoint
+directories (the latest committed step, as ``load_weights(dir)`` reads it).
 
 Opening a checkpoint reads metadata only (keys, shapes, dtypes, names):
 values are read on request, a block at a time, because a file of a few KB
-may declare terabytes of unallocated data.  Anything wrong with a file
+may declare terabytes of unallocated data.  Orbax is the exception: its
+public API restores a whole tree, so opening one reads all of it.  Anything wrong with a file
 becomes one :class:`CheckpointFileError` naming it, never a bare traceback.
 """
 
@@ -20,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from pytest_ckpt.errors import CkptError
+from pytest_ckpt.framework import nested
 from pytest_ckpt.framework.messages import one_line
 
 BLOCK_BYTES = 4 << 20
@@ -191,6 +195,9 @@ def _resolve(path: Path) -> tuple[str, Path, list[str]]:
 
 
 def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
+    orbax = _orbax_step(folder)
+    if orbax is not None:
+        return "orbax", *orbax
     state = folder / "checkpoint"
     if state.is_file():
         # tf.train.CheckpointManager's state file: a text proto naming the latest checkpoint.
@@ -225,6 +232,27 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
     raise CheckpointFileError(
         f"a folder with {len(indexes) or 'no'} sharded weights indexes and no TensorFlow "
         "checkpoint ('checkpoint' file, *.index or variables/variables.index)")
+
+
+# Written into each committed step folder; uncommitted steps are named "N.orbax-checkpoint-tmp".
+_ORBAX_STEP_MARK = "_CHECKPOINT_METADATA"
+# The item keras.callbacks.OrbaxCheckpoint writes the model's state tree into.
+_ORBAX_TREE = "pytree"
+
+
+def _orbax_step(folder: Path) -> tuple[Path, list[str]] | None:
+    """The step folder to read when ``folder`` is an Orbax checkpoint directory (its latest
+    committed step, as ``load_weights(dir)`` picks it) or one step; None when it is neither."""
+    if (folder / _ORBAX_STEP_MARK).is_file():
+        return folder, []
+    try:
+        steps = [p for p in folder.iterdir() if p.name.isdigit() and (p / _ORBAX_STEP_MARK).is_file()]
+    except OSError:
+        return None
+    if not steps:
+        return None
+    latest = max(steps, key=lambda p: int(p.name))
+    return latest, [f"Orbax step {latest.name}, the latest of {len(steps)} committed"]
 
 
 # --- readers: one per format, each (target, ExitStack) -> Checkpoint ---------------------------
@@ -544,9 +572,46 @@ def _read_tf_checkpoint(prefix: Path, stack: Any) -> Checkpoint:
     return Checkpoint(str(prefix), "tf-checkpoint", variables, notes)
 
 
+def _not_a_dict(value: Any) -> bool:
+    return not isinstance(value, dict)
+
+
+def _read_orbax(step: Path, stack: Any) -> Checkpoint:
+    """One step of ``keras.callbacks.OrbaxCheckpoint``: the state tree, keyed by its path
+    (``trainable_variables/dense/kernel``), grouped as ``set_state_tree`` matches it."""
+    tree_dir = step / _ORBAX_TREE
+    if not (tree_dir / "_METADATA").is_file():
+        raise CheckpointFileError(f"Orbax step {step.name} has no {_ORBAX_TREE}/_METADATA: not a "
+                                  "keras.callbacks.OrbaxCheckpoint step, or half-written")
+    try:
+        import orbax.checkpoint as ocp
+    except ImportError:
+        raise CheckpointFileError("an Orbax checkpoint directory: reading it needs orbax-checkpoint "
+                                  "(pip install 'pytest-ckpt[orbax]')") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Sharding info not provided": one host, one device
+        tree = ocp.PyTreeCheckpointer().restore(str(tree_dir.resolve()))
+    variables = []
+    for path, value in nested.items(tree, _not_a_dict):
+        array = np.asarray(value)
+        group = str(path[0]) if len(path) > 1 else ""
+        variables.append(StoredVariable(
+            "/".join(map(str, path)), tuple(array.shape), array.dtype, group=group, name=str(path[-1]),
+            reader=_array_reader(array), optimizer=group == "optimizer_variables"))
+    return Checkpoint(str(step), "orbax", variables)
+
+
+def _array_reader(array: np.ndarray) -> Callable[[tuple], Any]:
+    def read(index: tuple) -> Any:
+        return array[index]
+
+    return read
+
+
 _READERS = {
     "h5": _read_h5,
     "keras": _read_keras_archive,
     "keras-sharded": _read_sharded,
     "tf-checkpoint": _read_tf_checkpoint,
+    "orbax": _read_orbax,
 }
