@@ -16,7 +16,6 @@ import pytest
 
 import pytest_ckpt.golden.check
 import pytest_ckpt.search.driver  # noqa: F401
-
 from pytest_ckpt.checks.comparison import Verdict
 from pytest_ckpt.checks.resume import check_resume
 from pytest_ckpt.checks.roundtrip import ModelPair, RoundTrip, check_format

@@ -200,3 +200,31 @@ def test_training_callbacks_resume_as_if_never_stopped(fmt):
 
     outcome = check_resume("pytest_ckpt.models:fine_tuning_resumable", fmt, examples=2, seed=0, masks="same")
     assert outcome.failure is None, outcome.failure and outcome.failure.summary()
+
+
+# BackupAndRestore restores where training stands: fit then goes on from the epoch it saved.
+# Truth: tests/truth/resume.py with the same formats (tests/test_truth.py).
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_epoch_counter_left_behind_is_caught_before_any_step(seed):
+    from pytest_ckpt.checks.resume import check_resume
+    from pytest_ckpt.report.diagnosis import render_resume
+
+    outcome = check_resume("pytest_ckpt.models:fine_tuning_resumable", "tests.user_formats:WeightsOnlyBackup",
+                           examples=2, seed=seed, masks="same")
+    failure = outcome.failure
+    assert failure is not None and failure.epoch_mismatch == (None, 1)
+    text = render_resume(failure)
+    assert "fit should go on from epoch 1; after the load it goes on from its initial_epoch" in text
+    assert "restore the training metadata with the weights" in text
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_resumed_fit_that_trains_nothing_is_not_a_pass(seed):
+    from pytest_ckpt.checks.resume import check_resume
+    from pytest_ckpt.report.diagnosis import render_resume
+
+    outcome = check_resume("pytest_ckpt.models:fine_tuning_resumable", "tests.user_formats:UndeclaredBackup",
+                           examples=2, seed=seed, masks="same")
+    failure = outcome.failure
+    assert failure is not None and failure.steps_run == 0 and failure.divergence is None
+    assert "the resumed fit trained 0 of the" in render_resume(failure)

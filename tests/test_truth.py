@@ -225,6 +225,30 @@ def test_resume_verdicts_match_plain_keras_in_fresh_processes(factory):
         assert outcome.failure.nondeterministic == (not t["resumed_runs_agree"]), t
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["backup-and-restore", "tests.user_formats:WeightsOnlyBackup",
+                                 "tests.user_formats:UndeclaredBackup"])
+def test_resume_verdicts_of_epoch_restoring_formats_match_plain_keras(fmt):
+    from pytest_ckpt.checks.resume import check_resume
+
+    factory = "pytest_ckpt.models:fine_tuning_resumable"
+    outcome = check_resume(factory, fmt, examples=1, seed=0, masks="same")
+    t = resume_truth(factory, fmt)
+    assert outcome.passed == all(t["equal_to_reference"].values()), (outcome.failure, t)
+
+
+@pytest.mark.slow
+def test_a_backup_killed_between_its_weights_and_its_epoch_is_mixed_as_in_plain_keras():
+    from pytest_ckpt.checks.crash import CrashState, check_crash
+
+    factory = f"{M}:compiled_swap_prone_nested"
+    outcome = check_crash(factory, "backup-and-restore", points=12)
+    between = [p for p in outcome.points if p.event == "about to open ckpt/training_metadata.json for writing"]
+    t = crash_truth(factory, "backup-and-restore", "--kill-before", "training_metadata.json")
+    assert t["state"] == "mixed" and t["killed_mid_save"], t
+    assert [p.state for p in between] == [CrashState.MIXED]
+
+
 GOLDEN_CASES = [  # (written with, checked with, format, plain Keras loads it exactly)
     ("golden_mlp", "golden_mlp_gelu", "h5", False),
     ("golden_mlp", "golden_mlp_gelu", "keras-weights", False),
@@ -314,9 +338,9 @@ def test_user_format_verdicts_match_plain_keras(fmt, safe):
     assert (failure is None) == safe, failure and failure.summary()
 
 
-def crash_truth(factory, fmt) -> dict:
+def crash_truth(factory, fmt, *extra) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, str(ROOT / "tests/truth/crash.py"), factory, fmt],
+    done = subprocess.run([sys.executable, str(ROOT / "tests/truth/crash.py"), factory, fmt, *extra],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

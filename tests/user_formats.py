@@ -141,3 +141,46 @@ class RaisesInSave:
 
     def load(self, model, directory: Path) -> None:
         pass
+
+
+class WeightsOnlyBackup:
+    """Saves as ``keras.callbacks.BackupAndRestore`` does (the weights, then
+    ``training_metadata.json`` with the epoch to go on from) but restores only the weights:
+    the training loop then starts again from epoch 0.  Known-bad for the resume check."""
+
+    name = "weights-only backup"
+    restores_epoch = True
+
+    def save(self, model, directory):
+        import keras
+
+        callback = keras.callbacks.BackupAndRestore(str(directory), delete_checkpoint=False)
+        callback.set_model(model)
+        try:
+            done = json.loads((directory / "training_metadata.json").read_text())["epoch"]
+        except OSError:
+            done = 0
+        callback.on_epoch_end(done)
+
+    def load(self, model, directory):
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(directory / "latest.weights.h5"))
+
+    def resume_epoch(self, model):
+        return None  # what the loop above resumes from: fit's own initial_epoch, 0
+
+
+class UndeclaredBackup(WeightsOnlyBackup):
+    """Restores through ``BackupAndRestore`` (weights and epoch) but does not say so: a loop that
+    calls ``fit(epochs=1)`` after loading then trains nothing, since fit believes epoch 0 done."""
+
+    name = "undeclared backup"
+    restores_epoch = False
+
+    def load(self, model, directory):
+        import keras
+
+        callback = keras.callbacks.BackupAndRestore(str(directory), delete_checkpoint=False)
+        callback.set_model(model)
+        callback.on_train_begin()

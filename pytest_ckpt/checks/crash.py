@@ -56,6 +56,8 @@ class KillPoint:
     state: str = ""
     error: str | None = None
     neither: list[str] = field(default_factory=list)  # variables holding neither A nor B
+    # In a mix of A and B: the side fewer variables hold (the old ones, else the new ones).
+    stale: list[str] = field(default_factory=list)
     mixed: bool = False
 
     @property
@@ -133,6 +135,7 @@ def _load_all(factory: str, format_name: str, work: Path, found: list[KillPoint]
                               f"{_tail(done.stderr)}")
     for point, verdict in zip(found, _answer(done)):
         point.state, point.error, point.neither = verdict["state"], verdict["error"], verdict["neither"]
+        point.stale = verdict.get("stale", [])
 
 
 def _tail(text: str) -> str:
@@ -201,6 +204,10 @@ def _model_and_format(factory: str, format_name: str) -> tuple[Any, Any]:
     return model, fmt
 
 
+# Where training stands, for formats that restore it: compared as one more value.
+_EPOCH = "fit: the epoch training goes on from"
+
+
 def _state(model: Any) -> list[tuple[str, Any]]:
     """Every model and optimizer variable, with a name that is the same in every process."""
     found = [(f"model/{i}:{v.path if hasattr(v, 'path') else v.name}", v) for i, v in enumerate(model.weights)]
@@ -245,6 +252,8 @@ def _save_child(factory: str, format_name: str, folder: Path, work: Path, kill_a
     a = _fill(state, 1)
     fmt.save(model, path)
     b = _fill(state, 2)
+    if fmt.restores_epoch:  # each save is the end of the next epoch: fit goes on from 1, then 2
+        a[_EPOCH], b[_EPOCH] = np.array(1.0), np.array(2.0)
     both: dict[str, Any] = {**{f"a/{k}": v for k, v in a.items()}, **{f"b/{k}": v for k, v in b.items()}}
     np.savez(work / _EXPECTED, **both)
     events: list[str] = []
@@ -386,6 +395,9 @@ def _load_one(factory: str, format_name: str, folder: Path) -> dict[str, Any]:
     except Exception as exc:
         return {"state": CrashState.LOST, "error": one_line(exc)[:400], "neither": []}
     got = dict((name, _read(v)) for name, v in _state(holder))
+    if fmt.restores_epoch:
+        epoch = fmt.resume_epoch(holder)
+        got[_EPOCH] = np.array(float("nan") if epoch is None else float(epoch))
     a = {k[2:]: expected[k] for k in expected.files if k.startswith("a/")}
     b = {k[2:]: expected[k] for k in expected.files if k.startswith("b/")}
     holds_a = {k for k, v in got.items() if k in a and np.array_equal(v, a[k], equal_nan=True)}
@@ -395,4 +407,6 @@ def _load_one(factory: str, format_name: str, folder: Path) -> dict[str, Any]:
     if holds_b == set(b):
         return {"state": CrashState.NEW, "error": None, "neither": []}
     neither = sorted(set(a) - holds_a - holds_b)
-    return {"state": CrashState.MIXED, "error": None, "neither": neither}
+    only_a, only_b = sorted(holds_a - holds_b), sorted(holds_b - holds_a)
+    stale = only_a if len(only_a) <= len(only_b) else only_b
+    return {"state": CrashState.MIXED, "error": None, "neither": neither, "stale": stale}

@@ -146,6 +146,8 @@ class ResumeRequest:
     rng_state: list[np.ndarray]
     # Per step, the digest of every model and optimizer variable (loading-side keys).
     expected: list[dict[str, str]]
+    # Formats that restore where training stands: the epoch fit must go on from.
+    epoch: int | None = None
 
 
 @dataclass
@@ -160,6 +162,8 @@ class ResumeReport:
     digests: dict[str, str] | None = None  # everything at that step, to tell two runs apart
     # Everything right after the load: two loads of one file that differ here lost state.
     loaded: dict[str, str] | None = None
+    steps_run: int = 0  # training steps the resumed fit ran
+    epoch: int | None = None  # the epoch fit went on from, where the request expects one
 
 
 MAX_DIFFERING = 40
@@ -471,6 +475,7 @@ class LoadingModel:
         model = self._tree.model
         for v, value in zip(model.variables, self._initial):
             v.assign(value)
+        compat.forget_resume_epoch(model)
         optimizer = getattr(model, "optimizer", None)
         if self._unbuilt:
             model.optimizer = fresh_optimizer(model)
@@ -497,8 +502,18 @@ class LoadingModel:
                 v.assign(value)
             self._trace_for(holder)
             report = ResumeReport(None, None, said, unbuilt, loaded=state_digests(target))
+            if request.epoch is not None:
+                report.epoch = fmt.resume_epoch(holder)
+                if report.epoch != request.epoch:
+                    return report  # fit would train other epochs than the run that never stopped
+
+            def after(step: int) -> bool:
+                report.steps_run = step
+                return self._differs(target, request, step, report)
+
             try:
-                fit_steps(holder, request.batches, lambda step: self._differs(target, request, step, report))
+                # The same fit call as the run that never stopped: one epoch past the restored one.
+                fit_steps(holder, request.batches, after, epochs=(request.epoch or 0) + 1)
             except Exception as exc:
                 report.train_error = (type(exc).__name__, user_frames(exc))
         return report

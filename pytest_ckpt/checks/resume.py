@@ -92,6 +92,10 @@ class ResumeResult:
     load_lost_state: bool = False
     # The loading model's optimizer was not built when the checkpoint was loaded.
     optimizer_unbuilt_at_load: bool = False
+    # A format that restores where training stands restored another epoch: (restored, saved).
+    epoch_mismatch: tuple[int | None, int] | None = None
+    # The resumed fit trained fewer steps than the run that never stopped (None: all of them).
+    steps_run: int | None = None
 
     @property
     def silent(self) -> bool:
@@ -99,7 +103,8 @@ class ResumeResult:
 
     @property
     def ok(self) -> bool:
-        return not (self.save_error or self.load_error or self.train_error or self.divergence or self.blew_up)
+        return not (self.save_error or self.load_error or self.train_error or self.divergence or self.blew_up
+                    or self.epoch_mismatch or self.steps_run is not None)
 
     def verdict_words(self) -> list[str]:
         words = [f"{what} {error[0]}" for what, error in (("save", self.save_error),
@@ -111,6 +116,10 @@ class ResumeResult:
             words.append("optimizer, diverged" if optimizer else "diverged")
         if self.blew_up:
             words.append("training reached NaN")
+        if self.epoch_mismatch:
+            words.append("epoch not restored")
+        if self.steps_run is not None:
+            words.append("trained fewer steps")
         return words
 
     def summary(self) -> str:
@@ -121,6 +130,11 @@ class ResumeResult:
             return f"{self.factory} [{self.format}]: resumed training diverged at step {d.step} ({d.display})"
         if self.blew_up:
             return f"{self.factory} [{self.format}]: training that never stopped reached NaN or inf"
+        if self.epoch_mismatch:
+            got, saved = self.epoch_mismatch
+            return f"{self.factory} [{self.format}]: fit would go on from epoch {got}, not {saved}"
+        if self.steps_run is not None:
+            return f"{self.factory} [{self.format}]: the resumed fit trained {self.steps_run} of {self.steps} steps"
         error = self.save_error or self.load_error or self.train_error
         return f"{self.factory} [{self.format}]: {error[0] if error else 'failed'}"
 
@@ -310,12 +324,21 @@ class ResumeRun:
         to_loader = self.pair.to_loader
         expected = [{_to_loader_key(k, to_loader): fingerprint(v) for k, (_, v) in step.items()}
                     for step in reference]
+        # The saver trained one epoch and saved at its end: fit goes on from epoch 1.
+        epoch = 1 if self.load_format.restores_epoch else None
         request = ResumeRequest(str(path), self.format_name, self.pair.loader_paths(load_mask),
-                                self.batches[self.steps:], self._rng_state, expected)
+                                self.batches[self.steps:], self._rng_state, expected, epoch)
         report = self.pair.loader.call("resume", self.pair.handle, request)
         result.load_error, result.train_error, result.warnings = report.error, report.train_error, report.warnings
         result.optimizer_unbuilt_at_load = report.optimizer_unbuilt_at_load
+        if report.error is not None:
+            return
+        if epoch is not None and report.epoch != epoch:
+            result.epoch_mismatch = (report.epoch, epoch)
+            return
         if report.step is None:
+            if report.train_error is None and report.steps_run < self.steps:
+                result.steps_run = report.steps_run  # a pass would prove nothing about the rest
             return
         from_loader = {_to_loader_key(k, to_loader): k for k in reference[0]}
         expected_step = reference[report.step - 1]

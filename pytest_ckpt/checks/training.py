@@ -30,9 +30,11 @@ def _callback_base(model: Any) -> type:
     return module.callbacks.Callback  # type: ignore[no-any-return]
 
 
-def fit_steps(model: Any, batches: list[Batch], after_step: Callable[[int], bool] | None = None) -> None:
+def fit_steps(model: Any, batches: list[Batch], after_step: Callable[[int], bool] | None = None, *,
+              epochs: int = 1) -> None:
     """One training step per batch, as ``fit`` runs them; ``after_step(n)`` (1-based) after
-    each, and training stops when it returns True."""
+    each, and training stops when it returns True.  ``epochs``: the epoch fit is asked to end
+    at, one epoch after the epoch a restoring callback left the model at (Keras starts there)."""
     base = _callback_base(model)
 
     class _AfterEach(base):  # type: ignore[valid-type,misc]
@@ -45,7 +47,7 @@ def fit_steps(model: Any, batches: list[Batch], after_step: Callable[[int], bool
             if after_step is not None and after_step(batch + 1):
                 self.model.stop_training = True
 
-    model.fit(_dataset(model, batches), steps_per_epoch=len(batches), epochs=1, verbose=0, shuffle=False,
+    model.fit(_dataset(model, batches), steps_per_epoch=len(batches), epochs=epochs, verbose=0, shuffle=False,
               callbacks=[_AfterEach()])
 
 

@@ -311,3 +311,18 @@ def _built_for_in_order(optimizer: Any, model_variables: Any) -> list | None:
             return None
         return ordered
     return None
+
+
+def resume_epoch(model: Any) -> int | None:
+    """The epoch the next ``fit`` starts from when a callback restored where training stood
+    (``BackupAndRestore`` sets it from its ``training_metadata.json``); None: fit's own
+    ``initial_epoch``.  Keras 3 keeps it in ``Trainer._initial_epoch``; there is no public
+    reader."""
+    epoch = getattr(model, "_initial_epoch", None)
+    return int(epoch) if epoch is not None else None
+
+
+def forget_resume_epoch(model: Any) -> None:
+    """As a model that no callback restored: its next ``fit`` starts at its ``initial_epoch``."""
+    if hasattr(model, "_initial_epoch"):
+        model._initial_epoch = None

@@ -59,6 +59,8 @@ class Format:
     needs_compiled: bool = False
     # The checkpoint is a folder of files (path_in names the folder), not one file.
     writes_folder: bool = False
+    # Restores where training stands (the epoch fit goes on from), not only its state.
+    restores_epoch: bool = False
     # Made to ship a model, not to resume training: its loader compiles a fresh optimizer
     # and does not build it, so whatever optimizer state the file holds is skipped.
     ships_model: bool = False
@@ -74,6 +76,10 @@ class Format:
     def load(self, model: Any, path: Path) -> Any:
         """Load ``path`` into ``model``; returns the model now holding the loaded state."""
         raise NotImplementedError
+
+    def resume_epoch(self, model: Any) -> int | None:
+        """After a load: the epoch ``fit`` goes on from (formats that restore it), else None."""
+        return None
 
     def unfit(self, model: Any, subject: str) -> str | None:
         """Why ``model`` (``subject`` names it: "the model of factory x") cannot be saved this way."""
@@ -345,20 +351,34 @@ class ModelCheckpointModel(KerasModel):
 
 class BackupAndRestore(Format):
     """``keras.callbacks.BackupAndRestore(dir)``: at the end of an epoch it writes
-    ``latest.weights.h5`` and ``training_metadata.json``; a new callback restores them when
-    training begins (building the optimizer first)."""
+    ``latest.weights.h5`` and ``training_metadata.json`` (the epoch to go on from); a new
+    callback restores both when training begins (building the optimizer first), and ``fit``
+    then starts at that epoch."""
 
     name = "backup-and-restore"
     suffix = ""  # a folder
     writes_folder = True
     needs_compiled = True  # it runs inside fit: restoring reads model.optimizer
+    restores_epoch = True
 
     def save(self, model: Any, path: Any) -> None:
         import keras
 
         callback = keras.callbacks.BackupAndRestore(str(path), delete_checkpoint=False)
         callback.set_model(model)
-        callback.on_epoch_end(0)
+        # The end of the epoch after the one the folder holds, as one fit's epochs follow each
+        # other: each save records a later epoch, so two saves never hold the same counter.
+        callback.on_epoch_end(self.saved_epoch(Path(path)))
+
+    @staticmethod
+    def saved_epoch(path: Path) -> int:
+        """The epoch ``fit`` goes on from with what ``path`` holds now (0: nothing saved yet)."""
+        import json
+
+        try:
+            return int(json.loads((path / "training_metadata.json").read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
     def load(self, model: Any, path: Any) -> Any:
         import keras
@@ -368,12 +388,19 @@ class BackupAndRestore(Format):
         callback.on_train_begin()
         return model
 
+    def resume_epoch(self, model: Any) -> int | None:
+        from pytest_ckpt.framework import compat
+
+        return compat.resume_epoch(model)
+
 
 class UserFormat(Format):
     """A user's checkpoint code: ``save(model, directory)`` / ``load(model, directory)``,
     ``directory`` an existing folder the format owns.  Optional attributes: ``name`` (shown in
     reports), ``frameworks`` ("keras3", "tf-keras"), ``loads_new_model`` (``load`` returns
-    a new model rather than loading into the one given)."""
+    a new model rather than loading into the one given), ``restores_epoch`` with
+    ``resume_epoch(model)`` (the epoch the training loop goes on from after ``load``; each
+    ``save`` then stands for the end of the next epoch, 1, 2, ...)."""
 
     matches_by = MatchesBy.PATH  # nothing is known of how it matches: no positional cause is given
     writes_folder = True
@@ -383,6 +410,7 @@ class UserFormat(Format):
         self.display = str(getattr(code, "name", "") or spec)
         self.frameworks = frozenset(getattr(code, "frameworks", None) or (KERAS3, TF_KERAS))
         self.loads_new_model = bool(getattr(code, "loads_new_model", False))
+        self.restores_epoch = bool(getattr(code, "restores_epoch", False))
 
     def path_in(self, directory: Path) -> Path:
         folder = Path(directory) / "ckpt"
@@ -395,6 +423,11 @@ class UserFormat(Format):
     def load(self, model: Any, path: Any) -> Any:
         loaded = self.code.load(model, Path(path))
         return model if loaded is None or not self.loads_new_model else loaded
+
+    def resume_epoch(self, model: Any) -> int | None:
+        ask = getattr(self.code, "resume_epoch", None)
+        epoch = ask(model) if callable(ask) else None
+        return int(epoch) if epoch is not None else None
 
     def __repr__(self) -> str:
         return f"<user format {self.name} ({self.display})>"

@@ -18,15 +18,20 @@ def verdict(outcome: CrashOutcome) -> str:
     return "pass" if not states else "FAIL: " + ", ".join(states)
 
 
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
 def _point_line(point: KillPoint, total: int) -> str:
     files = ", ".join(f"{name} ({size} bytes)" for name, size in point.files.items()) or "nothing"
     where = f"killed {point.event}"
     if point.state == CrashState.LOST:
         found = f"the load raised {point.error}"
     else:
-        shown = ", ".join(point.neither[:5]) + (" ..." if len(point.neither) > 5 else "")
-        found = (f"{len(point.neither)} variables hold neither the old value nor the new ({shown})"
-                 if point.neither else "some variables hold the old values, others the new")
+        found = (f"{len(point.neither)} variables hold neither the old value nor the new "
+                 f"({_some(point.neither)})" if point.neither
+                 else f"some variables hold the old values, others the new (the fewer: {_some(point.stale)})"
+                 if point.stale else "some variables hold the old values, others the new")
     return f"    point {point.index + 1} of {total + 1}, {where}; the folder held {files}; {found}"
 
 

@@ -513,7 +513,25 @@ def render_resume(result: Any, *, seed: object = None, reproduce: str | None = N
                          "scale), so resuming cannot be compared with not stopping",
                          "pass batches on the scale of your data (ckpt_resume.check(model, data=...)) "
                          "or lower the learning rate")
+    elif result.epoch_mismatch or result.steps_run is not None:
+        cause, remedy = _resume_position(result)
     else:
         cause, remedy = ("the round trip itself failed (see the error above)",
                          "run the round-trip check of this factory and format for details")
     return "\n".join(lines + tail(cause, remedy, seed, reproduce))
+
+
+def _resume_position(result: Any) -> Diagnosis:
+    """Where training stands did not come back: the resumed fit trains other epochs."""
+    if result.epoch_mismatch:
+        got, saved = result.epoch_mismatch
+        where = "its initial_epoch" if got is None else f"epoch {got}"
+        return (f"the checkpoint was saved at the end of epoch {saved - 1}, so fit should go on from "
+                f"epoch {saved}; after the load it goes on from {where}: the resumed run trains other "
+                "epochs than the run that never stopped (the epoch counter is a separate file that was "
+                "not restored with the weights)",
+                "restore the training metadata with the weights (keep both files of one save together), "
+                "or pass initial_epoch to fit yourself from what you saved")
+    return (f"the resumed fit trained {result.steps_run} of the {result.steps} steps the run that never "
+            "stopped trained: fit believed those epochs were done (an epoch counter restored ahead of "
+            "the weights)", "restore the epoch counter and the weights from the same save")

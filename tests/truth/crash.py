@@ -1,6 +1,6 @@
 """Plain-Keras truth for a killed save: save A, save B over it in a process that is killed, load.
 
-    python tests/truth/crash.py FACTORY FORMAT
+    python tests/truth/crash.py FACTORY FORMAT [--kill-before NAME]
 
 FORMAT: keras-weights, keras, h5, model-checkpoint (ModelCheckpoint(..., save_weights_only=True)
 at the end of an epoch), backup-and-restore (BackupAndRestore(dir): saved at the end of an epoch,
@@ -11,7 +11,9 @@ below A's), which is where an in-place writer is most exposed, or once a file A 
 appears (an atomic writer's temporary file); a second child, a fresh interpreter, loads the
 folder.  Prints ONE JSON line: whether the kill landed mid-save and what the load gave: "old"
 (A), "new" (B), "lost" (the load raised) or "mixed".  Only Keras / NumPy / h5py: no pytest_ckpt
-import.
+import.  With --kill-before NAME the saving child is killed instead as it opens the file NAME
+for writing during B's save (between two files of one save).  backup-and-restore also compares
+the epoch fit goes on from (A's save ends epoch 0, B's epoch 1).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def save(model, fmt, folder):
     elif fmt == "backup-and-restore":
         callback = keras.callbacks.BackupAndRestore(str(folder), delete_checkpoint=False)
         callback.set_model(model)
-        callback.on_epoch_end(0)
+        metadata = folder / "training_metadata.json"
+        callback.on_epoch_end(json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0)
     elif fmt == "keras-weights":
         model.save_weights(str(folder / FILES[fmt]))
     else:
@@ -96,12 +99,30 @@ def watch_and_kill(folder, sizes):
     threading.Thread(target=run, daemon=True).start()
 
 
-def child_save(factory, fmt, folder):
+def kill_before(name):
+    """Die as ``name`` is opened for writing: the files written before it are complete."""
+    import builtins
+
+    real = builtins.open
+
+    def opening(file, mode="r", *args, **kwargs):
+        if os.path.basename(str(file)) == name and any(c in mode for c in "wax+"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(file, mode, *args, **kwargs)
+
+    builtins.open = opening
+
+
+def child_save(factory, fmt, folder, before=None):
     model = build(factory)
     a = fill(model, 1)
     save(model, fmt, folder)
     b = fill(model, 2)
     np.savez(folder.parent / "expected.npz", *a, *b)
+    if before:
+        kill_before(before)
+        save(model, fmt, folder)
+        return
     sizes = {p: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
     watch_and_kill(folder, sizes)
     for _ in range(20):  # several saves: the watcher gets its chance
@@ -119,6 +140,8 @@ def child_load(factory, fmt, folder):
     except Exception as e:
         return {"state": "lost", "error": f"{type(e).__name__}: {str(e)[:200]}"}
     got = [np.asarray(v.numpy()) for v in model.weights]
+    if fmt == "backup-and-restore":  # where fit goes on from: after A's save epoch 1, after B's 2
+        got, a, b = got + [model._initial_epoch], a + [1], b + [2]
     if all(np.array_equal(g, x) for g, x in zip(got, a)):
         return {"state": "old"}
     if all(np.array_equal(g, x) for g, x in zip(got, b)):
@@ -128,16 +151,17 @@ def child_load(factory, fmt, folder):
 
 def main(argv):
     if argv[0] == "--child-save":
-        child_save(argv[1], argv[2], Path(argv[3]))
+        child_save(argv[1], argv[2], Path(argv[3]), *argv[4:5])
         return
     if argv[0] == "--child-load":
         print(json.dumps(child_load(argv[1], argv[2], Path(argv[3]))))
         return
-    factory, fmt = argv
+    factory, fmt, *rest = argv
+    before = rest[1:2] if rest[:1] == ["--kill-before"] else []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ckpt"
         folder.mkdir()
-        saved = subprocess.run([sys.executable, __file__, "--child-save", factory, fmt, str(folder)],
+        saved = subprocess.run([sys.executable, __file__, "--child-save", factory, fmt, str(folder), *before],
                                capture_output=True, text=True)
         loaded = subprocess.run([sys.executable, __file__, "--child-load", factory, fmt, str(folder)],
                                 capture_output=True, text=True)

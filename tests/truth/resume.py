@@ -3,8 +3,11 @@
     python tests/truth/resume.py FACTORY FORMAT [--save-freeze P,..] [--steps 3] [--resumes 2]
 
 FACTORY is ``module:callable`` returning a compiled model with one input; FORMAT is
-``keras-weights``, ``keras`` or ``tf-checkpoint``.  Only Keras, TensorFlow and NumPy: no
-pytest_ckpt import.  Several fresh processes:
+``keras-weights``, ``keras``, ``tf-checkpoint``, ``backup-and-restore`` (the callback saves at
+the end of the first epoch; the resumed run is ``fit(epochs=2, callbacks=[BackupAndRestore(dir)])``,
+which starts at the epoch the callback restores) or a user's format ``module:attr`` (its
+``save``, then ``load`` and ``fit(epochs=2, initial_epoch=code.resume_epoch(model) or 0)``).
+Only Keras, TensorFlow and NumPy: no pytest_ckpt import.  Several fresh processes:
 
 1. the saving process builds the model, freezes the --save-freeze layers, trains ``steps``
    steps with ``fit`` on fixed batches, saves, then goes on without stopping for ``steps``
@@ -23,6 +26,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +37,7 @@ import numpy as np
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("factory")
-    p.add_argument("format", choices=("keras-weights", "keras", "tf-checkpoint"))
+    p.add_argument("format", help="keras-weights, keras, tf-checkpoint, backup-and-restore or module:attr")
     p.add_argument("--save-freeze", default="")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--resumes", type=int, default=2)
@@ -74,7 +78,8 @@ def state(model):
     return values
 
 
-def train(model, data, record):
+def train(model, data, record, callbacks=(), epochs=1, initial_epoch=0):
+    """``fit`` on ``data`` (repeated: an epoch it should not run shows as extra steps)."""
     import keras
 
     class After(keras.callbacks.Callback):
@@ -82,12 +87,24 @@ def train(model, data, record):
             record.append(state(self.model))
 
     def gen():
-        yield from data
+        while True:
+            yield from data
 
-    model.fit(gen(), steps_per_epoch=len(data), epochs=1, verbose=0, shuffle=False, callbacks=[After()])
+    model.fit(gen(), steps_per_epoch=len(data), epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+              shuffle=False, callbacks=[*callbacks, After()])
+
+
+def user_format(spec):
+    from pathlib import Path
+
+    module, attr = spec.split(":")
+    found = getattr(importlib.import_module(module), attr)
+    return (found() if isinstance(found, type) else found), Path
 
 
 def checkpoint(fmt, directory):
+    if fmt == "backup-and-restore":
+        return directory
     return os.path.join(directory, {"keras-weights": "ckpt.weights.h5", "keras": "ckpt.keras"}.get(fmt, "ckpt"))
 
 
@@ -108,25 +125,64 @@ def save_or_load(model, fmt, path, save):
         model.load_weights(path)
 
 
+def backup(directory):
+    import keras
+
+    return keras.callbacks.BackupAndRestore(directory, delete_checkpoint=False)
+
+
 def phase(args):
     model = build(args.factory)
     freeze(model, args.save_freeze)
     data = batches(model, 2 * args.steps)
     path = checkpoint(args.format, args.dir)
     record = []
+    by_epoch = args.format == "backup-and-restore" or (
+        ":" in args.format and getattr(user_format(args.format)[0], "restores_epoch", False))
     if args.phase == "save":
-        train(model, data[:args.steps], [])
-        save_or_load(model, args.format, path, save=True)
+        if args.format == "backup-and-restore":  # the callback saves at the end of the epoch
+            train(model, data[:args.steps], [], callbacks=[backup(args.dir)])
+        else:
+            train(model, data[:args.steps], [])
+        if ":" in args.format:
+            code, Path = user_format(args.format)
+            os.makedirs(path, exist_ok=True)
+            code.save(model, Path(path))
+        elif args.format != "backup-and-restore":
+            save_or_load(model, args.format, path, save=True)
         rng = [v for v in model.variables if id(v) not in {id(w) for w in model.weights}]
         np.savez(os.path.join(args.dir, "rng.npz"), *[np.asarray(v.numpy()) for v in rng])
+    elif by_epoch:  # the same fit call as the run that never stopped, resumed by the format
+        if ":" in args.format:
+            code, Path = user_format(args.format)
+            code.load(model, Path(path))
+            first = code.resume_epoch(model) or 0
+        restore_rng(model, args.dir)
+        # Each resumed run on its own copy: the callback saves again at the end of its epoch.
+        own = tempfile.mkdtemp(prefix="resumed-", dir=args.dir)
+        for name in ("latest.weights.h5", "training_metadata.json"):
+            if os.path.exists(os.path.join(args.dir, name)):
+                shutil.copy(os.path.join(args.dir, name), own)
+        callbacks = [backup(own)] if args.format == "backup-and-restore" else []
+        train(model, data[args.steps:], record, callbacks=callbacks, epochs=2,
+              initial_epoch=0 if callbacks else first)
+    elif ":" in args.format:
+        code, Path = user_format(args.format)
+        code.load(model, Path(path))
+        restore_rng(model, args.dir)
     else:
         save_or_load(model, args.format, path, save=False)
-        rng = [v for v in model.variables if id(v) not in {id(w) for w in model.weights}]
-        stored = np.load(os.path.join(args.dir, "rng.npz"))
-        for v, key in zip(rng, sorted(stored.files, key=lambda k: int(k.split("_")[1]))):
-            v.assign(stored[key])
-    train(model, data[args.steps:], record)
+        restore_rng(model, args.dir)
+    if args.phase == "save" or not by_epoch:
+        train(model, data[args.steps:], record)
     np.savez(args.out, **{f"{i}|{k}": v for i, step in enumerate(record) for k, v in step.items()})
+
+
+def restore_rng(model, directory):
+    rng = [v for v in model.variables if id(v) not in {id(w) for w in model.weights}]
+    stored = np.load(os.path.join(directory, "rng.npz"))
+    for v, key in zip(rng, sorted(stored.files, key=lambda k: int(k.split("_")[1]))):
+        v.assign(stored[key])
 
 
 def load_record(path):
@@ -143,6 +199,8 @@ def first_difference(a, b):
         for key in sorted(set(x) | set(y)):
             if key not in x or key not in y or not np.array_equal(x[key], y[key]):
                 return {"step": step, "variable": key}
+    if len(a) != len(b):  # one trained more epochs than the other
+        return {"step": min(len(a), len(b)) + 1, "variable": f"steps trained: {len(a)} vs {len(b)}"}
     return None
 
 
