@@ -713,6 +713,35 @@ def float8_dense():
     return _quantized("float8")
 
 
+def quantized_twin():
+    """Two same-shaped int8 Dense layers in a nested block: legacy h5 moves them by position."""
+    block = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(4, name="b")], name="block")
+    model = keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2, name="head")])
+    model.quantize("int8")
+    return model
+
+
+def compiled_quantized(mode):
+    """A quantized model compiled (with its optimizer built), for the state-tree formats."""
+    model = _quantized(mode)
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def compiled_int8_dense():
+    return compiled_quantized("int8")
+
+
+def compiled_int4_dense():
+    return compiled_quantized("int4")
+
+
+def compiled_float8_dense():
+    return compiled_quantized("float8")
+
+
 class OwnLayersList(keras.layers.Layer):
     """Sublayers assigned to self._layers, the list Keras keeps its tracked sublayers in."""
 

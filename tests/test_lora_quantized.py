@@ -14,7 +14,7 @@ from pytest_ckpt.checks.comparison import Verdict
 from pytest_ckpt.checks.roundtrip import check_format
 from pytest_ckpt.framework.formats import applicable, get_format
 from pytest_ckpt.report.diagnosis import diagnose
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, needs_orbax
 
 C = "tests.cases"
 # The formats a plain (uncompiled) model gets here: the state-tree ones need a compiled model.
@@ -41,6 +41,27 @@ def test_legacy_h5_keeps_a_lora_adapter_as_it_is():
 def test_quantized_models_survive_every_format(factory, fmt):
     outcome = check_format(f"{C}:{factory}", fmt, examples=3, seed=0)
     assert outcome.failure is None, outcome.failure and outcome.failure.summary()
+
+
+@pytest.mark.parametrize("fmt", [pytest.param("orbax", marks=needs_orbax),
+                                 pytest.param("orbax-model", marks=needs_orbax), "state-tree"])
+@pytest.mark.parametrize("factory", ["compiled_int8_dense", "compiled_int4_dense", "compiled_float8_dense"])
+def test_compiled_quantized_models_survive_the_state_tree_formats(factory, fmt):
+    outcome = check_format(f"{C}:{factory}", fmt, examples=3, seed=0, masks="same")
+    assert outcome.failure is None, outcome.failure and outcome.failure.summary()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quantized_twins_moved_by_a_freeze_in_legacy_h5_are_named_as_quantized(seed):
+    failure = check_format(f"{C}:quantized_twin", "h5", examples=8, seed=seed).failure
+    assert failure is not None and set(failure.counts()) == {Verdict.SWAPPED}
+    assert failure.facts.quantized == ["block/a (int8)", "block/b (int8)"]
+    cause, _ = diagnose(failure)
+    assert "matches weights by position" in cause and "quantized layers (block/a (int8)" in cause
+
+
+def test_quantized_twins_keep_their_places_by_path():
+    assert check_format(f"{C}:quantized_twin", "keras-weights", examples=8, seed=0).passed
 
 
 @pytest.mark.parametrize("fmt", ["keras-weights", "keras"])

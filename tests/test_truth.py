@@ -293,6 +293,9 @@ def test_golden_verdicts_match_a_real_two_process_save_and_load(tmp_path, writte
     pytest.param(f"{M}:compiled_classic_functional", "orbax-model", "same", True, marks=needs_orbax),
     (f"{C}:compiled_twin", "state-tree", "independent", False),
     (f"{C}:prebuilt_optimizer_twin", "state-tree", "same", True),
+    pytest.param(f"{C}:compiled_int8_dense", "orbax", "same", True, marks=needs_orbax),
+    pytest.param(f"{C}:compiled_float8_dense", "orbax-model", "same", True, marks=needs_orbax),
+    (f"{C}:compiled_int4_dense", "state-tree", "same", True),
 ])
 def test_state_tree_verdicts_match_plain_keras(factory, fmt, masks, safe):
     failure, t = agree(factory, fmt, compile=True, masks=masks)
@@ -315,6 +318,13 @@ def test_state_tree_verdicts_match_plain_keras(factory, fmt, masks, safe):
 ])
 def test_lora_quantized_and_hidden_sublayer_verdicts_match_plain_keras(factory, fmt, safe):
     failure, _ = agree(factory, fmt, masks="same")
+    assert (failure is None) == safe, failure and failure.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, safe", [("h5", False), ("keras-weights", True)])
+def test_quantized_twins_under_independent_masks_match_plain_keras(fmt, safe):
+    failure, _ = agree(f"{C}:quantized_twin", fmt)
     assert (failure is None) == safe, failure and failure.summary()
 
 

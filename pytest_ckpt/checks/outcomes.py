@@ -42,6 +42,8 @@ class Facts:
     unmatched_paths: list[str] = field(default_factory=list)
     # Layers with a LoRA adapter among the variables that did not survive.
     lora: list[str] = field(default_factory=list)
+    # Quantized layers (with their mode) among the variables that did not survive.
+    quantized: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -44,7 +44,7 @@ from pytest_ckpt.framework.factories import as_callable, build, factory_ref
 from pytest_ckpt.framework.formats import Format, FormatNotApplicable, MatchesBy, get_format, matching
 from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tempfiles import workdir
-from pytest_ckpt.framework.tree import LayerTree, adapted_state, lora_layers, untracked_layers
+from pytest_ckpt.framework.tree import LayerTree, adapted_state, lora_layers, quantized_layers, untracked_layers
 from pytest_ckpt.framework.unsaved import unsaved
 from pytest_ckpt.framework.values import iter_distinct_values, numpy_dtype, preload_values
 from pytest_ckpt.search.masks import INDEPENDENT, FreezeMask, MaskPolicy, frozen_by, masked, translate
@@ -446,8 +446,9 @@ class RoundTrip:
                       if o.verdict is Verdict.NOT_LOADED and o.kind is VariableKind.MODEL]
         if not_loaded and result.save_mask.frozen == result.load_mask.frozen and result.load_error is None:
             result.facts.untracked = untracked_layers(self.pair.saver, not_loaded)
-        result.facts.lora = lora_layers(self.pair.saver, [o.key for o in result.outcomes
-                                                          if o.kind is VariableKind.MODEL])
+        failed = [o.key for o in result.outcomes if o.kind is VariableKind.MODEL]
+        result.facts.lora = lora_layers(self.pair.saver, failed)
+        result.facts.quantized = quantized_layers(self.pair.saver, failed)
         if report.new_structure is not None:
             saved_flags = {n.display: not frozen_by(result.save_mask, n.index_path) for n in self.pair.saver.nodes}
             result.facts.unrecorded_flags = [n.display for n in report.new_structure.nodes

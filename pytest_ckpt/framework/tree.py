@@ -160,6 +160,18 @@ def lora_layers(tree: LayerTree, variable_keys: list[str]) -> list[str]:
     return found
 
 
+def quantized_layers(tree: LayerTree, variable_keys: list[str]) -> list[str]:
+    """The layers holding these variables that ``model.quantize(mode)`` quantized, with the mode."""
+    found: list[str] = []
+    for key in variable_keys:
+        node = _owner(tree, key)
+        mode = getattr(node.layer, "quantization_mode", None) if node is not None else None
+        label = f"{node.display} ({mode})" if node is not None and mode else None
+        if label and label not in found:
+            found.append(label)
+    return found
+
+
 def untracked_layers(tree: LayerTree, variable_keys: list[str]) -> list[str]:
     """The layers holding these variables that their parent keeps only in a list, tuple or
     dict, or under an attribute whose name starts with an underscore (``self._layers``):

@@ -271,7 +271,19 @@ def _positional(result: RoundTripResult) -> Diagnosis | None:
         remedy = remedy.replace("or build the model with the functional API (no nested model), ", "")
     return ("legacy HDF5 matches weights by position in trainable_weights + "
             f"non_trainable_weights; the freeze state{where} differs between save and load, "
-            "so the positions moved", remedy)
+            f"so the positions moved{_quantized_note(result)}", remedy)
+
+
+def _quantized_note(result: RoundTripResult) -> str:
+    """Quantized layers keep their integer kernels and scales as non-trainable variables, so
+    a freeze moves only their float ones: worth saying, since the layer looks intact."""
+    layers = result.facts.quantized
+    if not layers:
+        return ""
+    return (f". Among them quantized layers ({', '.join(layers[:3])}): model.quantize() makes their "
+            "kernels and scales non-trainable variables, so a freeze moves the float variables "
+            "(biases) among positions their integer kernels do not share, and outputs are computed "
+            "from a kernel and a bias that were never saved together")
 
 
 def _optimizer_only(result: RoundTripResult) -> Diagnosis | None:
