@@ -58,3 +58,46 @@ def test_user_formats_in_the_ini_run_beside_built_ins_and_leave_nothing_behind(p
     row = f"*| roundtrip | `{M}:swap_prone_nested` | pass | pass | FAIL: format | FAIL: format |*"
     result.stdout.fnmatch_lines([row])
     assert files_of(pytester) == before
+
+
+USER_GOLDEN = f"""
+import os
+import keras
+
+def test_model(ckpt_regression):
+    units = 5 if os.environ.get("VARIANT") == "shape" else 4
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units, name="d"),
+                              keras.layers.Dense(2, name="head")], name="model")
+    ckpt_regression.check(model, format=os.environ.get("FMT", "{U}:AtomicWeights"))
+"""
+
+
+def test_a_golden_in_a_users_format_is_its_folder_and_catches_a_change(pytester, project_on_path, monkeypatch):
+    pytester.makepyfile(test_reg=USER_GOLDEN)
+    args = ("-p", "no:cacheprovider", "--hypothesis-seed=7", "--ckpt-examples=2")
+    pytester.runpytest_subprocess(*args, "--ckpt-update").assert_outcomes(passed=1)
+    folder = pytester.path / "ckpt_golden/test_reg/test_model/check-1"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.tar", "manifest.txt", "outputs.npz"]
+    assert f"format: {U}:AtomicWeights" in (folder / "manifest.txt").read_text()
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    monkeypatch.setenv("VARIANT", "shape")
+    changed = pytester.runpytest_subprocess(*args)
+    changed.assert_outcomes(failed=1)
+    changed.stdout.fnmatch_lines(["*shape or dtype changed*"])
+    # A format whose files the inspector cannot read cannot key a golden: one clear message.
+    monkeypatch.setenv("VARIANT", "")
+    monkeypatch.setenv("FMT", f"{U}:PositionalNpz")
+    unreadable = pytester.runpytest_subprocess(*args, "--ckpt-update")
+    unreadable.assert_outcomes(failed=1)
+    unreadable.stdout.fnmatch_lines([f"*cannot write a golden in format {U}:PositionalNpz*"])
+    assert "Traceback" not in "\n".join(failure_report(unreadable))
+
+
+def test_a_golden_manifest_never_makes_the_check_import_code(pytester, project_on_path, monkeypatch):
+    pytester.makepyfile(test_reg=USER_GOLDEN)
+    args = ("-p", "no:cacheprovider", "--hypothesis-seed=7", "--ckpt-examples=2")
+    pytester.runpytest_subprocess(*args, "--ckpt-update").assert_outcomes(passed=1)
+    pytester.makepyfile(test_reg=USER_GOLDEN.replace(', format=os.environ.get("FMT", "tests.user_formats:AtomicWeights")', ""))
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*was written in your format '{U}:AtomicWeights': pass format=*"])

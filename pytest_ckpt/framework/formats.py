@@ -414,7 +414,7 @@ class UserFormat(Format):
 
     def path_in(self, directory: Path) -> Path:
         folder = Path(directory) / "ckpt"
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def save(self, model: Any, path: Any) -> None:

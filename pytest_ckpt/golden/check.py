@@ -42,7 +42,7 @@ from pytest_ckpt.framework import compat, nested, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of, framework_of
-from pytest_ckpt.framework.formats import Format, MatchesBy, get_format, matching
+from pytest_ckpt.framework.formats import Format, MatchesBy, get_format, is_user_format, matching
 from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree
@@ -238,9 +238,9 @@ def check_arguments(*, format: str | None = None, name: str | None = None, value
     def bad(argument: str, value: object, expected: str) -> None:
         raise CkptError(f"ckpt_regression.check: {argument}={value!r}: {expected}")
 
-    if format is not None and format not in GOLDEN_FORMATS:
+    if format is not None and format not in GOLDEN_FORMATS and not is_user_format(format):
         bad("format", format, "must be a format the golden check loads into the test's model, one of "
-                              f"{', '.join(GOLDEN_FORMATS)}")
+                              f"{', '.join(GOLDEN_FORMATS)}, or a format of your own as module:attr")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         bad("name", name, "must be a non-empty string")
     if values not in (DISTINCT, MODEL):
@@ -262,6 +262,9 @@ def _golden_format(format_name: str, model: Any) -> Format:
     unfit = fmt.unfit(model, "the model given to ckpt_regression.check")
     if unfit is not None:
         raise GoldenError(unfit)
+    if fmt.loads_new_model:
+        raise GoldenError(f"format {format_name} loads into a new model; a golden is loaded into the "
+                          "model the test built: use a format that loads into it")
     return fmt
 
 
@@ -626,6 +629,10 @@ def check_golden(model: Any, folder: GoldenFolder, *, format_name: str | None = 
 def _check_in(wd: Path, model: Any, folder: GoldenFolder, format_name: str | None, masks: str | None,
               examples: int, seed: int | None, rtol: float | None, atol: float | None) -> GoldenResult | None:
     golden = _read(folder, wd)
+    if format_name is None and is_user_format(golden.manifest.format):
+        raise GoldenError(f"golden {folder.path} was written in your format {golden.manifest.format!r}: "
+                          f"pass format={golden.manifest.format!r} to ckpt_regression.check (a golden's "
+                          "manifest never makes the check import code)")
     if format_name is not None and format_name != golden.manifest.format:
         raise GoldenError(f"golden {folder.path} was written in format {golden.manifest.format!r} and "
                           f"this check asks for {format_name!r}: run pytest --ckpt-update to write it again")

@@ -61,6 +61,8 @@ _CHECKPOINT_NAME = re.compile(r"checkpoint(\.[a-z0-9]{1,10}){1,3}")
 GOLDEN_FORMATS = ("keras-weights", "keras", "h5", "h5-by-name", "orbax")
 # A folder checkpoint in the golden folder: one file, so one checksum and one atomic swap.
 _PACKED = ".tar"
+# A user's format, as module:attr (dotted names on both sides).
+_USER_FORMAT = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 # Where the golden's values come from: distinct deterministic values (a swap
 # between two variables always shows) or the model's own (trained weights).
 DISTINCT = "distinct"
@@ -203,14 +205,16 @@ class Manifest:
 def _check_file_fields(fields: dict[str, str], path: Path) -> None:
     """A manifest is untrusted input (a pull request can edit it): the file it
     names must be a plain name inside the golden folder, before anything is opened."""
-    if fields["format"] not in GOLDEN_FORMATS:
-        raise GoldenError(f"{path}: field 'format' must be one of {', '.join(GOLDEN_FORMATS)}, "
-                          f"got {fields['format']!r}")
+    user = _USER_FORMAT.fullmatch(fields["format"]) is not None
+    if fields["format"] not in GOLDEN_FORMATS and not user:
+        raise GoldenError(f"{path}: field 'format' must be one of {', '.join(GOLDEN_FORMATS)} or a "
+                          f"format of your own as module:attr, got {fields['format'][:200]!r}")
     name = fields["checkpoint"]
     if not _CHECKPOINT_NAME.fullmatch(name) or name in (MANIFEST, OUTPUTS):
         raise GoldenError(f"{path}: field 'checkpoint' must be a plain file name in the golden folder "
                           f"like checkpoint.weights.h5, got {name[:200]!r}")
-    expected = checkpoint_name(get_format(fields["format"]))
+    # A user's format is not imported on a manifest's word: it always writes a folder.
+    expected = "checkpoint" + _PACKED if user else checkpoint_name(get_format(fields["format"]))
     if name != expected:
         raise GoldenError(f"{path}: field 'format' says {fields['format']} and field 'checkpoint' names "
                           f"{name}: a {fields['format']} golden is {expected}; edited?")

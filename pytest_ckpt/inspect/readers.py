@@ -229,9 +229,15 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
             raise CheckpointFileError(f"{index.name} is not a regular file")
     if len(indexes) == 1:
         return "keras-sharded", indexes[0], [f"sharded weights index {indexes[0]}"]
+    # A folder of one's own checkpoint code: the one Keras file in it (beside a JSON of metadata).
+    keras_files = sorted(p for p in folder.iterdir() if p.name.endswith((".weights.h5", ".keras", ".h5")))
+    if len(keras_files) == 1 and not indexes:
+        kind, target, _ = _resolve(keras_files[0])
+        return kind, target, [f"the folder's one Keras file {keras_files[0].name}"]
     raise CheckpointFileError(
-        f"a folder with {len(indexes) or 'no'} sharded weights indexes and no TensorFlow "
-        "checkpoint ('checkpoint' file, *.index or variables/variables.index)")
+        f"a folder with {len(indexes) or 'no'} sharded weights indexes, no TensorFlow checkpoint "
+        "('checkpoint' file, *.index or variables/variables.index), no Orbax step and "
+        f"{len(keras_files) or 'no'} Keras files (.weights.h5, .keras, .h5; one is read)")
 
 
 # Written into each committed step folder; uncommitted steps are named "N.orbax-checkpoint-tmp".
