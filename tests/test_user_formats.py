@@ -97,7 +97,9 @@ def test_a_golden_manifest_never_makes_the_check_import_code(pytester, project_o
     pytester.makepyfile(test_reg=USER_GOLDEN)
     args = ("-p", "no:cacheprovider", "--hypothesis-seed=7", "--ckpt-examples=2")
     pytester.runpytest_subprocess(*args, "--ckpt-update").assert_outcomes(passed=1)
-    pytester.makepyfile(test_reg=USER_GOLDEN.replace(', format=os.environ.get("FMT", "tests.user_formats:AtomicWeights")', ""))
+    unnamed = USER_GOLDEN.replace(f', format=os.environ.get("FMT", "{U}:AtomicWeights")', "")
+    assert unnamed != USER_GOLDEN
+    pytester.makepyfile(test_reg=unnamed)
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*was written in your format '{U}:AtomicWeights': pass format=*"])
