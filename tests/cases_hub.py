@@ -29,3 +29,10 @@ def bert_classifier_uncompiled():
     import keras_hub
 
     return keras_hub.models.BertTextClassifier(_backbone(), num_classes=3, preprocessor=None, compile=False)
+
+
+def bert_backbone_lora():
+    """The backbone with keras-hub's LoRA enabled (rank 2 on query and value; the rest frozen)."""
+    backbone = _backbone()
+    backbone.enable_lora(2)
+    return backbone

@@ -158,13 +158,30 @@ def test_inspect_and_diff_read_the_latest_step_of_an_orbax_directory(tmp_path):
                    capture_output=True, timeout=600)
     shown = cli("inspect", tmp_path / "a")
     assert shown.returncode == 0, shown.stderr
-    assert "format orbax" in shown.stdout and "Orbax step 1, the latest of 1 committed" in shown.stdout
+    assert "format orbax" in shown.stdout
+    assert "Orbax step 1, the latest of 1 (the one load_weights reads)" in shown.stdout
     assert "[trainable_variables]" in shown.stdout and "[optimizer_variables] optimizer state" in shown.stdout
     # a's two variables changed group between the saves: the state tree no longer matches them.
     diff = cli("diff", tmp_path / "a", tmp_path / "b")
     assert diff.returncode == 1, diff.stderr
     assert "trainable_variables/block/a/kernel" in diff.stdout
     assert "non_trainable_variables/block/a/kernel" in diff.stdout
+
+
+@needs_orbax
+def test_the_inspector_reads_the_step_keras_loads(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", ORBAX_FILES, str(tmp_path)], check=True, env=env, cwd=ROOT,
+                   capture_output=True, timeout=600)
+    step = tmp_path / "a" / "1"
+    (step / "_CHECKPOINT_METADATA").unlink()  # Keras's load takes the latest step by its name anyway
+    (tmp_path / "a" / "007").mkdir()  # not a step name: Orbax writes 7
+    shown = cli("inspect", tmp_path / "a")
+    assert "Orbax step 1, the latest of 1" in shown.stdout, shown.stdout + shown.stderr
+    uncommitted = tmp_path / "a" / "2.orbax-checkpoint-tmp"
+    step.rename(uncommitted)
+    refused = cli("inspect", uncommitted)
+    assert refused.returncode == 2 and "an uncommitted Orbax step" in refused.stdout + refused.stderr
 
 
 @needs_orbax

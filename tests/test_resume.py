@@ -218,6 +218,17 @@ def test_an_epoch_counter_left_behind_is_caught_before_any_step(seed):
     assert "restore the training metadata with the weights" in text
 
 
+def test_a_freeze_change_under_backup_and_restore_is_not_blamed_on_an_unbuilt_optimizer():
+    # BackupAndRestore builds the optimizer before it loads: what skips the saved state is the
+    # changed trainable set (Keras counts the optimizer's variables and finds fewer).
+    failure = check_resume(f"{C}:compiled_twin", "backup-and-restore", examples=1,
+                           scenario=([], ["block/a"])).failure
+    assert failure is not None and not failure.optimizer_unbuilt_at_load
+    text = render_resume(failure)
+    assert "was not built when the checkpoint was loaded" not in text
+    assert "a different set of variables is trainable at load than at save" in text
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_resumed_fit_that_trains_nothing_is_not_a_pass(seed):
     from pytest_ckpt.checks.resume import check_resume

@@ -249,6 +249,18 @@ def test_a_backup_killed_between_its_weights_and_its_epoch_is_mixed_as_in_plain_
     assert [p.state for p in between] == [CrashState.MIXED]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["RawInPlace", "H5InPlace"])
+def test_a_file_rewritten_in_place_killed_between_writes_is_mixed_as_in_plain_keras(fmt):
+    from pytest_ckpt.checks.crash import CrashState, check_crash
+
+    factory, spec = f"{M}:swap_prone_nested", f"tests.user_formats:{fmt}"
+    outcome = check_crash(factory, spec, points=6)
+    assert CrashState.MIXED in {p.state for p in outcome.points}
+    t = crash_truth(factory, spec, "--kill-at-write", "3")
+    assert t["state"] == "mixed" and t["killed_mid_save"], t
+
+
 GOLDEN_CASES = [  # (written with, checked with, format, plain Keras loads it exactly)
     ("golden_mlp", "golden_mlp_gelu", "h5", False),
     ("golden_mlp", "golden_mlp_gelu", "keras-weights", False),

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_ckpt.errors import CrashCheckError
+from pytest_ckpt.errors import ConfigError, CrashCheckError
 from pytest_ckpt.framework.chatter import without_startup_noise
 from pytest_ckpt.framework.formats import FormatNotApplicable
 from pytest_ckpt.framework.tempfiles import workdir
@@ -84,6 +84,9 @@ class CrashOutcome:
 def check_crash(factory: str, format_name: str, *, points: int = POINTS,
                 tmp_root: str | Path | None = None) -> CrashOutcome:
     """Save A, kill the save of B at up to ``points`` points, load each in a fresh process."""
+    if not isinstance(factory, str):
+        raise ConfigError(f"check_crash needs the model factory as 'module:attr', not {type(factory).__name__}: "
+                          "each save and load runs in a fresh process, which imports it by that name")
     with workdir(tmp_root, prefix="ckpt-crash-") as work:
         counted = _child(["save", factory, format_name, str(work / "count"), str(work), "-1"])
         if counted.returncode == _NOT_APPLICABLE:
@@ -103,17 +106,31 @@ def check_crash(factory: str, format_name: str, *, points: int = POINTS,
                 f"no file operation of the save in format {format_name} was seen (C code that writes "
                 "without Python, such as TensorFlow's file system), so no kill could land inside it: "
                 "this check cannot vouch for it")
-        chosen = _spread(len(events) + 1, points)
+        chosen = _choose(len(events), set(answer["writes"]), points)
         found = [_kill_at(factory, format_name, work, k, events) for k in chosen]
         _load_all(factory, format_name, work, found)
         return CrashOutcome(factory, format_name, events, found)
 
 
-def _spread(count: int, wanted: int) -> list[int]:
-    """Up to ``wanted`` of ``range(count)``, evenly spread, first and last included."""
-    if count <= wanted:
-        return list(range(count))
-    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
+def _spread(items: list[int], wanted: int) -> list[int]:
+    """Up to ``wanted`` of ``items``, evenly spread, first and last included."""
+    if len(items) <= wanted:
+        return list(items)
+    if wanted <= 1:
+        return items[:wanted]
+    return sorted({items[round(i * (len(items) - 1) / (wanted - 1))] for i in range(wanted)})
+
+
+def _choose(count: int, writes: set[int], wanted: int) -> list[int]:
+    """The kill points among ``count`` events (and the end, ``count``): every boundary between
+    files first (an in-place writer's old file is truncated there, a two-file save is half
+    done there), then writes inside files spread over what is left (a file rewritten in place
+    is half old, half new there)."""
+    boundaries = [i for i in range(count) if i not in writes] + [count]
+    if len(boundaries) >= wanted:
+        return _spread(boundaries, wanted)
+    inside = [i for i in range(count) if i in writes]
+    return sorted(set(boundaries) | set(_spread(inside, wanted - len(boundaries))))
 
 
 def _kill_at(factory: str, format_name: str, work: Path, index: int, events: list[str]) -> KillPoint:
@@ -263,13 +280,20 @@ def _save_child(factory: str, format_name: str, folder: Path, work: Path, kill_a
     _at(events, kill_at, "after the save returned", record=False)
     # Scratch files the save removed again (Keras stages a .keras file in a temporary folder)
     # are no part of the checkpoint; what is left outside the folder is.
-    _say({"events": events, "outside": sorted({p for p in outside if os.path.exists(p)})})
+    _say({"events": events, "writes": _WRITES, "outside": sorted({p for p in outside if os.path.exists(p)})})
 
 
-def _at(events: list[str], kill_at: int, what: str, record: bool = True) -> None:
+# Indices of the events that are writes inside a file (the rest open, create, close,
+# rename or remove files: the boundaries between a save's files).
+_WRITES: list[int] = []
+
+
+def _at(events: list[str], kill_at: int, what: str, record: bool = True, write: bool = False) -> None:
     if len(events) == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
     if record:
+        if write:
+            _WRITES.append(len(events))
         events.append(what)
 
 
@@ -322,6 +346,8 @@ def _watch_opened(inside: Any, events: list[str], kill_at: int) -> None:
         where = inside(file)
         if where is not None and any(c in mode for c in "wax+"):
             _at(events, kill_at, f"{where} just opened for writing, nothing written yet")
+            # Each write is a point too: code that rewrites a file in place ("r+") never truncates it.
+            return _WatchedFile(handle, where, events, kill_at)
         return handle
 
     def closing(self: Any) -> None:
@@ -332,6 +358,42 @@ def _watch_opened(inside: Any, events: list[str], kill_at: int) -> None:
 
     builtins.open = io.open = opening  # type: ignore[assignment]
     zipfile.ZipFile.close = closing  # type: ignore[method-assign]
+
+
+class _WatchedFile:
+    """A file object whose writes and truncations are kill points; the rest passes through."""
+
+    def __init__(self, handle: Any, where: str, events: list[str], kill_at: int) -> None:
+        self._handle, self._where, self._events, self._kill_at = handle, where, events, kill_at
+
+    def _point(self, what: str) -> None:
+        offset = self._handle.tell() if self._handle.seekable() else "?"
+        _at(self._events, self._kill_at, f"about to {what} {self._where} at byte {offset}", write=True)
+
+    def write(self, data: Any) -> Any:
+        self._point(f"write {len(data)} bytes to")
+        return self._handle.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def truncate(self, size: Any = None) -> Any:
+        self._point("truncate")
+        return self._handle.truncate(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __enter__(self) -> _WatchedFile:
+        self._handle.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._handle.__exit__(*exc)
+
+    def __iter__(self) -> Any:
+        return iter(self._handle)
 
 
 def _watch_descriptors(inside: Any, events: list[str], kill_at: int) -> None:
@@ -352,7 +414,7 @@ def _watch_descriptors(inside: Any, events: list[str], kill_at: int) -> None:
     def writing(fd: int, data: Any) -> int:
         where = watched.get(fd)
         if where is not None:
-            _at(events, kill_at, f"about to write {len(data)} bytes to {where} (os.write)")
+            _at(events, kill_at, f"about to write {len(data)} bytes to {where} (os.write)", write=True)
         return write(fd, data)
 
     os.open, os.write = opening, writing  # type: ignore[assignment]
@@ -368,12 +430,13 @@ def _watch_h5py(inside: Any, events: list[str], kill_at: int, note_outside: Any)
     def created(self: Any, name: Any, mode: str = "r", *args: Any, **kwargs: Any) -> None:
         where = inside(name)
         if where is not None and mode != "r":
-            _at(events, kill_at, f"about to create {where} with h5py (mode {mode})")
+            verb = "create" if mode in ("w", "w-", "x") else "open"
+            _at(events, kill_at, f"about to {verb} {where} with h5py (mode {mode})")
         elif mode != "r" and isinstance(name, (str, bytes, os.PathLike)):
             note_outside(name)
         create(self, name, mode, *args, **kwargs)
         if where is not None and mode != "r":
-            _at(events, kill_at, f"{where} just created by h5py, nothing written yet")
+            _at(events, kill_at, f"{where} just opened by h5py (mode {mode}), nothing written yet")
 
     def closing(self: Any) -> None:
         where = inside(getattr(self, "filename", "")) if self.id.valid else None
@@ -382,6 +445,34 @@ def _watch_h5py(inside: Any, events: list[str], kill_at: int, note_outside: Any)
         close(self)
 
     h5py.File.__init__, h5py.File.close = created, closing
+    _watch_h5py_writes(h5py, inside, events, kill_at)
+
+
+def _watch_h5py_writes(h5py: Any, inside: Any, events: list[str], kill_at: int) -> None:
+    """Each dataset h5py writes (created with data, or assigned in place in mode r+)."""
+    assign, create = h5py.Dataset.__setitem__, h5py.Group.create_dataset
+
+    def where(node: Any) -> str | None:
+        try:
+            return inside(node.file.filename)
+        except Exception:  # a closed or in-memory file: not a checkpoint file of the folder
+            return None
+
+    def assigning(self: Any, key: Any, value: Any) -> None:
+        at = where(self)
+        if at is not None:
+            _at(events, kill_at, f"about to write dataset {self.name} of {at} (h5py)", write=True)
+        assign(self, key, value)
+
+    def creating(self: Any, name: Any, *args: Any, **kwargs: Any) -> Any:
+        at = where(self)
+        if at is not None and (kwargs.get("data") is not None or len(args) > 2):
+            # Group["x"] = array creates an anonymous dataset first, then links it.
+            shown = name if name is not None else f"{self.name} (new)"
+            _at(events, kill_at, f"about to write dataset {shown} of {at} (h5py)", write=True)
+        return create(self, name, *args, **kwargs)
+
+    h5py.Dataset.__setitem__, h5py.Group.create_dataset = assigning, creating
 
 
 def _load_one(factory: str, format_name: str, folder: Path) -> dict[str, Any]:

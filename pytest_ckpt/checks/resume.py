@@ -330,7 +330,8 @@ class ResumeRun:
                                 self.batches[self.steps:], self._rng_state, expected, epoch)
         report = self.pair.loader.call("resume", self.pair.handle, request)
         result.load_error, result.train_error, result.warnings = report.error, report.train_error, report.warnings
-        result.optimizer_unbuilt_at_load = report.optimizer_unbuilt_at_load
+        # A format whose load builds the optimizer first (BackupAndRestore) met none unbuilt.
+        result.optimizer_unbuilt_at_load = report.optimizer_unbuilt_at_load and not self.load_format.builds_optimizer
         if report.error is not None:
             return
         if epoch is not None and report.epoch != epoch:

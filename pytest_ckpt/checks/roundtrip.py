@@ -288,7 +288,12 @@ class ModelPair:
         to_loader, before = self.to_loader, self.before
         if report.new_structure is not None:
             # A new model (keras.saving.load_model): paired again; it held no pre-load value.
-            _, to_loader = _pairing(self.saved, report.new_structure, self.is_migration, self.label)
+            try:
+                _, to_loader = _pairing(self.saved, report.new_structure, self.is_migration, self.label)
+            except FactoryError as exc:  # the format's load built it, not the factory
+                raise ArchitectureMismatch(str(exc).replace(
+                    f"model factory {self.label} built another model in the loading process",
+                    "the load built a new model with other variables than the saved one")) from None
             before = {}
         outcomes = self._compare_model(report, to_loader, before)
         if self.optimizers is not None:
@@ -427,7 +432,8 @@ class RoundTrip:
         report = self.pair.loader.call("load", self.pair.handle, LoadRequest(
             str(self._saved[1]), self.format_name, self.pair.loader_paths(result.load_mask), inputs=inputs))
         result.load_error, result.warnings = report.error, report.warnings
-        result.facts.optimizer_unbuilt_at_load = not report.optimizer_built_at_load and not new_model
+        result.facts.optimizer_unbuilt_at_load = (not report.optimizer_built_at_load and not new_model
+                                                  and not self.load_format.builds_optimizer)
         if result.load_error is None or not new_model:
             try:
                 result.outcomes = self.pair.compare(report)
@@ -447,6 +453,10 @@ class RoundTrip:
         if not_loaded and result.save_mask.frozen == result.load_mask.frozen and result.load_error is None:
             result.facts.untracked = untracked_layers(self.pair.saver, not_loaded)
         failed = [o.key for o in result.outcomes if o.kind is VariableKind.MODEL]
+        if report.new_structure is not None and result.load_error is not None:
+            # The rebuilt model lacks variables: adapters a config does not record are the usual ones.
+            rebuilt = {v.key for v in report.new_structure.variables}
+            failed = [e.key for e in self.pair.saved if e.key not in rebuilt]
         result.facts.lora = lora_layers(self.pair.saver, failed)
         result.facts.quantized = quantized_layers(self.pair.saver, failed)
         if report.new_structure is not None:

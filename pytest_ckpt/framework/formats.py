@@ -61,6 +61,8 @@ class Format:
     writes_folder: bool = False
     # Restores where training stands (the epoch fit goes on from), not only its state.
     restores_epoch: bool = False
+    # Its load builds the model's optimizer before reading the file (BackupAndRestore does).
+    builds_optimizer: bool = False
     # Made to ship a model, not to resume training: its loader compiles a fresh optimizer
     # and does not build it, so whatever optimizer state the file holds is skipped.
     ships_model: bool = False
@@ -360,6 +362,7 @@ class BackupAndRestore(Format):
     writes_folder = True
     needs_compiled = True  # it runs inside fit: restoring reads model.optimizer
     restores_epoch = True
+    builds_optimizer = True
 
     def save(self, model: Any, path: Any) -> None:
         import keras

@@ -246,6 +246,9 @@ def unpack(archive_path: Path, folder: Path) -> Path:
     try:
         with tarfile.open(archive_path, "r:") as archive:
             members = archive.getmembers()
+            if not any(member.isfile() for member in members):
+                raise GoldenError(f"golden checkpoint {archive_path.name} holds no file: written by an "
+                                  "interrupted or edited update? run pytest --ckpt-update to write it again")
             for member in members:
                 parts = Path(member.name).parts
                 if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() or ".." in parts:

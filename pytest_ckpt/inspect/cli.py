@@ -190,6 +190,10 @@ def diff(path_a: str, path_b: str) -> int:
                        and (va[j].shape, va[j].dtype) == (vb[k].shape, vb[k].dtype)]
             value.append(f"{k}{gap}" + (f" (B holds A's value of {same_as[0]})" if same_as else ""))
         order = _load_order_rows(a, b)
+        # Which of several checkpoints in a folder was read (a step, a prefix): said before the rows.
+        read = [f"{side}: {note}" for side, ckpt in (("A", a), ("B", b)) for note in ckpt.notes]
+    for line in read:
+        print(line)
     _print_rows("only in A", only_a)
     _print_rows("only in B", only_b)
     _print_rows("shape or dtype differs", shape)

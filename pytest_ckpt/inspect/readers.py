@@ -240,25 +240,35 @@ def _resolve_folder(folder: Path) -> tuple[str, Path, list[str]]:
         f"{len(keras_files) or 'no'} Keras files (.weights.h5, .keras, .h5; one is read)")
 
 
-# Written into each committed step folder; uncommitted steps are named "N.orbax-checkpoint-tmp".
+# Written into each step folder; Keras's load takes the latest step by name whether or not it is
+# there.  Uncommitted steps are named "N.orbax-checkpoint-tmp".
 _ORBAX_STEP_MARK = "_CHECKPOINT_METADATA"
+_ORBAX_UNCOMMITTED = ".orbax-checkpoint-tmp"
 # The item keras.callbacks.OrbaxCheckpoint writes the model's state tree into.
 _ORBAX_TREE = "pytree"
 
 
+def _is_step_name(name: str) -> bool:
+    """A step folder's name as Orbax writes and finds it: a number, without leading zeros."""
+    return name.isdigit() and str(int(name)) == name
+
+
 def _orbax_step(folder: Path) -> tuple[Path, list[str]] | None:
     """The step folder to read when ``folder`` is an Orbax checkpoint directory (its latest
-    committed step, as ``load_weights(dir)`` picks it) or one step; None when it is neither."""
-    if (folder / _ORBAX_STEP_MARK).is_file():
-        return folder, []
+    step, as ``load_weights(dir)`` picks it) or one step; None when it is neither."""
+    if folder.name.endswith(_ORBAX_UNCOMMITTED):
+        raise CheckpointFileError("an uncommitted Orbax step (a save that did not finish): "
+                                  "Keras does not load it")
+    if (folder / _ORBAX_STEP_MARK).is_file() or (folder / _ORBAX_TREE / "_METADATA").is_file():
+        return folder, [f"Orbax step {folder.name}"]
     try:
-        steps = [p for p in folder.iterdir() if p.name.isdigit() and (p / _ORBAX_STEP_MARK).is_file()]
+        steps = [p for p in folder.iterdir() if p.is_dir() and _is_step_name(p.name)]
     except OSError:
         return None
-    if not steps:
+    if not steps or not any((p / _ORBAX_STEP_MARK).is_file() or (p / _ORBAX_TREE).is_dir() for p in steps):
         return None
     latest = max(steps, key=lambda p: int(p.name))
-    return latest, [f"Orbax step {latest.name}, the latest of {len(steps)} committed"]
+    return latest, [f"Orbax step {latest.name}, the latest of {len(steps)} (the one load_weights reads)"]
 
 
 # --- readers: one per format, each (target, ExitStack) -> Checkpoint ---------------------------

@@ -162,8 +162,20 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
 def _lora_merged(result: RoundTripResult) -> Diagnosis | None:
     lora = result.facts.lora
     changed = {o.verdict for o in _rows(result, VariableKind.MODEL)}
-    if not lora or result.load_error or Verdict.SWAPPED in changed:
+    if not lora or Verdict.SWAPPED in changed:
         return None  # an adapter in another layer's place is the positional cause's
+    hub = callable(getattr(getattr(result.tree, "model", None), "save_lora_weights", None))
+    remedy_hub = ("; a keras-hub model keeps them with backbone.save_lora_weights('x.lora.h5') and "
+                  "load_lora_weights after building the model (keyed by layer index: build the same "
+                  "architecture)") if hub else ""
+    if result.load_error:
+        if not result.new_model:
+            return None
+        return (f"layer{'s' if len(lora) > 1 else ''} {', '.join(lora[:3])} carr{'ies' if len(lora) == 1 else 'y'} "
+                "a LoRA adapter, which the saved config does not record: the load rebuilt the model "
+                "without adapters (Keras merged each adapter into its kernel when it saved), so the "
+                "adapter's training state is gone",
+                "save and restore the adapters apart from the model's config" + remedy_hub)
     return (f"layer{'s' if len(lora) > 1 else ''} {', '.join(lora[:3])} carr{'ies' if len(lora) == 1 else 'y'} "
             "a LoRA adapter, and Keras merges "
             "the adapter into the kernel when it saves (kernel + A·B·scale is written, the adapter "
@@ -173,7 +185,7 @@ def _lora_merged(result: RoundTripResult) -> Diagnosis | None:
             "to resume LoRA fine-tuning, save the base kernel and the adapter yourself (the layer's "
             "kernel, lora_kernel_a and lora_kernel_b, e.g. with np.save) and assign them after "
             "loading; to ship a merged model, call enable_lora() only in the training code, not in "
-            "the factory this check builds")
+            "the factory this check builds" + remedy_hub)
 
 
 _STATE_TREE = ("the state tree (Model.set_state_tree, which Orbax checkpoints load through) matches "

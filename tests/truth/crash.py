@@ -1,6 +1,6 @@
 """Plain-Keras truth for a killed save: save A, save B over it in a process that is killed, load.
 
-    python tests/truth/crash.py FACTORY FORMAT [--kill-before NAME]
+    python tests/truth/crash.py FACTORY FORMAT [--kill-before NAME | --kill-at-write N]
 
 FORMAT: keras-weights, keras, h5, model-checkpoint (ModelCheckpoint(..., save_weights_only=True)
 at the end of an epoch), backup-and-restore (BackupAndRestore(dir): saved at the end of an epoch,
@@ -12,7 +12,9 @@ appears (an atomic writer's temporary file); a second child, a fresh interpreter
 folder.  Prints ONE JSON line: whether the kill landed mid-save and what the load gave: "old"
 (A), "new" (B), "lost" (the load raised) or "mixed".  Only Keras / NumPy / h5py: no pytest_ckpt
 import.  With --kill-before NAME the saving child is killed instead as it opens the file NAME
-for writing during B's save (between two files of one save).  backup-and-restore also compares
+for writing during B's save (between two files of one save); with --kill-at-write N, before
+the Nth write of B's save to a file in the folder (a Python file write or an h5py dataset
+write: code that rewrites a file in place never truncates it).  backup-and-restore also compares
 the epoch fit goes on from (A's save ends epoch 0, B's epoch 1).
 """
 
@@ -113,12 +115,61 @@ def kill_before(name):
     builtins.open = opening
 
 
+def kill_at_write(folder, count):
+    """Die before the ``count``-th write (1-based) into ``folder``."""
+    import builtins
+
+    import h5py
+
+    real_open, real_assign = builtins.open, h5py.Dataset.__setitem__
+    seen = [0]
+
+    def point():
+        seen[0] += 1
+        if seen[0] == count:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    class Watched:
+        def __init__(self, handle):
+            self._handle = handle
+
+        def write(self, data):
+            point()
+            return self._handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def __enter__(self):
+            self._handle.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._handle.__exit__(*exc)
+
+    def opening(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        inside = str(file).startswith(str(folder))
+        return Watched(handle) if inside and any(c in mode for c in "wax+") else handle
+
+    def assigning(self, key, value):
+        if str(self.file.filename).startswith(str(folder)):
+            point()
+        real_assign(self, key, value)
+
+    builtins.open, h5py.Dataset.__setitem__ = opening, assigning
+
+
 def child_save(factory, fmt, folder, before=None):
     model = build(factory)
     a = fill(model, 1)
     save(model, fmt, folder)
     b = fill(model, 2)
     np.savez(folder.parent / "expected.npz", *a, *b)
+    if before and before.startswith("write:"):
+        kill_at_write(folder, int(before.removeprefix("write:")))
+        save(model, fmt, folder)
+        return
     if before:
         kill_before(before)
         save(model, fmt, folder)
@@ -157,7 +208,8 @@ def main(argv):
         print(json.dumps(child_load(argv[1], argv[2], Path(argv[3]))))
         return
     factory, fmt, *rest = argv
-    before = rest[1:2] if rest[:1] == ["--kill-before"] else []
+    before = rest[1:2] if rest[:1] == ["--kill-before"] else [f"write:{rest[1]}"] if rest[:1] == [
+        "--kill-at-write"] else []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ckpt"
         folder.mkdir()

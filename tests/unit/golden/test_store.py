@@ -149,3 +149,54 @@ def test_a_golden_folder_that_is_a_link_is_refused(tmp_path):
     (tmp_path / "check-1").symlink_to(real)
     with pytest.raises(GoldenError, match="is a symbolic link"):
         GoldenFolder(tmp_path / "check-1").read(tmp_path)
+
+
+# -- a folder checkpoint packed as one file ----------------------------------------------------------
+
+def _tar(path, members):
+    """A tar holding ``members``: (name, TarInfo type, content or link target)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as archive:
+        for name, kind, content in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.REGTYPE:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+            else:
+                info.linkname = content
+                archive.addfile(info)
+
+
+def test_a_packed_folder_unpacks_to_the_same_files(tmp_path):
+    from pytest_ckpt.golden.store import pack, unpack
+
+    source = tmp_path / "ckpt"
+    (source / "1" / "pytree").mkdir(parents=True)
+    (source / "1" / "pytree" / "_METADATA").write_text("{}")
+    (source / "meta.json").write_bytes(b"\\x00\\x01")
+    pack(source, tmp_path / "checkpoint.tar")
+    out = unpack(tmp_path / "checkpoint.tar", tmp_path / "out" / "ckpt")
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert found == ["1", "1/pytree", "1/pytree/_METADATA", "meta.json"]
+    assert (out / "meta.json").read_bytes() == b"\\x00\\x01"
+
+
+@pytest.mark.parametrize("members, message", [
+    ([], "holds no file"),
+    ([("ok", "0", b"x"), ("link", "2", "/etc/passwd")], "not a plain file or folder"),
+    ([("ok", "0", b"x"), ("../escape", "0", b"x")], "not a plain file or folder"),
+    ([("/abs", "0", b"x")], "not a plain file or folder"),
+])
+def test_an_edited_archive_is_refused_before_anything_is_unpacked(tmp_path, members, message):
+    import tarfile
+
+    from pytest_ckpt.golden.store import GoldenError, unpack
+
+    kinds = {"0": tarfile.REGTYPE, "2": tarfile.SYMTYPE}
+    _tar(tmp_path / "checkpoint.tar", [(n, kinds[k], c) for n, k, c in members])
+    with pytest.raises(GoldenError, match=message):
+        unpack(tmp_path / "checkpoint.tar", tmp_path / "out" / "ckpt")
+    assert not (tmp_path / "out" / "ckpt").exists() and not (tmp_path / "escape").exists()
