@@ -46,3 +46,24 @@ def test_a_plain_keras_model_is_skipped_with_the_reason():
 def test_without_keras_hub_the_format_says_how_to_install_it():
     with pytest.raises(FormatNotApplicable, match="--no-deps keras-hub"):
         get_format("keras-hub-preset")
+
+
+@needs_keras_hub
+def test_a_preset_of_a_lora_backbone_rebuilds_it_without_adapters_and_says_so():
+    failure = check_format(f"{H}:bert_backbone_lora", "keras-hub-preset", examples=1, seed=0,
+                           masks="same").failure
+    assert failure is not None and failure.load_error is not None
+    assert "the load built a new model with other variables" in failure.load_error[1]
+    assert failure.facts.lora  # the adapted query and value layers
+    cause, remedy = diagnose(failure)
+    assert "which the saved config does not record" in cause and "model factory" not in cause
+    assert "save_lora_weights" in remedy
+
+
+@needs_keras_hub
+def test_keras_weights_of_a_lora_backbone_name_keras_hubs_own_adapter_files():
+    failure = check_format(f"{H}:bert_backbone_lora", "keras-weights", examples=1, seed=0,
+                           masks="same").failure
+    assert failure is not None and failure.facts.lora
+    cause, remedy = diagnose(failure)
+    assert "merges the adapter into the kernel" in cause and "save_lora_weights" in remedy

@@ -353,6 +353,17 @@ def test_keras_hub_preset_verdicts_match_plain_keras(factory, compile, safe):
 
 
 @pytest.mark.slow
+@needs_keras_hub
+@pytest.mark.parametrize("fmt", ["keras-hub-preset", "keras-weights"])
+def test_a_lora_backbone_loses_its_adapters_in_plain_keras_too(fmt):
+    factory = "tests.cases_hub:bert_backbone_lora"
+    assert check_format(factory, fmt, examples=1, seed=0, masks="same").failure is not None
+    t = truth(factory, fmt)
+    lost = {k: v for k, v in t["counts"].items() if k != "survived"}
+    assert lost and not t["load_error"], t  # adapters merged away (changed) or absent from the rebuilt model
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt, safe", [("tests.user_formats:AtomicWeights", True),
                                        ("tests.user_formats:positional_npz", False)])
 def test_user_format_verdicts_match_plain_keras(fmt, safe):
