@@ -480,7 +480,7 @@ def test_bad_inputs_are_one_line_errors(work, capsys):
         ("cut.h5", "not a readable HDF5 file"),
         ("notes.txt", "unknown checkpoint format"),
         ("missing.h5", "no such file"),
-        ("empty", "a folder with no sharded weights indexes and no TensorFlow checkpoint"),
+        ("empty", "a folder with no sharded weights indexes, no TensorFlow checkpoint"),
         ("two", "holds 2 TensorFlow checkpoints (ckpt-1.index, ckpt-2.index) and no 'checkpoint'"),
         ("stale", "checkpoint names ckpt-9, which has no .index file"),
     ]

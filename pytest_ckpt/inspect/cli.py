@@ -191,7 +191,7 @@ def diff(path_a: str, path_b: str) -> int:
             value.append(f"{k}{gap}" + (f" (B holds A's value of {same_as[0]})" if same_as else ""))
         order = _load_order_rows(a, b)
         # Which of several checkpoints in a folder was read (a step, a prefix): said before the rows.
-        read = [f"{side}: {note}" for side, ckpt in (("A", a), ("B", b)) for note in ckpt.notes]
+        read = [f"{side}: {note}" for side, ckpt in (("A", a), ("B", b)) for note in ckpt.read_from]
     for line in read:
         print(line)
     _print_rows("only in A", only_a)

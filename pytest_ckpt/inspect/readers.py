@@ -91,6 +91,8 @@ class Checkpoint:
     # Legacy HDF5 only: optimizer weight names in the order load_model() gives them to
     # optimizer.set_weights(); None without optimizer_weights.
     optimizer_order: list[str] | None = None
+    # Which checkpoint of a folder (or prefix) was read, when the path given holds several.
+    read_from: list[str] = field(default_factory=list)
 
     def by_key(self) -> dict[str, StoredVariable]:
         return {v.key: v for v in self.variables}
@@ -151,6 +153,7 @@ def open_checkpoint(path: Any) -> Iterator[Checkpoint]:
             raise CheckpointFileError(f"{shown}: unreadable ({one_line(exc)})") from None
         checkpoint.path = shown
         checkpoint.notes[:0] = notes
+        checkpoint.read_from = notes
         yield checkpoint
 
 
