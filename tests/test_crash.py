@@ -105,6 +105,19 @@ def test_a_file_rewritten_in_place_without_truncation_is_caught_between_two_writ
     assert outcome.points[-1].state == CrashState.NEW
 
 
+def test_a_file_rewritten_through_a_memory_map_is_caught_by_the_file_itself():
+    outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:MappedInPlace", points=6)
+    assert not outcome.passed and outcome.in_place == ["ckpt/state.bin"]
+    assert verdict(outcome) == "FAIL: in place"
+    assert "rewrote ckpt/state.bin in place" in render_crash(outcome)
+
+
+def test_a_file_renamed_before_it_was_closed_is_caught_just_after_the_rename():
+    outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:RenamedBeforeClose", points=6)
+    lost = [p for p in outcome.failures if p.state == CrashState.LOST]
+    assert lost and all(p.event.startswith("just renamed") for p in lost)
+
+
 @pytest.mark.slow
 def test_writes_below_the_file_objects_are_kill_points_too():
     outcome = check_crash(f"{M}:swap_prone_nested", f"{U}:OsWriteInPlace", points=6)

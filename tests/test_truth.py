@@ -261,6 +261,19 @@ def test_a_file_rewritten_in_place_killed_between_writes_is_mixed_as_in_plain_ke
     assert t["state"] == "mixed" and t["killed_mid_save"], t
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, moment, state", [("MappedInPlace", "half", "mixed"),
+                                                ("RenamedBeforeClose", "renamed", "lost")])
+def test_saves_no_kill_point_splits_or_that_rename_early_fail_as_in_plain_python(fmt, moment, state, monkeypatch):
+    from pytest_ckpt.checks.crash import check_crash
+
+    factory, spec = f"{M}:swap_prone_nested", f"tests.user_formats:{fmt}"
+    assert not check_crash(factory, spec, points=6).passed
+    monkeypatch.setenv("CKPT_TRUTH_DIE", moment)  # the format kills its own save of B there
+    t = crash_truth(factory, spec, "--kill-before", "no-such-file")
+    assert t["state"] == state and t["killed_mid_save"], t
+
+
 GOLDEN_CASES = [  # (written with, checked with, format, plain Keras loads it exactly)
     ("golden_mlp", "golden_mlp_gelu", "h5", False),
     ("golden_mlp", "golden_mlp_gelu", "keras-weights", False),

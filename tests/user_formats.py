@@ -250,3 +250,49 @@ class H5InPlace:
         with h5py.File(directory / "state.h5", "r") as f:
             for i, v in enumerate(_state_variables(model)):
                 v.assign(f[f"v{i}"][()])
+
+
+def _die_here(label):
+    """For the truth script: SIGKILL this process where ``CKPT_TRUTH_DIE`` names this moment."""
+    if os.environ.get("CKPT_TRUTH_DIE") == label:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class MappedInPlace(RawInPlace):
+    """As RawInPlace, but later saves write through a memory map (numpy.memmap "r+"): no write
+    call at all, so no kill point lands between two variables; the file itself changed in place."""
+
+    name = "memory-mapped rewrite in place"
+
+    def save(self, model, directory):
+        path = directory / "state.bin"
+        if not path.exists():
+            return super().save(model, directory)
+        blob = np.frombuffer(b"".join(np.ascontiguousarray(np.asarray(v.numpy())).tobytes()
+                                      for v in _state_variables(model)), dtype=np.uint8)
+        mapped = np.memmap(path, dtype=np.uint8, mode="r+", shape=blob.shape)
+        half = len(blob) // 2
+        mapped[:half] = blob[:half]
+        _die_here("half")
+        mapped[half:] = blob[half:]
+        mapped.flush()
+
+
+class RenamedBeforeClose(RawInPlace):
+    """Writes a temporary file and renames it over the old one before closing (flushing) it:
+    killed right after the rename, the checkpoint is an empty file."""
+
+    name = "renamed before it was closed"
+
+    def save(self, model, directory):
+        blob = b"".join(np.ascontiguousarray(np.asarray(v.numpy())).tobytes() for v in _state_variables(model))
+        partial, path = directory / "state.bin.partial", directory / "state.bin"
+        existed = path.exists()
+        f = open(partial, "wb")  # noqa: SIM115  (on purpose: renamed while still open)
+        f.write(blob)  # buffered: still in this process's memory
+        os.replace(partial, path)
+        if existed:
+            _die_here("renamed")
+        f.close()

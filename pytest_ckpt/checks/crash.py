@@ -71,6 +71,10 @@ class CrashOutcome:
     format: str
     events: list[str]
     points: list[KillPoint]
+    # Files of A that save B changed while keeping them (same inode): rewritten in place, by
+    # whatever means, so a kill part-way leaves them half old, half new even where no kill point
+    # could split the writes (a memory map, positioned writes from C).
+    in_place: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[KillPoint]:
@@ -78,7 +82,7 @@ class CrashOutcome:
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.in_place
 
 
 def check_crash(factory: str, format_name: str, *, points: int = POINTS,
@@ -109,7 +113,7 @@ def check_crash(factory: str, format_name: str, *, points: int = POINTS,
         chosen = _choose(len(events), set(answer["writes"]), points)
         found = [_kill_at(factory, format_name, work, k, events) for k in chosen]
         _load_all(factory, format_name, work, found)
-        return CrashOutcome(factory, format_name, events, found)
+        return CrashOutcome(factory, format_name, events, found, answer["in_place"])
 
 
 def _spread(items: list[int], wanted: int) -> list[int]:
@@ -127,10 +131,11 @@ def _choose(count: int, writes: set[int], wanted: int) -> list[int]:
     done there), then writes inside files spread over what is left (a file rewritten in place
     is half old, half new there)."""
     boundaries = [i for i in range(count) if i not in writes] + [count]
-    if len(boundaries) >= wanted:
-        return _spread(boundaries, wanted)
     inside = [i for i in range(count) if i in writes]
-    return sorted(set(boundaries) | set(_spread(inside, wanted - len(boundaries))))
+    # Half the points at least go to writes when there are any: a few small files written
+    # safely beside one rewritten in place must not use up every point on their boundaries.
+    for_writes = min(len(inside), max(wanted - len(boundaries), wanted // 2))
+    return sorted(set(_spread(boundaries, wanted - for_writes)) | set(_spread(inside, for_writes)))
 
 
 def _kill_at(factory: str, format_name: str, work: Path, index: int, events: list[str]) -> KillPoint:
@@ -275,12 +280,30 @@ def _save_child(factory: str, format_name: str, folder: Path, work: Path, kill_a
     np.savez(work / _EXPECTED, **both)
     events: list[str] = []
     outside: list[str] = []
+    kept = _identities(target)
     _watch(str(target), events, kill_at, outside)
     fmt.save(model, path)
     _at(events, kill_at, "after the save returned", record=False)
+    now = _identities(target)
+    in_place = sorted(name for name, (inode, digest) in kept.items()
+                      if name in now and now[name][0] == inode and now[name][1] != digest)
     # Scratch files the save removed again (Keras stages a .keras file in a temporary folder)
     # are no part of the checkpoint; what is left outside the folder is.
-    _say({"events": events, "writes": _WRITES, "outside": sorted({p for p in outside if os.path.exists(p)})})
+    _say({"events": events, "writes": _WRITES, "in_place": in_place,
+          "outside": sorted({p for p in outside if os.path.exists(p)})})
+
+
+def _identities(folder: Path) -> dict[str, tuple[tuple[int, int], str]]:
+    """Each file under ``folder``: (device, inode) and a digest of its bytes."""
+    import hashlib
+
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            found[str(path.relative_to(folder))] = ((stat.st_dev, stat.st_ino),
+                                                    hashlib.sha256(path.read_bytes()).hexdigest())
+    return found
 
 
 # Indices of the events that are writes inside a file (the rest open, create, close,
@@ -327,9 +350,24 @@ def _watch(root: str, events: list[str], kill_at: int, outside: list[str]) -> No
             _at(events, kill_at, f"about to {event.split('.')[1]} {inside(args[0])}")
 
     sys.addaudithook(hook)
+    _watch_renamed(inside, events, kill_at)
     _watch_opened(inside, events, kill_at)
     _watch_descriptors(inside, events, kill_at)
     _watch_h5py(inside, events, kill_at, note_outside)
+
+
+def _watch_renamed(inside: Any, events: list[str], kill_at: int) -> None:
+    """Just after a rename under the folder: a file renamed before it was flushed and closed
+    is empty or short under its final name there."""
+    def after(real: Any) -> Any:
+        def call(source: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+            done = real(source, target, *args, **kwargs)
+            if inside(target) is not None:
+                _at(events, kill_at, f"just renamed {inside(source) or source} -> {inside(target)}")
+            return done
+        return call
+
+    os.rename, os.replace = after(os.rename), after(os.replace)  # type: ignore[assignment]
 
 
 def _watch_opened(inside: Any, events: list[str], kill_at: int) -> None:
@@ -417,7 +455,18 @@ def _watch_descriptors(inside: Any, events: list[str], kill_at: int) -> None:
             _at(events, kill_at, f"about to write {len(data)} bytes to {where} (os.write)", write=True)
         return write(fd, data)
 
+    def watching(name: str, real: Any) -> Any:
+        def call(fd: int, *args: Any) -> Any:
+            where = watched.get(fd)
+            if where is not None:
+                _at(events, kill_at, f"about to {name} {where}", write=True)
+            return real(fd, *args)
+        return call
+
     os.open, os.write = opening, writing  # type: ignore[assignment]
+    for name in ("pwrite", "writev", "pwritev", "ftruncate"):
+        if hasattr(os, name):
+            setattr(os, name, watching(f"{name} (os.{name})", getattr(os, name)))
 
 
 def _watch_h5py(inside: Any, events: list[str], kill_at: int, note_outside: Any) -> None:

@@ -503,9 +503,16 @@ class LoadingModel:
             self._trace_for(holder)
             report = ResumeReport(None, None, said, unbuilt, loaded=state_digests(target))
             if request.epoch is not None:
-                report.epoch = fmt.resume_epoch(holder)
+                try:
+                    report.epoch = fmt.resume_epoch(holder)
+                except Exception as exc:
+                    report.error = describe(exc)
+                    return report
                 if report.epoch != request.epoch:
                     return report  # fit would train other epochs than the run that never stopped
+            # A load that built the optimizer itself (BackupAndRestore, a user's code) met none unbuilt.
+            report.optimizer_unbuilt_at_load = unbuilt and not getattr(
+                getattr(holder, "optimizer", None), "built", False)
 
             def after(step: int) -> bool:
                 report.steps_run = step
@@ -513,7 +520,8 @@ class LoadingModel:
 
             try:
                 # The same fit call as the run that never stopped: one epoch past the restored one.
-                fit_steps(holder, request.batches, after, epochs=(request.epoch or 0) + 1)
+                fit_steps(holder, request.batches, after, epochs=(request.epoch or 0) + 1,
+                          initial_epoch=report.epoch or 0)
             except Exception as exc:
                 report.train_error = (type(exc).__name__, user_frames(exc))
         return report

@@ -31,7 +31,7 @@ def _callback_base(model: Any) -> type:
 
 
 def fit_steps(model: Any, batches: list[Batch], after_step: Callable[[int], bool] | None = None, *,
-              epochs: int = 1) -> None:
+              epochs: int = 1, initial_epoch: int = 0) -> None:
     """One training step per batch, as ``fit`` runs them; ``after_step(n)`` (1-based) after
     each, and training stops when it returns True.  ``epochs``: the epoch fit is asked to end
     at, one epoch after the epoch a restoring callback left the model at (Keras starts there)."""
@@ -47,7 +47,8 @@ def fit_steps(model: Any, batches: list[Batch], after_step: Callable[[int], bool
             if after_step is not None and after_step(batch + 1):
                 self.model.stop_training = True
 
-    model.fit(_dataset(model, batches), steps_per_epoch=len(batches), epochs=epochs, verbose=0, shuffle=False,
+    model.fit(_dataset(model, batches), steps_per_epoch=len(batches), epochs=epochs, initial_epoch=initial_epoch,
+              verbose=0, shuffle=False,
               callbacks=[_AfterEach()])
 
 

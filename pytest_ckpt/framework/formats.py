@@ -429,8 +429,17 @@ class UserFormat(Format):
 
     def resume_epoch(self, model: Any) -> int | None:
         ask = getattr(self.code, "resume_epoch", None)
-        epoch = ask(model) if callable(ask) else None
-        return int(epoch) if epoch is not None else None
+        if not callable(ask):
+            return None
+        try:
+            epoch = ask(model)
+        except Exception as exc:
+            raise UserFormatError(f"format {self.name!r}: resume_epoch(model) raised "
+                                  f"{type(exc).__name__}: {exc}") from None
+        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+            raise UserFormatError(f"format {self.name!r}: resume_epoch(model) returned {epoch!r}; "
+                                  "fit(initial_epoch=...) takes an int (or None: start from 0)")
+        return epoch
 
     def __repr__(self) -> str:
         return f"<user format {self.name} ({self.display})>"

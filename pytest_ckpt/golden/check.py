@@ -668,7 +668,7 @@ def _would_an_update_help(model: Any, failure: GoldenResult, wd: Path, masks: st
         values = DISTINCT
     try:
         write_golden(model, trial, failure.format, values=values, tmp_root=wd)
-        again = _check_in(wd, model, trial, None, masks, examples, seed, rtol, atol)
+        again = _check_in(wd, model, trial, failure.format, masks, examples, seed, rtol, atol)
     except CkptError as exc:
         failure.update_helps, failure.update_blocker = False, str(exc)[:300]
         return

@@ -15,6 +15,8 @@ _REMEDY = ("write each checkpoint under a temporary name in the same folder and 
 def verdict(outcome: CrashOutcome) -> str:
     """"pass", or "FAIL: " and what the kills left, for the matrix."""
     states = sorted({p.state for p in outcome.failures})
+    if outcome.in_place and not states:
+        states = ["in place"]
     return "pass" if not states else "FAIL: " + ", ".join(states)
 
 
@@ -41,6 +43,10 @@ def _cause(outcome: CrashOutcome) -> str:
         return (f"even the save that was not killed does not load back whole in format {outcome.format}: "
                 "the round trip itself fails, whatever the kills do; run --ckpt-roundtrip for this "
                 "factory and format to see why")
+    if outcome.in_place and not outcome.failures:
+        return (f"format {outcome.format} rewrites the checkpoint's file in place, over the previous "
+                "one: a save killed part-way leaves it part old, part new (no kill point here could "
+                "land between its writes, but the file itself is the evidence)")
     lost = [p for p in outcome.failures if p.state == CrashState.LOST]
     if lost:
         return (f"format {outcome.format} writes the checkpoint in place, over the previous one: a "
@@ -60,6 +66,11 @@ def render_crash(outcome: CrashOutcome, *, reproduce: str | None = None) -> str:
              f"points of its {total} file operations; a fresh process loaded each folder",
              f"  {len(failed)} of {len(outcome.points)} kill points left neither A nor B:"]
     lines += [_point_line(p, total) for p in failed]
+    if outcome.in_place:
+        lines.append(f"  the save rewrote {_some(outcome.in_place)} in place (the same file changed, not a "
+                     "new one renamed over it): killed part-way, it holds part old, part new bytes, "
+                     "also where no kill point could split the writes (a memory map, positioned "
+                     "writes, C code)")
     kept = [s for s in (CrashState.OLD, CrashState.NEW) if any(p.state == s for p in outcome.points)]
     if kept:
         lines.append(f"  the other points left {' or '.join(kept)} (A = old, B = new), as they must")
