@@ -72,6 +72,7 @@ def test_model(ckpt_regression):
 """
 
 
+@pytest.mark.slow  # four pytester runs in subprocesses: the slow step, not the README's command
 def test_a_golden_in_a_users_format_is_its_folder_and_catches_a_change(pytester, project_on_path, monkeypatch):
     pytester.makepyfile(test_reg=USER_GOLDEN)
     args = ("-p", "no:cacheprovider", "--hypothesis-seed=7", "--ckpt-examples=2")
