@@ -265,12 +265,17 @@ def declared_wider_than_stored():
     return keras.Model(inputs, keras.layers.Dense(2)(Wide()(inputs)))
 
 
-def compiled_twin():
-    """Two same-shaped Dense layers ``a``, ``b`` in a nested block, compiled with Adam."""
+def _twin():
+    """Two same-shaped Dense layers ``a``, ``b`` in a nested block, then a head."""
     block = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(4, name="b")],
         name="block")
-    model = keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2, name="head")])
+    return keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2, name="head")])
+
+
+def compiled_twin():
+    """Two same-shaped Dense layers ``a``, ``b`` in a nested block, compiled with Adam."""
+    model = _twin()
     model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
     return model
 
@@ -714,10 +719,8 @@ def float8_dense():
 
 
 def quantized_twin():
-    """Two same-shaped int8 Dense layers in a nested block: legacy h5 moves them by position."""
-    block = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(4, name="b")], name="block")
-    model = keras.Sequential([keras.Input((4,)), block, keras.layers.Dense(2, name="head")])
+    """compiled_twin's model, uncompiled and quantized to int8: legacy h5 moves the twins by position."""
+    model = _twin()
     model.quantize("int8")
     return model
 

@@ -280,11 +280,12 @@ def _save_child(factory: str, format_name: str, folder: Path, work: Path, kill_a
     np.savez(work / _EXPECTED, **both)
     events: list[str] = []
     outside: list[str] = []
-    kept = _identities(target)
+    # Only the counting run (no kill) needs the files' identities: a killed run never reports.
+    kept = _identities(target) if kill_at < 0 else {}
     _watch(str(target), events, kill_at, outside)
     fmt.save(model, path)
     _at(events, kill_at, "after the save returned", record=False)
-    now = _identities(target)
+    now = _identities(target) if kill_at < 0 else {}
     in_place = sorted(name for name, (inode, digest) in kept.items()
                       if name in now and now[name][0] == inode and now[name][1] != digest)
     # Scratch files the save removed again (Keras stages a .keras file in a temporary folder)
