@@ -67,3 +67,87 @@ def test_keras_weights_of_a_lora_backbone_name_keras_hubs_own_adapter_files():
     assert failure is not None and failure.facts.lora
     cause, remedy = diagnose(failure)
     assert "merges the adapter into the kernel" in cause and "save_lora_weights" in remedy
+
+
+# keras-hub's adapter files (format keras-hub-lora): save_lora_weights / load_lora_weights.
+# The rest of the model reaches the loading model from the base both start from; the file
+# must hold everything fine-tuning changes under the flags the factory (enable_lora) set.
+# Truths: tests/truth/lora_adapters.py, which fine-tunes for real (test_truth.py).
+
+
+@needs_keras_hub
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_adapter_file_holds_everything_lora_fine_tuning_changes(seed):
+    outcome = check_format(f"{H}:bert_backbone_lora_frozen_biases", "keras-hub-lora", examples=3, seed=seed)
+    assert outcome.passed and outcome.examples_run == 1  # one example: the factory's own flags
+
+
+@needs_keras_hub
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_biases_enable_lora_leaves_trainable_are_not_in_the_adapter_file(seed):
+    failure = check_format(f"{H}:bert_backbone_lora", "keras-hub-lora", examples=3, seed=seed).failure
+    assert failure is not None and failure.load_error is None
+    assert {(o.display.rsplit("/", 2)[-2:][1], o.verdict) for o in failure.outcomes} == {("bias", "not_loaded")}
+    assert len(failure.outcomes) == 4  # query and value of both blocks
+    cause, remedy = diagnose(failure)
+    assert "not in the adapter file" in cause and "leaves the adapted layers' biases trainable" in cause
+    assert "layer.bias.trainable = False" in remedy
+
+
+@needs_keras_hub
+def test_a_tasks_head_is_not_in_its_backbones_adapter_file():
+    failure = check_format(f"{H}:bert_classifier_lora", "keras-hub-lora", examples=1, seed=0).failure
+    assert failure is not None
+    assert {(o.display, o.verdict) for o in failure.outcomes} == {("logits/kernel", "not_loaded"),
+                                                                  ("logits/bias", "not_loaded")}
+    cause, _ = diagnose(failure)
+    assert "a task's head" in cause and "biases" not in cause
+
+
+@needs_keras_hub
+def test_adapters_keyed_by_layer_index_land_in_other_layers_when_a_process_orders_layers_otherwise():
+    failure = check_format(f"{H}:set_ordered_lora", "keras-hub-lora", examples=1, seed=0).failure
+    assert failure is not None and failure.outcomes
+    assert {o.verdict for o in failure.outcomes} == {"swapped"}
+    assert {o.display.split("/")[1] for o in failure.outcomes} == {"lora_kernel_a", "lora_kernel_b"}
+    cause, _ = diagnose(failure)
+    assert "restores the weights into other layers" in cause
+
+
+@needs_keras_hub
+@pytest.mark.parametrize("factory, why", [("bert_backbone", "has none: call backbone.enable_lora"),
+                                          ("bert_classifier_uncompiled", "has none")])
+def test_a_model_without_adapters_is_skipped_with_the_reason(factory, why):
+    with pytest.raises(FormatNotApplicable, match=why):
+        check_format(f"{H}:{factory}", "keras-hub-lora", examples=1, seed=0)
+
+
+@needs_keras_hub
+def test_checks_that_need_the_whole_state_refuse_an_adapter_file(tmp_path):
+    from pytest_ckpt.checks.crash import check_crash
+    from pytest_ckpt.checks.resume import check_resume
+    from pytest_ckpt.errors import CkptError
+    from pytest_ckpt.golden.check import write_golden
+    from pytest_ckpt.golden.store import GoldenFolder
+    from tests.cases_hub import bert_backbone_lora_frozen_biases
+
+    with pytest.raises(FormatNotApplicable, match="killed-save check cannot read the whole state"):
+        check_crash(f"{H}:bert_backbone_lora_frozen_biases", "keras-hub-lora", tmp_root=tmp_path)
+    model = bert_backbone_lora_frozen_biases()
+    with pytest.raises(CkptError, match="must be a format the golden check loads into the test's model"):
+        write_golden(model, GoldenFolder(tmp_path / "golden"), "keras-hub-lora")
+    with pytest.raises(FormatNotApplicable, match="a resume check cannot read the whole state"):
+        check_resume(f"{H}:bert_backbone_lora_compiled", "keras-hub-lora", examples=1, seed=0, tmp_root=tmp_path)
+
+
+@needs_keras_hub
+def test_the_plugin_reports_an_adapter_file_that_drops_what_trains(pytester):
+    pytester.makeini("[pytest]\nckpt_models =\n    tests.cases_hub:bert_backbone_lora\n"
+                     "    tests.cases_hub:bert_backbone_lora_frozen_biases\n    pytest_ckpt.models:classic_functional\n"
+                     "ckpt_formats = keras-hub-lora\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--ckpt-roundtrip", "-rs")
+    result.assert_outcomes(failed=1, passed=1, skipped=1)
+    text = result.stdout.str()
+    assert "save mask: none drawn: the flags the factory set" in text
+    assert "4 of 47 variables did not survive (4 not_loaded)" in text and "not in the adapter file" in text
+    assert "classic_functional is a Functional, which has no save_lora_weights" in text

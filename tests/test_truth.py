@@ -376,6 +376,42 @@ def test_a_lora_backbone_loses_its_adapters_in_plain_keras_too(fmt):
     assert lost and not t["load_error"], t  # adapters merged away (changed) or absent from the rebuilt model
 
 
+LORA_TRUTH = ROOT / "tests" / "truth" / "lora_adapters.py"
+
+
+def lora_truth(factory) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, str(LORA_TRUTH), factory], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@needs_keras_hub
+@pytest.mark.parametrize("factory, safe", [
+    ("bert_backbone_lora_frozen_biases", True),
+    ("bert_backbone_lora", False),  # the adapted layers' biases train and are not in the file
+    ("bert_classifier_lora", False),  # the task's head trains and is not in the backbone's file
+    ("set_ordered_lora", False),  # another process numbers the layers otherwise: adapters move
+])
+def test_keras_hub_adapter_file_verdicts_match_plain_keras_fine_tuning(factory, safe):
+    failure = check_format(f"tests.cases_hub:{factory}", "keras-hub-lora", examples=1, seed=0).failure
+    t = lora_truth(f"tests.cases_hub:{factory}")
+    assert (failure is None) == safe == (set(t["counts"]) == {"survived"}), (failure and failure.summary(), t)
+    assert not t["load_error"] and (failure is None or failure.load_error is None), t
+    if safe:
+        assert t["outputs_max_diff"] <= 1e-5, t
+        return
+    ours = {o.display: o.verdict for o in failure.outcomes}
+    theirs = {path: v.split(":")[0] for path, v in t["verdicts"].items() if v != "survived"}
+    assert set(theirs) <= set(t["changed_by_training"]), t
+    if factory == "set_ordered_lora":  # which layers trade places follows each process's hash seed
+        assert set(ours.values()) == set(theirs.values()) == {"swapped"} and t["orders_differ"], t
+    else:
+        assert ours == theirs, (failure.summary(), t)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt, safe", [("tests.user_formats:AtomicWeights", True),
                                        ("tests.user_formats:positional_npz", False)])

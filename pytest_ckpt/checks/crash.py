@@ -32,7 +32,7 @@ import numpy as np
 
 from pytest_ckpt.errors import ConfigError, CrashCheckError
 from pytest_ckpt.framework.chatter import without_startup_noise
-from pytest_ckpt.framework.formats import FormatNotApplicable
+from pytest_ckpt.framework.formats import FormatNotApplicable, refuse_adapters_only
 from pytest_ckpt.framework.tempfiles import workdir
 
 POINTS = 8
@@ -216,6 +216,7 @@ def _model_and_format(factory: str, format_name: str) -> tuple[Any, Any]:
     model = build(call, name)
     framework = framework_of(model) or "keras3"
     fmt = get_format(format_name, framework, backend_of(framework))
+    refuse_adapters_only(fmt, "the killed-save check")
     optimizer = getattr(model, "optimizer", None)
     unfit = fmt.unfit(model, f"the model of factory {name}")
     if unfit is not None:

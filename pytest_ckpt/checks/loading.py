@@ -121,6 +121,9 @@ class LoadRequest:
     preload: bool = True
     # Probe inputs by input name: the outputs are computed after the load.
     inputs: dict[str, np.ndarray] | None = None
+    # An adapters-only format: values by variable key that reach the model from its base
+    # (the preset it is built from), assigned before the load.
+    base: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -440,6 +443,10 @@ class LoadingModel:
                 tree.model.optimizer = fresh_optimizer(tree.model)
             if request.preload:
                 before = self._assign_preloads()
+            base = request.base or {}
+            for e in tree.variables() if base else []:
+                if e.key in base:
+                    e.variable.assign(base[e.key])
             optimizer = getattr(tree.model, "optimizer", None)
             built = bool(getattr(optimizer, "built", False))
             try:

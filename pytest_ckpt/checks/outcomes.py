@@ -65,6 +65,9 @@ class RoundTripResult:
     output_differences: list[OutputDifference] = field(default_factory=list)
     # The loading side was a new model (keras.saving.load_model): no load mask.
     new_model: bool = False
+    # No mask was applied: both models kept the flags their factory set (an adapters-only
+    # format, whose file must hold what those flags let train); the masks only describe them.
+    factory_flags: bool = False
     facts: Facts = field(default_factory=Facts)
 
     @property

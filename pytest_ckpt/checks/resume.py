@@ -49,7 +49,7 @@ from pytest_ckpt.errors import ConfigError, FactoryError
 from pytest_ckpt.framework import compat, nested, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
-from pytest_ckpt.framework.formats import get_format
+from pytest_ckpt.framework.formats import get_format, refuse_adapters_only
 from pytest_ckpt.framework.messages import describe
 from pytest_ckpt.framework.tree import LayerTree
 from pytest_ckpt.search.masks import FreezeMask, current_mask, frozen_by, masked
@@ -264,6 +264,7 @@ class ResumeRun:
         backend = pair.backend()
         self.save_format = get_format(format_name, pair.save_framework, backend)
         self.load_format = get_format(format_name, pair.load_framework, backend)
+        refuse_adapters_only(self.save_format, "a resume check")
         self.batches = (synthetic_batches(pair.saver.model, 2 * steps) if batches is None
                         else _checked_batches(pair.saver.model, batches, steps))
         self._initial = snapshot(pair.saver.model)

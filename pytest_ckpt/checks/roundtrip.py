@@ -35,6 +35,7 @@ from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, refre
 from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
 from pytest_ckpt.checks.outcomes import CheckOutcome, Facts, Matching, RoundTripResult
 from pytest_ckpt.checks.tolerance import OUTPUT_TOLERANCE
+from pytest_ckpt.checks.training import trained_keys
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
@@ -47,7 +48,7 @@ from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree, adapted_state, lora_layers, quantized_layers, untracked_layers
 from pytest_ckpt.framework.unsaved import unsaved
 from pytest_ckpt.framework.values import iter_distinct_values, numpy_dtype, preload_values
-from pytest_ckpt.search.masks import INDEPENDENT, FreezeMask, MaskPolicy, frozen_by, masked, translate
+from pytest_ckpt.search.masks import INDEPENDENT, FreezeMask, MaskPolicy, current_mask, frozen_by, masked, translate
 
 # TensorFlow's C++ start-up banner lands in every failure's captured stderr;
 # the engine is imported before any factory module, so before TensorFlow.
@@ -316,6 +317,11 @@ class ModelPair:
                                          preload=before.get(e.key), expected=self.expected))
         return outcomes
 
+    def base_values(self, trained: set[str]) -> dict[str, np.ndarray]:
+        """What a loading model gets from the base both sides start from (a preset), by
+        loading-side key: the value of every saving variable that training cannot change."""
+        return {self.to_loader[e.key]: read(e.variable) for e in self.saved if e.key not in trained}
+
     @property
     def parameter_bytes(self) -> int:
         return sum(int(np.prod(e.shape)) * numpy_dtype(e.variable).itemsize for e in self.saved)
@@ -401,6 +407,8 @@ class RoundTrip:
     _last: tuple[FreezeMask, FreezeMask] | None = field(default=None, init=False)
     # The example whose outputs are compared (the first), also when it runs again.
     _outputs_example: tuple[FreezeMask, FreezeMask] | None = field(default=None, init=False)
+    # An adapters-only format: the variables training changes, which its file must hold.
+    trained: set[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # Same name, each side's own framework: a migration saves with the
@@ -411,6 +419,27 @@ class RoundTrip:
         unfit = self.save_format.unfit(self.pair.saver.model, f"the model of factory {self.pair.name}")
         if unfit is not None:
             raise FormatNotApplicable(unfit)
+        if self.save_format.adapters_only:
+            self.trained = self._trained_keys()
+
+    @property
+    def as_found(self) -> bool:
+        """Both models keep their factory's flags: for an adapters-only format they decide
+        what trains, so what the file must hold (enable_lora sets them)."""
+        return self.trained is not None
+
+    def _trained_keys(self) -> set[str]:
+        pair = self.pair
+        try:
+            inputs = probe.probe_inputs(pair.saver.model, tokens=pair.structure.tokens)
+            with framework_chatter():
+                return trained_keys(pair.saver, inputs)
+        except Exception as exc:
+            raise FormatNotApplicable(
+                f"format {self.format_name} holds only what training changes, and which variables "
+                f"a training step changes cannot be told here: calling the model of factory "
+                f"{pair.name} in training mode on a probe input raised {type(exc).__name__}: "
+                f"{str(exc)[:200]}") from None
 
     def run(self, save_mask: FreezeMask, load_mask: FreezeMask) -> RoundTripResult:
         self.examples_run += 1
@@ -419,7 +448,7 @@ class RoundTrip:
             factory=self.pair.label, format=self.format_name, framework=self.pair.framework,
             save_mask=save_mask, load_mask=FreezeMask.nothing() if new_model else load_mask,
             tree=self.pair.saver, variable_count=len(self.pair.saved), new_model=new_model,
-            facts=Facts(**vars(self.pair.facts)))
+            factory_flags=self.as_found, facts=Facts(**vars(self.pair.facts)))
         replay, self._last = self._last == (save_mask, load_mask), (save_mask, load_mask)
         if self._saved is None or self._saved[0] != save_mask or replay:
             self.forget_file()
@@ -429,8 +458,10 @@ class RoundTrip:
         if self._outputs_example is None:
             self._outputs_example = (save_mask, load_mask)
         inputs = self._probe() if self._outputs_example == (save_mask, load_mask) else None
+        frozen = None if self.as_found else self.pair.loader_paths(result.load_mask)
+        base = self.pair.base_values(self.trained) if self.trained is not None else None
         report = self.pair.loader.call("load", self.pair.handle, LoadRequest(
-            str(self._saved[1]), self.format_name, self.pair.loader_paths(result.load_mask), inputs=inputs))
+            str(self._saved[1]), self.format_name, frozen, inputs=inputs, base=base))
         result.load_error, result.warnings = report.error, report.warnings
         result.facts.optimizer_unbuilt_at_load = (not report.optimizer_built_at_load and not new_model
                                                   and not self.load_format.builds_optimizer)
@@ -473,7 +504,8 @@ class RoundTrip:
         directory = Path(tempfile.mkdtemp(prefix="ex", dir=self.workdir))
         path = self.save_format.path_in(directory)
         optimizers = self.pair.optimizers
-        with framework_chatter(), masked(self.pair.saver, save_mask):
+        flags = nullcontext() if self.as_found else masked(self.pair.saver, save_mask)
+        with framework_chatter(), flags:
             if optimizers is not None:
                 kinds = len(optimizers.offsets)
                 optimizers.prepare_save()
@@ -520,12 +552,15 @@ class OutputsCheck:
     note: str | None = None  # why the outputs were not compared
 
 
-def check_outputs(pair: ModelPair, format_name: str, workdir: Path) -> OutputsCheck:
+def check_outputs(pair: ModelPair, format_name: str, workdir: Path,
+                  trained: set[str] | None = None) -> OutputsCheck:
     """Save the factory's own state, load it into the loading model as its factory left it, compare outputs.
 
     This runs before any value is filled in: the loading model starts from
     its own factory state, so state that differs between two builds and that
-    the format does not restore shows as a difference.
+    the format does not restore shows as a difference.  For an adapters-only
+    format (``trained`` given) the rest comes from the saving model, as from
+    the base both start from.
     """
     saver = pair.saver.model
     try:
@@ -547,8 +582,9 @@ def check_outputs(pair: ModelPair, format_name: str, workdir: Path) -> OutputsCh
             except Exception as exc:
                 return OutputsCheck(note="outputs not compared: saving the factory's own model raised "
                                          "{}: {}".format(*describe(exc))[:400])
+        base = pair.base_values(trained) if trained is not None else None
         report = pair.loader.call("load", pair.handle, LoadRequest(str(path), format_name, None, preload=False,
-                                                      inputs=probe.by_name(saver, inputs)))
+                                                      inputs=probe.by_name(saver, inputs), base=base))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     if report.error is not None or report.outputs is None:
@@ -576,13 +612,15 @@ def check_format(factory: Callable[[], Any] | str, format_name: str, *, examples
     policy = MaskPolicy(masks)
     with ModelPair(factory, load_factory=load_factory, isolation=isolation) as pair, workdir(tmp_root) as wd:
         engine = RoundTrip(pair, format_name, wd)  # raises if the format does not apply
-        outputs = check_outputs(pair, format_name, wd)
+        outputs = check_outputs(pair, format_name, wd, engine.trained)
         pair.fill()
         fixed = fixed_pairs(pair.saver, pair.load_outline, policy, translate=pair.translate)
+        if engine.as_found:  # one example: the flags the factory set
+            fixed = [(current_mask(pair.saver),) * 2]
         strategy = mask_pairs(pair.saver, pair.load_outline, policy=policy, translate=pair.translate)
         found = driver.search(lambda masks: engine.run(*masks),
                               fixed=[{"masks": p} for p in fixed], strategies={"masks": strategy},
-                              examples=examples, seed=seed,
+                              examples=examples, seed=seed, generate=not engine.as_found,
                               smaller=lambda kw: [{"masks": p} for p in split(kw["masks"], pair.translate)])
     failure = found.failure
     if failure is None and outputs.differences:
@@ -604,4 +642,6 @@ def roundtrip(factory: Callable[[], Any] | str, format_name: str, save_mask: Fre
     with ModelPair(factory, isolation=isolation) as pair, workdir(tmp_root) as wd:
         engine = RoundTrip(pair, format_name, wd)
         pair.fill()
+        if engine.as_found:  # the factory's flags decide what the file must hold
+            save_mask = load_mask = current_mask(pair.saver)
         return engine.run(save_mask, load_mask)

@@ -94,3 +94,20 @@ def snapshot(model: Any) -> list[np.ndarray]:
 def restore(model: Any, values: list[np.ndarray]) -> None:
     for v, value in zip(model.variables, values):
         v.assign(value)
+
+
+def trained_keys(tree: LayerTree, inputs: Any) -> set[str]:
+    """The variables training can change under the flags the model has now: the trainable
+    ones (the optimizer moves them) and those a training-mode call updates (batch statistics,
+    counters).  Every value, seed generators' too, is put back afterwards."""
+    model = tree.model
+    before = snapshot(model)
+    entries = tree.variables()
+    held = [fingerprint(read(e.variable)) for e in entries]
+    try:
+        model(inputs, training=True)
+        updated = {e.key for e, digest in zip(entries, held) if fingerprint(read(e.variable)) != digest}
+    finally:
+        restore(model, before)
+    trainable = {id(v) for v in model.trainable_weights}
+    return {e.key for e in entries if id(e.variable) in trainable} | updated

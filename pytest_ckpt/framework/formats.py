@@ -34,6 +34,8 @@ class MatchesBy(enum.StrEnum):
     # Model.set_state_tree: by path inside the trainable / non-trainable / optimizer
     # group the variable was saved in; what matches nothing is ignored, silently.
     GROUP = "group"
+    # keras-hub's LoRA files: an adapted layer's index among the layers that hold weights.
+    LAYER_INDEX = "layer-index"
 
 
 class FormatNotApplicable(UnknownFormatError):
@@ -66,6 +68,10 @@ class Format:
     # Made to ship a model, not to resume training: its loader compiles a fresh optimizer
     # and does not build it, so whatever optimizer state the file holds is skipped.
     ships_model: bool = False
+    # The file holds only what training changes (LoRA adapters): everything else reaches the
+    # loading model from the base both sides start from (a preset). Checked under the
+    # factory's own flags, since they decide what trains and so what the file must hold.
+    adapters_only: bool = False
     # A module the format needs beyond Keras, and how to install it.
     requires: tuple[str, str] | None = None
 
@@ -323,6 +329,43 @@ class KerasHubPreset(Format):
         return type(model).from_preset(str(path))
 
 
+def _lora_owner(model: Any) -> Any:
+    """The object with ``save_lora_weights``: a keras-hub Backbone, or a Task's backbone."""
+    for candidate in (model, getattr(model, "backbone", None)):
+        if callable(getattr(candidate, "save_lora_weights", None)):
+            return candidate
+    return None
+
+
+class KerasHubLora(Format):
+    """keras-hub's adapter file: ``backbone.save_lora_weights("x.lora.h5")`` writes the LoRA
+    adapters only, keyed by each adapted layer's index among the layers holding weights;
+    ``load_lora_weights`` puts them into a model built from the same base (the preset)."""
+
+    name = "keras-hub-lora"
+    suffix = ".lora.h5"
+    matches_by = MatchesBy.LAYER_INDEX
+    adapters_only = True
+    requires = KerasHubPreset.requires
+
+    def unfit(self, model: Any, subject: str) -> str | None:
+        owner = _lora_owner(model)
+        if owner is None:
+            return (f"format {self.name} saves the LoRA adapters of a keras-hub Backbone (or a Task's); "
+                    f"{subject} is a {type(model).__name__}, which has no save_lora_weights")
+        if not getattr(owner, "_lora_enabled_layers", None):
+            return (f"format {self.name} saves LoRA adapters; {subject} has none: call "
+                    "backbone.enable_lora(rank) in the factory, as the fine-tuning code does")
+        return super().unfit(model, subject)
+
+    def save(self, model: Any, path: Any) -> None:
+        _lora_owner(model).save_lora_weights(str(path))
+
+    def load(self, model: Any, path: Any) -> Any:
+        _lora_owner(model).load_lora_weights(str(path))
+        return model
+
+
 class ModelCheckpointWeights(KerasWeights):
     """``keras.callbacks.ModelCheckpoint("x.weights.h5", save_weights_only=True)`` as ``fit``
     drives it at the end of an epoch; loaded with ``load_weights``."""
@@ -503,6 +546,7 @@ _ALL: tuple[Format, ...] = (
     OrbaxModel(),
     StateTree(),
     KerasHubPreset(),
+    KerasHubLora(),
     ModelCheckpointWeights(),
     ModelCheckpointModel(),
     BackupAndRestore(),
@@ -612,6 +656,20 @@ def restores_on_creation(name: str) -> bool:
 def ships_model(name: str) -> bool:
     fmt = _known(name)
     return fmt.ships_model if fmt is not None else False
+
+
+def adapters_only(name: str) -> bool:
+    fmt = _known(name)
+    return fmt.adapters_only if fmt is not None else False
+
+
+def refuse_adapters_only(fmt: Format, check: str) -> None:
+    """Checks other than the round trip need the whole state in the file."""
+    if fmt.adapters_only:
+        raise FormatNotApplicable(
+            f"format {fmt.name} holds the LoRA adapters only; the rest of the model reaches the "
+            f"loading model from the base it is built from (the preset), so {check} cannot read the "
+            "whole state from it: it is checked by round trips (--ckpt-roundtrip)")
 
 
 def parse_format_list(text: Any) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
 from pytest_ckpt.checks.outcomes import RoundTripResult
-from pytest_ckpt.framework.formats import MatchesBy, matching, restores_on_creation, ships_model
+from pytest_ckpt.framework.formats import MatchesBy, adapters_only, matching, restores_on_creation, ships_model
 from pytest_ckpt.framework.messages import duplicate_path, optimizer_skipped, unknown_class
 from pytest_ckpt.search.masks import frozen_by
 
@@ -148,7 +148,8 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
                 "between saves)",
                 "make saving and loading deterministic; until then this checkpoint cannot be trusted")
     steps: list[Callable[[RoundTripResult], Diagnosis | None]] = [
-        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _lora_merged,
+        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _adapters_only,
+        _lora_merged,
         _state_tree, _optimizer_only, _by_name, _same_state, _positional]
     for step in steps:
         found = step(result)
@@ -157,6 +158,44 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
     return (f"format {result.format} did not restore every variable under these freeze masks",
             "load with the same freeze state as at save time, or use format keras-weights; "
             "if this format should be order-independent, this is a bug worth reporting upstream")
+
+
+def _adapters_only(result: RoundTripResult) -> Diagnosis | None:
+    """An adapter file (keras-hub's .lora.h5): an adapter in another layer, or trained state it
+    does not hold."""
+    if not adapters_only(result.format) or result.save_error or result.load_error:
+        return None
+    rows = _rows(result, VariableKind.MODEL)
+    if any(o.verdict is Verdict.SWAPPED for o in rows):
+        return (f"adapters restored into other layers: format {result.format} keys each adapter by "
+                "its layer's index among the layers that hold weights, and the loading model numbers "
+                "its layers otherwise (a layer that gets its weights later, another architecture, or "
+                "other enable_lora target layers)",
+                "build the loading model exactly as the saving one and call it once before "
+                "load_lora_weights, with the same enable_lora(rank, target_layer_names); or keep the "
+                "adapters with the model's weights (save_weights, keyed by path)")
+    lost = [o.display for o in rows if o.verdict is Verdict.NOT_LOADED]
+    if lost:
+        biases = (" keras-hub's enable_lora leaves the adapted layers' biases trainable, so "
+                  "fine-tuning changes them, and the adapter file does not hold them."
+                  if result.facts.lora else "")
+        return (f"{len(lost)} variable{'s' if len(lost) > 1 else ''} that training changes "
+                f"({', '.join(lost[:3])}) {'are' if len(lost) > 1 else 'is'} not in the adapter file: "
+                f"format {result.format} holds the LoRA adapters only (lora_kernel_a and lora_kernel_b "
+                "of each adapted layer), so a model built from the base and given these adapters "
+                f"keeps the base's values there.{biases} Anything else left trainable (a task's "
+                "head) is lost the same way",
+                "freeze what the adapter file does not hold before fine-tuning (after enable_lora: "
+                "layer.bias.trainable = False for each adapted layer, and freeze or separately save "
+                "a task's head), or save the whole model (save_weights, format keras-weights) "
+                "beside the adapters")
+    if _rows(result, VariableKind.OPTIMIZER) and not rows:
+        return (f"format {result.format} holds the LoRA adapters only, never the optimizer's state: "
+                "fine-tuning resumed from it starts the optimizer from scratch (iterations 0, empty "
+                "slots)",
+                "to resume fine-tuning, save the whole training state (model.save or save_weights, "
+                "formats keras, keras-weights); ship the adapters with the adapter file")
+    return None
 
 
 def _lora_merged(result: RoundTripResult) -> Diagnosis | None:
@@ -398,13 +437,18 @@ def _table(result: RoundTripResult) -> list[str]:
 
 
 _NEW_MODEL = "none: load_model builds a new model, with the trainable flags saved in the file"
+_FACTORY_FLAGS = ("none drawn: the flags the factory set (enable_lora), which decide what trains "
+                  "and so what the adapter file must hold")
 
 
 def _head(title: str, result: Any, notes: Sequence[str], save_note: str = "", load_note: str = "") -> list[str]:
     """Title, format, masks and notes: the first lines of every report."""
     load = _NEW_MODEL if result.new_model else result.load_mask.describe() + load_note
+    save = result.save_mask.describe() + save_note
+    if getattr(result, "factory_flags", False):
+        save = load = _FACTORY_FLAGS
     return ([title, f"  format:    {result.format} ({result.framework})",
-             f"  save mask: {result.save_mask.describe()}{save_note}", f"  load mask: {load}"]
+             f"  save mask: {save}", f"  load mask: {load}"]
             + [f"  note:      {n}" for n in notes])
 
 

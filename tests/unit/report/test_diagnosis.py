@@ -149,3 +149,36 @@ def test_the_report_counts_the_other_failing_pairs_and_says_which_is_shown():
     silent = result(outcomes=[swap("a", "b"), swap("b", "a")])
     text = render(silent, others=[loud, loud])
     assert "2 other mask pair(s) failed (2 raised ValueError); this one is shown: it failed silently" in text
+
+
+def lost(key, kind="model"):
+    return VariableOutcome(key=key, display=key, shape=(4,), dtype="float32", verdict=NOT_LOADED,
+                           kind=kind)
+
+
+def test_an_adapter_file_that_moved_adapters_blames_its_layer_index_keys():
+    cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING,
+                                    outcomes=[swap("q/lora_kernel_a", "v/lora_kernel_a")]))
+    assert "keys each adapter by its layer's index among the layers that hold weights" in cause
+    assert "load_lora_weights" in remedy
+
+
+def test_trained_state_outside_an_adapter_file_is_named_and_biases_only_when_lora_layers_lost_them():
+    cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("head/kernel")]))
+    assert "1 variable that training changes (head/kernel) is not in the adapter file" in cause
+    assert "biases" not in cause and "freeze what the adapter file does not hold" in remedy
+    cause, _ = diagnose(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("q/bias"), lost("v/bias")],
+                               facts=Facts(lora=["q", "v"])))
+    assert "2 variables" in cause and "biases trainable" in cause
+
+
+def test_an_adapter_file_never_holds_the_optimizer():
+    cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING,
+                                    outcomes=[lost("optimizer/q/lora_kernel_a/momentum", kind="optimizer")]))
+    assert "never the optimizer's state" in cause and "model.save or save_weights" in remedy
+
+
+def test_an_adapter_file_report_says_no_mask_was_drawn():
+    text = render(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("head/kernel")], factory_flags=True),
+                  seed=1, reproduce="pytest ...")
+    assert "save mask: none drawn: the flags the factory set" in text and "nothing frozen" not in text
