@@ -9,10 +9,12 @@ hold is skipped.  Each verdict has its two-process plain-Keras truth in ``tests/
 import pytest
 
 from pytest_ckpt.checks.comparison import VariableKind
+from pytest_ckpt.checks.outcomes import AdapterLoss
 from pytest_ckpt.checks.roundtrip import check_format
+from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework.formats import FormatNotApplicable, get_format
 from pytest_ckpt.report.diagnosis import diagnose
-from tests.conftest import HAS_KERAS_HUB, needs_keras_hub
+from tests.conftest import BACKEND, HAS_KERAS_HUB, needs_keras_hub
 
 H = "tests.cases_hub"
 
@@ -90,8 +92,8 @@ def test_the_biases_enable_lora_leaves_trainable_are_not_in_the_adapter_file(see
     assert {(o.display.rsplit("/", 2)[-2:][1], o.verdict) for o in failure.outcomes} == {("bias", "not_loaded")}
     assert len(failure.outcomes) == 4  # query and value of both blocks
     cause, remedy = diagnose(failure)
-    assert "not in the adapter file" in cause and "leaves the adapted layers' biases trainable" in cause
-    assert "layer.bias.trainable = False" in remedy
+    assert "not in the adapter file" in cause and "the adapted layers' biases" in cause
+    assert "enable_lora leaves them trainable" in cause and "layer.bias.trainable = False" in remedy
 
 
 @needs_keras_hub
@@ -151,3 +153,68 @@ def test_the_plugin_reports_an_adapter_file_that_drops_what_trains(pytester):
     assert "save mask: none drawn: the flags the factory set" in text
     assert "4 of 47 variables did not survive (4 not_loaded)" in text and "not in the adapter file" in text
     assert "classic_functional is a Functional, which has no save_lora_weights" in text
+
+
+
+@needs_keras_hub
+@pytest.mark.parametrize("factory, lost", [
+    # a non-trainable cache that follows the adapters: seen only once they differ from it
+    ("cached_merge_lora", {AdapterLoss.STATE: ["query/merged_cache"]}),
+    # a running maximum that moves only on far-out data
+    ("running_max_lora", {AdapterLoss.STATE: ["clip/amax"]}),
+    ("unfrozen_statistics_lora", {AdapterLoss.STATE: ["bn/moving_mean", "bn/moving_variance"]}),
+    ("pooler_adapted_by_hand_lora", {AdapterLoss.ADAPTER: ["pooled_dense/lora_kernel_a",
+                                                           "pooled_dense/lora_kernel_b"]}),
+    ("bert_classifier_frozen_head_lora", {AdapterLoss.OUTSIDE_BASE: ["logits/kernel", "logits/bias"]}),
+])
+def test_what_an_adapter_file_does_not_hold_is_found_and_named_by_why(factory, lost):
+    failure = check_format(f"{H}:{factory}", "keras-hub-lora", examples=1, seed=0).failure
+    assert failure is not None and failure.load_error is None
+    assert {(o.display, o.verdict) for o in failure.outcomes} == {
+        (name, "not_loaded") for names in lost.values() for name in names}
+    assert failure.facts.adapter_losses == lost
+    cause, _ = diagnose(failure)
+    assert "not in the adapter file" in cause
+
+
+@needs_keras_hub
+@pytest.mark.parametrize("factory", ["one_query_lora", "frozen_statistics_lora"])
+def test_an_adapter_file_of_a_model_where_only_adapters_train_passes(factory):
+    assert check_format(f"{H}:{factory}", "keras-hub-lora", examples=1, seed=0).passed
+
+
+@needs_keras_hub
+@pytest.mark.skipif(BACKEND != "jax", reason="the factory's train_step has JAX's signature")
+def test_state_only_a_custom_train_step_advances_is_found_by_a_real_fit_step():
+    failure = check_format(f"{H}:step_counting_lora", "keras-hub-lora", examples=1, seed=0).failure
+    assert failure is not None and failure.facts.adapter_losses == {AdapterLoss.STATE: ["anneal/steps"]}
+    with pytest.raises(FormatNotApplicable, match=r"its own train_step .* compile the model in the factory"):
+        check_format(f"{H}:step_counting_uncompiled_lora", "keras-hub-lora", examples=1, seed=0)
+
+
+@needs_keras_hub
+def test_a_compiled_model_passes_on_its_weights_and_says_the_optimizer_is_not_in_the_file():
+    outcome = check_format(f"{H}:bert_backbone_lora_compiled", "keras-hub-lora", examples=1, seed=0)
+    assert outcome.passed
+    assert [why for what, why in outcome.excluded if what == "the optimizer's state"] == [
+        "format keras-hub-lora ships adapters: it never holds the optimizer's state, so it cannot resume "
+        "training (a resume check refuses it)"]
+
+
+@needs_keras_hub
+def test_an_embedding_adapter_save_lora_weights_cannot_save_is_named():
+    failure = check_format(f"{H}:embedding_adapted_lora", "keras-hub-lora", examples=1, seed=0).failure
+    assert failure is not None and failure.save_error is not None
+    assert failure.facts.unsavable_adapters == ["token_embedding"]
+    cause, remedy = diagnose(failure)
+    assert "cannot save the adapters of token_embedding" in cause and "Dense and EinsumDense" in remedy
+
+
+@needs_keras_hub
+def test_a_model_that_refuses_training_calls_is_one_clear_factory_error():
+    with pytest.raises(FactoryError) as caught:
+        check_format(f"{H}:inference_only_lora", "keras-hub-lora", examples=1, seed=0)
+    message = str(caught.value)
+    assert "in training mode on a probe input, which raised RuntimeError: " in message
+    assert "this layer is never called in training mode" in message
+    assert "\x1b" not in message and "inference_only_lora" in message

@@ -21,6 +21,16 @@ class Matching(enum.StrEnum):
 
 
 
+class AdapterLoss(enum.StrEnum):
+    """Why a variable did not come back from an adapters-only file (keras-hub's .lora.h5)."""
+
+    BIAS = "bias"  # an adapted layer's bias: enable_lora leaves it trainable
+    ADAPTER = "adapter"  # an adapter save_lora_weights does not list (enabled on the layer itself)
+    STATE = "state"  # not trainable, yet a training step updates it (batch statistics, a cache)
+    TRAINED = "trained"  # another trainable variable of the backbone
+    OUTSIDE_BASE = "outside-base"  # outside the backbone: in neither its preset nor the file
+
+
 @dataclass
 class Facts:
     """What is known about a failure beyond its verdicts; causes are decided from these."""
@@ -44,6 +54,10 @@ class Facts:
     lora: list[str] = field(default_factory=list)
     # Quantized layers (with their mode) among the variables that did not survive.
     quantized: list[str] = field(default_factory=list)
+    # An adapters-only file: the variables it did not bring back, by why.
+    adapter_losses: dict[AdapterLoss, list[str]] = field(default_factory=dict)
+    # Layers the backbone adapted whose adapters save_lora_weights cannot read (no lora_kernel_a).
+    unsavable_adapters: list[str] = field(default_factory=list)
 
 
 @dataclass

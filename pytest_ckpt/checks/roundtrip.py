@@ -33,17 +33,24 @@ from pytest_ckpt.checks.comparison import ExpectedValues, VariableKind, Variable
 from pytest_ckpt.checks.isolation import InlineLoader, Isolation, Loader, process_loaders
 from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, refresh_caches, structure_of
 from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
-from pytest_ckpt.checks.outcomes import CheckOutcome, Facts, Matching, RoundTripResult
+from pytest_ckpt.checks.outcomes import AdapterLoss, CheckOutcome, Facts, Matching, RoundTripResult
 from pytest_ckpt.checks.tolerance import OUTPUT_TOLERANCE
-from pytest_ckpt.checks.training import trained_keys
+from pytest_ckpt.checks.training import custom_train_step, trained_keys
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
 from pytest_ckpt.framework.chatter import framework_chatter
 from pytest_ckpt.framework.detection import backend_of
 from pytest_ckpt.framework.factories import as_callable, build, factory_ref
-from pytest_ckpt.framework.formats import Format, FormatNotApplicable, MatchesBy, get_format, matching
-from pytest_ckpt.framework.messages import describe
+from pytest_ckpt.framework.formats import (
+    Format,
+    FormatNotApplicable,
+    MatchesBy,
+    get_format,
+    matching,
+    unsavable_adapters,
+)
+from pytest_ckpt.framework.messages import describe, first_line
 from pytest_ckpt.framework.tempfiles import workdir
 from pytest_ckpt.framework.tree import LayerTree, adapted_state, lora_layers, quantized_layers, untracked_layers
 from pytest_ckpt.framework.unsaved import unsaved
@@ -317,10 +324,10 @@ class ModelPair:
                                          preload=before.get(e.key), expected=self.expected))
         return outcomes
 
-    def base_values(self, trained: set[str]) -> dict[str, np.ndarray]:
-        """What a loading model gets from the base both sides start from (a preset), by
-        loading-side key: the value of every saving variable that training cannot change."""
-        return {self.to_loader[e.key]: read(e.variable) for e in self.saved if e.key not in trained}
+    def base_values(self, keys: set[str]) -> dict[str, np.ndarray]:
+        """What a loading model gets from the base both sides start from (a preset): the
+        saving model's values of ``keys``, by loading-side key."""
+        return {self.to_loader[e.key]: read(e.variable) for e in self.saved if e.key in keys}
 
     @property
     def parameter_bytes(self) -> int:
@@ -407,8 +414,12 @@ class RoundTrip:
     _last: tuple[FreezeMask, FreezeMask] | None = field(default=None, init=False)
     # The example whose outputs are compared (the first), also when it runs again.
     _outputs_example: tuple[FreezeMask, FreezeMask] | None = field(default=None, init=False)
-    # An adapters-only format: the variables training changes, which its file must hold.
-    trained: set[str] | None = field(default=None, init=False)
+    # An adapters-only format: the variables training changes, which its file must hold, and
+    # those the base (a preset) gives the loading model: the rest of the base's part.
+    trained: set[str] = field(default_factory=set, init=False)
+    owned: set[str] = field(default_factory=set, init=False)  # the variables of the base's part
+    base_keys: set[str] | None = field(default=None, init=False)
+    _trained_with_values: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         # Same name, each side's own framework: a migration saves with the
@@ -420,29 +431,58 @@ class RoundTrip:
         if unfit is not None:
             raise FormatNotApplicable(unfit)
         if self.save_format.adapters_only:
+            # An adapter file ships adapters and never holds an optimizer: none is compared, and
+            # the saving model's is left to the training step below (built for what trains).
+            self.pair.optimizers = None
+            base = {id(v) for v in self.save_format.base_of(self.pair.saver.model).weights}
+            self.owned = {e.key for e in self.pair.saved if id(e.variable) in base}
             self.trained = self._trained_keys()
+            self.base_keys = self.owned - self.trained
 
     @property
     def as_found(self) -> bool:
         """Both models keep their factory's flags: for an adapters-only format they decide
         what trains, so what the file must hold (enable_lora sets them)."""
-        return self.trained is not None
+        return self.base_keys is not None
 
     def _trained_keys(self) -> set[str]:
-        pair = self.pair
-        try:
-            inputs = probe.probe_inputs(pair.saver.model, tokens=pair.structure.tokens)
-            with framework_chatter():
-                return trained_keys(pair.saver, inputs)
-        except Exception as exc:
+        """What training changes; run again once every variable holds a distinct value (a
+        cache that follows trainable weights shows only when they differ from it)."""
+        pair, model = self.pair, self.pair.saver.model
+        custom = custom_train_step(model)
+        if custom is not None and not is_compiled(model):
             raise FormatNotApplicable(
-                f"format {self.format_name} holds only what training changes, and which variables "
-                f"a training step changes cannot be told here: calling the model of factory "
-                f"{pair.name} in training mode on a probe input raised {type(exc).__name__}: "
-                f"{str(exc)[:200]}") from None
+                f"format {self.format_name} holds only what fine-tuning changes; the model of factory "
+                f"{pair.name} trains with its own train_step ({custom}), which may update more, and "
+                "only fit can run it: compile the model in the factory")
+        try:
+            first = probe.probe_inputs(model, tokens=pair.structure.tokens)
+            # Far-out inputs too: state some updates only on large values (a running maximum).
+            probes = [first, probe.scaled(first, 100.0)]
+            batches = None
+            if custom is not None:
+                from pytest_ckpt.checks.resume import synthetic_batches
+
+                batches = synthetic_batches(model, 1)
+            with framework_chatter():
+                return trained_keys(pair.saver, probes, batches)
+        except Exception as exc:
+            step = " and one fit step (its class has its own train_step)" if custom else ""
+            raise FactoryError(
+                f"format {self.format_name} holds only what fine-tuning changes; to tell which "
+                f"variables that is, the check calls the model of factory {pair.name} in training "
+                f"mode on a probe input{step}, which raised {first_line(exc)}") from None
+
+    def _refresh_trained(self) -> None:
+        if self.base_keys is None or self._trained_with_values:
+            return
+        self._trained_with_values = True
+        self.trained |= self._trained_keys()
+        self.base_keys -= self.trained
 
     def run(self, save_mask: FreezeMask, load_mask: FreezeMask) -> RoundTripResult:
         self.examples_run += 1
+        self._refresh_trained()
         new_model = self.load_format.loads_new_model
         result = RoundTripResult(
             factory=self.pair.label, format=self.format_name, framework=self.pair.framework,
@@ -459,7 +499,7 @@ class RoundTrip:
             self._outputs_example = (save_mask, load_mask)
         inputs = self._probe() if self._outputs_example == (save_mask, load_mask) else None
         frozen = None if self.as_found else self.pair.loader_paths(result.load_mask)
-        base = self.pair.base_values(self.trained) if self.trained is not None else None
+        base = self.pair.base_values(self.base_keys) if self.base_keys is not None else None
         report = self.pair.loader.call("load", self.pair.handle, LoadRequest(
             str(self._saved[1]), self.format_name, frozen, inputs=inputs, base=base))
         result.load_error, result.warnings = report.error, report.warnings
@@ -470,6 +510,8 @@ class RoundTrip:
                 result.outcomes = self.pair.compare(report)
             except ArchitectureMismatch as exc:
                 result.load_error = describe(exc)
+            if self.as_found:  # an adapter file ships adapters; it never holds an optimizer
+                result.outcomes = [o for o in result.outcomes if o.kind is VariableKind.MODEL]
         if inputs is not None and result.ok:
             result.output_differences = self._output_differences(report)
         self._facts(result, report)
@@ -481,7 +523,9 @@ class RoundTrip:
             return
         not_loaded = [o.key for o in result.outcomes
                       if o.verdict is Verdict.NOT_LOADED and o.kind is VariableKind.MODEL]
-        if not_loaded and result.save_mask.frozen == result.load_mask.frozen and result.load_error is None:
+        if self.as_found:
+            result.facts.adapter_losses = self._adapter_losses(not_loaded)
+        elif not_loaded and result.save_mask.frozen == result.load_mask.frozen and result.load_error is None:
             result.facts.untracked = untracked_layers(self.pair.saver, not_loaded)
         failed = [o.key for o in result.outcomes if o.kind is VariableKind.MODEL]
         if report.new_structure is not None and result.load_error is not None:
@@ -500,6 +544,28 @@ class RoundTrip:
                 result.facts.unmatched_paths = [p for e in self.pair.saver.variables()
                                                 if (p := str(getattr(e.variable, "path", ""))) not in rebuilt]
 
+    def _adapter_losses(self, not_loaded: list[str]) -> dict[AdapterLoss, list[str]]:
+        """Why each variable an adapters-only file did not bring back was its to hold."""
+        saver = self.pair.saver
+        entries = {e.key: e for e in self.pair.saved}
+        trainable = {id(v) for v in saver.model.trainable_weights}
+        found: dict[AdapterLoss, list[str]] = {}
+        for key in not_loaded:
+            entry = entries[key]
+            leaf = entry.display.rsplit("/", 1)[-1]
+            if key not in self.owned:
+                why = AdapterLoss.OUTSIDE_BASE
+            elif leaf.startswith("lora_"):
+                why = AdapterLoss.ADAPTER
+            elif id(entry.variable) not in trainable:
+                why = AdapterLoss.STATE
+            elif leaf == "bias" and lora_layers(saver, [key]):
+                why = AdapterLoss.BIAS
+            else:
+                why = AdapterLoss.TRAINED
+            found.setdefault(why, []).append(entry.display)
+        return found
+
     def _save(self, save_mask: FreezeMask, result: RoundTripResult) -> bool:
         directory = Path(tempfile.mkdtemp(prefix="ex", dir=self.workdir))
         path = self.save_format.path_in(directory)
@@ -516,6 +582,8 @@ class RoundTrip:
             except Exception as exc:
                 shutil.rmtree(directory, ignore_errors=True)
                 result.save_error = describe(exc)
+                if self.as_found:
+                    result.facts.unsavable_adapters = unsavable_adapters(self.pair.saver.model)
                 return False
         self._saved = (save_mask, path, directory)
         return True
@@ -553,14 +621,14 @@ class OutputsCheck:
 
 
 def check_outputs(pair: ModelPair, format_name: str, workdir: Path,
-                  trained: set[str] | None = None) -> OutputsCheck:
+                  base_keys: set[str] | None = None) -> OutputsCheck:
     """Save the factory's own state, load it into the loading model as its factory left it, compare outputs.
 
     This runs before any value is filled in: the loading model starts from
     its own factory state, so state that differs between two builds and that
     the format does not restore shows as a difference.  For an adapters-only
-    format (``trained`` given) the rest comes from the saving model, as from
-    the base both start from.
+    format, ``base_keys`` come from the saving model, as from the base both
+    start from.
     """
     saver = pair.saver.model
     try:
@@ -582,7 +650,7 @@ def check_outputs(pair: ModelPair, format_name: str, workdir: Path,
             except Exception as exc:
                 return OutputsCheck(note="outputs not compared: saving the factory's own model raised "
                                          "{}: {}".format(*describe(exc))[:400])
-        base = pair.base_values(trained) if trained is not None else None
+        base = pair.base_values(base_keys) if base_keys is not None else None
         report = pair.loader.call("load", pair.handle, LoadRequest(str(path), format_name, None, preload=False,
                                                       inputs=probe.by_name(saver, inputs), base=base))
     finally:
@@ -612,7 +680,7 @@ def check_format(factory: Callable[[], Any] | str, format_name: str, *, examples
     policy = MaskPolicy(masks)
     with ModelPair(factory, load_factory=load_factory, isolation=isolation) as pair, workdir(tmp_root) as wd:
         engine = RoundTrip(pair, format_name, wd)  # raises if the format does not apply
-        outputs = check_outputs(pair, format_name, wd, engine.trained)
+        outputs = check_outputs(pair, format_name, wd, engine.base_keys)
         pair.fill()
         fixed = fixed_pairs(pair.saver, pair.load_outline, policy, translate=pair.translate)
         if engine.as_found:  # one example: the flags the factory set
@@ -623,6 +691,10 @@ def check_format(factory: Callable[[], Any] | str, format_name: str, *, examples
                               examples=examples, seed=seed, generate=not engine.as_found,
                               smaller=lambda kw: [{"masks": p} for p in split(kw["masks"], pair.translate)])
     failure = found.failure
+    excluded = unsaved(pair.saver)
+    if engine.as_found and is_compiled(pair.saver.model):
+        excluded.append(("the optimizer's state", f"format {format_name} ships adapters: it never holds the "
+                         "optimizer's state, so it cannot resume training (a resume check refuses it)"))
     if failure is None and outputs.differences:
         failure = RoundTripResult(
             factory=pair.label, format=format_name, framework=pair.framework,
@@ -631,7 +703,7 @@ def check_format(factory: Callable[[], Any] | str, format_name: str, *, examples
             facts=Facts(**vars(pair.facts)))
     return CheckOutcome(format_name, seed, found.examples_run, failure,
                         not_reproducible=found.not_reproducible and failure is found.failure,
-                        outputs_note=outputs.note, excluded=unsaved(pair.saver),
+                        outputs_note=outputs.note, excluded=excluded,
                         others=found.others if failure is found.failure else [],
                         isolation_note=pair.isolation_note)
 

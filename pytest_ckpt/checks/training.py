@@ -96,17 +96,38 @@ def restore(model: Any, values: list[np.ndarray]) -> None:
         v.assign(value)
 
 
-def trained_keys(tree: LayerTree, inputs: Any) -> set[str]:
+
+def custom_train_step(model: Any) -> str | None:
+    """The class whose own ``train_step`` ``fit`` runs, when it is not Keras's (None)."""
+    for cls in type(model).__mro__:
+        if "train_step" in vars(cls):
+            if cls.__module__.startswith(("keras.src.backend", "keras.src.trainers", "tf_keras")):
+                return None
+            return f"{cls.__module__}.{cls.__qualname__}"
+    return None
+
+
+def trained_keys(tree: LayerTree, probes: list[Any], batches: list[Batch] | None = None) -> set[str]:
     """The variables training can change under the flags the model has now: the trainable
-    ones (the optimizer moves them) and those a training-mode call updates (batch statistics,
-    counters).  Every value, seed generators' too, is put back afterwards."""
+    ones (the optimizer moves them), those a training-mode call on any of ``probes`` updates
+    (batch statistics, caches), and, given ``batches``, those a real ``fit`` step on them
+    updates (a custom ``train_step``).  Every model variable is put back afterwards."""
     model = tree.model
     before = snapshot(model)
     entries = tree.variables()
     held = [fingerprint(read(e.variable)) for e in entries]
+    updated: set[str] = set()
+
+    def seen() -> None:
+        updated.update(e.key for e, digest in zip(entries, held) if fingerprint(read(e.variable)) != digest)
+
     try:
-        model(inputs, training=True)
-        updated = {e.key for e, digest in zip(entries, held) if fingerprint(read(e.variable)) != digest}
+        for inputs in probes:
+            model(inputs, training=True)
+            seen()
+        if batches is not None:
+            fit_steps(model, batches)
+            seen()
     finally:
         restore(model, before)
     trainable = {id(v) for v in model.trainable_weights}

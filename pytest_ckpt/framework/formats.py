@@ -89,6 +89,10 @@ class Format:
         """After a load: the epoch ``fit`` goes on from (formats that restore it), else None."""
         return None
 
+    def base_of(self, model: Any) -> Any:
+        """Adapters-only formats: the part of ``model`` its base (a preset) gives a loading model."""
+        return model
+
     def unfit(self, model: Any, subject: str) -> str | None:
         """Why ``model`` (``subject`` names it: "the model of factory x") cannot be saved this way."""
         if self.needs_compiled and getattr(model, "optimizer", None) is None:
@@ -337,6 +341,17 @@ def _lora_owner(model: Any) -> Any:
     return None
 
 
+def unsavable_adapters(model: Any) -> list[str]:
+    """Layers a keras-hub backbone adapted whose adapters ``save_lora_weights`` cannot read: it
+    reads ``lora_kernel_a``/``_b``, which an Embedding's adapter (``lora_embeddings_a``) lacks."""
+    owner = _lora_owner(model)
+    if owner is None:
+        return []
+    layers = [layer for layer in owner._flatten_layers(include_self=False) if layer.weights]
+    return [layers[i].name for i in getattr(owner, "_lora_enabled_layers", None) or []
+            if i < len(layers) and not hasattr(layers[i], "lora_kernel_a")]
+
+
 class KerasHubLora(Format):
     """keras-hub's adapter file: ``backbone.save_lora_weights("x.lora.h5")`` writes the LoRA
     adapters only, keyed by each adapted layer's index among the layers holding weights;
@@ -357,6 +372,9 @@ class KerasHubLora(Format):
             return (f"format {self.name} saves LoRA adapters; {subject} has none: call "
                     "backbone.enable_lora(rank) in the factory, as the fine-tuning code does")
         return super().unfit(model, subject)
+
+    def base_of(self, model: Any) -> Any:
+        return _lora_owner(model)
 
     def save(self, model: Any, path: Any) -> None:
         _lora_owner(model).save_lora_weights(str(path))

@@ -74,6 +74,17 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, message
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def first_line(exc: BaseException) -> str:
+    """``Class: first line of the message``, without terminal colour codes (JAX's tracebacks)."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        lines[0] = f"{lines[0]} {lines[1]}"  # Keras's wrapper line: the cause is the next one
+    return f"{type(exc).__name__}: {lines[0][:400] if lines else ''}".rstrip(": ")
+
+
 def one_line(exc: BaseException) -> str:
     """``Class: message`` on one line, for messages that quote it inline."""
     return " ".join("{}: {}".format(*describe(exc)).split())

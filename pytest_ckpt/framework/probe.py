@@ -165,6 +165,15 @@ def probe_inputs(model: Any, *, tokens: Tokens | None = None, batch: int | None 
     return nested.map_leaves(specs, make, is_leaf=_is_spec)
 
 
+def scaled(inputs: Any, factor: float) -> Any:
+    """``inputs`` with every floating-point array multiplied by ``factor`` (integers kept)."""
+    def scale(value: Any) -> Any:
+        array = np.asarray(value)
+        return (array * factor).astype(array.dtype) if np.issubdtype(array.dtype, np.floating) else value
+
+    return nested.map_leaves(inputs, scale)
+
+
 def by_name(model: Any, inputs: Any) -> dict[str, np.ndarray]:
     """``inputs`` (the structure :func:`probe_inputs` built for ``model``) keyed by input name."""
     return dict(zip(input_names(model), nested.leaves(inputs)))

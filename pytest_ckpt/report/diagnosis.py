@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_ckpt.checks.comparison import VariableKind, VariableOutcome, Verdict
-from pytest_ckpt.checks.outcomes import RoundTripResult
+from pytest_ckpt.checks.outcomes import AdapterLoss, RoundTripResult
 from pytest_ckpt.framework.formats import MatchesBy, adapters_only, matching, restores_on_creation, ships_model
 from pytest_ckpt.framework.messages import duplicate_path, optimizer_skipped, unknown_class
 from pytest_ckpt.search.masks import frozen_by
@@ -148,7 +148,7 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
                 "between saves)",
                 "make saving and loading deterministic; until then this checkpoint cannot be trusted")
     steps: list[Callable[[RoundTripResult], Diagnosis | None]] = [
-        _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only, _adapters_only,
+        _adapters_only, _unstorable, _save_failed, _unregistered, _process_dependent, _outputs_only,
         _lora_merged,
         _state_tree, _optimizer_only, _by_name, _same_state, _positional]
     for step in steps:
@@ -160,13 +160,42 @@ def diagnose(result: RoundTripResult, *, not_reproducible: bool = False) -> Diag
             "if this format should be order-independent, this is a bug worth reporting upstream")
 
 
+# Why a variable an adapter file did not bring back was its to hold, and what to do about it.
+_ADAPTER_LOSSES: dict[AdapterLoss, tuple[str, str]] = {
+    AdapterLoss.BIAS: ("the adapted layers' biases ({}): keras-hub's enable_lora leaves them "
+                       "trainable, so fine-tuning changes them",
+                       "after enable_lora, set layer.bias.trainable = False for each adapted layer"),
+    AdapterLoss.ADAPTER: ("adapters of layers backbone.enable_lora did not adapt ({}): "
+                          "save_lora_weights saves only the layers it lists",
+                          "adapt layers through backbone.enable_lora(rank, target_layer_names=[...]), "
+                          "not on the layer itself"),
+    AdapterLoss.STATE: ("state a training step updates although it is not trainable ({}), such as "
+                        "batch statistics, a cache or a step count",
+                        "freeze the layers that hold it (layer.trainable = False), so training "
+                        "leaves it as the base has it"),
+    AdapterLoss.TRAINED: ("other trainable variables of the backbone ({})",
+                          "freeze them before fine-tuning"),
+    AdapterLoss.OUTSIDE_BASE: ("variables outside the backbone ({}; a task's head): neither the "
+                               "backbone's preset nor the adapter file holds them, trained or not",
+                               "save them too (task.save_to_preset, or save_weights)"),
+}
+
+
 def _adapters_only(result: RoundTripResult) -> Diagnosis | None:
-    """An adapter file (keras-hub's .lora.h5): an adapter in another layer, or trained state it
-    does not hold."""
-    if not adapters_only(result.format) or result.save_error or result.load_error:
+    """An adapter file (keras-hub's .lora.h5): adapters it cannot save, adapters in other
+    layers, or trained state it does not hold."""
+    if not adapters_only(result.format):
         return None
-    rows = _rows(result, VariableKind.MODEL)
-    if any(o.verdict is Verdict.SWAPPED for o in rows):
+    if result.save_error and result.facts.unsavable_adapters:
+        names = ", ".join(result.facts.unsavable_adapters[:3])
+        return (f"save_lora_weights cannot save the adapters of {names}: it reads lora_kernel_a and "
+                "lora_kernel_b, which only Dense and EinsumDense adapters have (an Embedding's are "
+                "lora_embeddings_a and lora_embeddings_b)",
+                "adapt only Dense and EinsumDense layers (enable_lora's target_layer_names), or save "
+                "the whole model (save_weights) to keep an Embedding's adapter")
+    if result.save_error or result.load_error or result.facts.layout_moved:
+        return None  # a build that depends on the process has its own cause
+    if any(o.verdict is Verdict.SWAPPED for o in _rows(result, VariableKind.MODEL)):
         return (f"adapters restored into other layers: format {result.format} keys each adapter by "
                 "its layer's index among the layers that hold weights, and the loading model numbers "
                 "its layers otherwise (a layer that gets its weights later, another architecture, or "
@@ -174,28 +203,18 @@ def _adapters_only(result: RoundTripResult) -> Diagnosis | None:
                 "build the loading model exactly as the saving one and call it once before "
                 "load_lora_weights, with the same enable_lora(rank, target_layer_names); or keep the "
                 "adapters with the model's weights (save_weights, keyed by path)")
-    lost = [o.display for o in rows if o.verdict is Verdict.NOT_LOADED]
-    if lost:
-        biases = (" keras-hub's enable_lora leaves the adapted layers' biases trainable, so "
-                  "fine-tuning changes them, and the adapter file does not hold them."
-                  if result.facts.lora else "")
-        return (f"{len(lost)} variable{'s' if len(lost) > 1 else ''} that training changes "
-                f"({', '.join(lost[:3])}) {'are' if len(lost) > 1 else 'is'} not in the adapter file: "
-                f"format {result.format} holds the LoRA adapters only (lora_kernel_a and lora_kernel_b "
-                "of each adapted layer), so a model built from the base and given these adapters "
-                f"keeps the base's values there.{biases} Anything else left trainable (a task's "
-                "head) is lost the same way",
-                "freeze what the adapter file does not hold before fine-tuning (after enable_lora: "
-                "layer.bias.trainable = False for each adapted layer, and freeze or separately save "
-                "a task's head), or save the whole model (save_weights, format keras-weights) "
-                "beside the adapters")
-    if _rows(result, VariableKind.OPTIMIZER) and not rows:
-        return (f"format {result.format} holds the LoRA adapters only, never the optimizer's state: "
-                "fine-tuning resumed from it starts the optimizer from scratch (iterations 0, empty "
-                "slots)",
-                "to resume fine-tuning, save the whole training state (model.save or save_weights, "
-                "formats keras, keras-weights); ship the adapters with the adapter file")
-    return None
+    losses = result.facts.adapter_losses
+    if not losses:
+        return None
+    count = sum(len(names) for names in losses.values())
+    parts = [(_ADAPTER_LOSSES[why][0].format(", ".join(names[:3]) + (" ..." if len(names) > 3 else "")),
+              _ADAPTER_LOSSES[why][1]) for why, names in losses.items()]
+    return (f"{count} variable{'s' if count > 1 else ''} of the fine-tuned model {'are' if count > 1 else 'is'} "
+            f"not in the adapter file, and a model built from the base keeps other values there: "
+            f"format {result.format} holds the adapters of the layers backbone.enable_lora adapted "
+            f"(lora_kernel_a, lora_kernel_b) and nothing else. Lost: " + "; ".join(p[0] for p in parts),
+            "; ".join(p[1] for p in parts) + "; or save the whole model (save_weights, format "
+            "keras-weights) beside the adapters")
 
 
 def _lora_merged(result: RoundTripResult) -> Diagnosis | None:

@@ -1,21 +1,23 @@
 """Plain-Keras truth for keras-hub's adapter files: fine-tune in one process, load in another.
 
-    python tests/truth/lora_adapters.py FACTORY [--steps N] [--keep]
+    python tests/truth/lora_adapters.py FACTORY [--steps N] [--scale S] [--keep]
 
 FACTORY is ``module:callable`` returning a keras-hub Backbone (or a Task) with LoRA enabled,
 as its fine-tuning code leaves it.  Prints ONE JSON line.  Nothing here asserts.
 
 Two fresh interpreters with different hash seeds, as users run:
 
-* save: build the model; record every variable (``base.npz``: the base both processes start
-  from, as a preset gives it); fine-tune it for real with ``fit`` (Adam, mean squared error
-  on the first output, random data) under the flags the factory set; record every variable
-  again (``trained.npz``) and the outputs on a fixed probe; ``save_lora_weights``.
-* load: build the model; give every variable its base value by path (what ``from_preset``
-  of the same base does); ``load_lora_weights``; classify every variable by path:
-  ``survived`` (its fine-tuned value), ``swapped:<path>`` (another variable's fine-tuned
-  value), ``not_loaded`` (still the base value, although fine-tuning changed it) or
-  ``changed``; compare the outputs on the same probe.
+* save: build the model; record every variable (``base.npz``); fine-tune it for real with
+  ``fit`` under the flags the factory set: Adam, mean squared error on the first output,
+  random data (features times ``--scale``), through the model's own ``fit`` when its class
+  has its own ``train_step``, else through a model wrapping its first output; record every
+  variable again (``trained.npz``) and the outputs on a fixed probe; ``save_lora_weights``.
+* load: build the model; give the backbone's variables their base values by path (what
+  ``from_preset`` of the same backbone preset gives; a Task's head is not in it); record
+  what every variable holds; ``load_lora_weights``; classify every variable by path:
+  ``survived`` (its fine-tuned value), ``not_loaded`` (what it held before the load),
+  ``swapped:<path>`` (another variable's fine-tuned value) or ``changed``; compare the
+  outputs on the same probe.
 
 Only Keras, keras-hub and NumPy: no pytest_ckpt import.
 """
@@ -41,7 +43,7 @@ def build(factory):
     return getattr(importlib.import_module(module), attr)()
 
 
-def probe(model, seed=0):
+def probe(model, seed=0, scale=1.0):
     """One batch for every input of the model, in ``model.inputs`` order."""
     rng = np.random.default_rng(seed)
     arrays = []
@@ -55,7 +57,7 @@ def probe(model, seed=0):
         elif "bool" in dtype:
             arrays.append(np.ones(shape, bool))
         else:
-            arrays.append(rng.normal(size=shape).astype(dtype))
+            arrays.append((rng.normal(size=shape) * scale).astype(dtype))
     return arrays
 
 
@@ -74,23 +76,30 @@ def save_phase(args):
     import keras
 
     model = build(args.factory)
-    x = probe(model)
+    x = probe(model, scale=args.scale)
     np.savez(os.path.join(args.dir, "base.npz"), **values(model))
-    trainer = keras.Model(model.inputs, model.outputs[0])
+    own_step = "train_step" in vars(type(model)) or any(
+        "train_step" in vars(c) for c in type(model).__mro__[1:] if not c.__module__.startswith("keras"))
+    trainer = model if own_step else keras.Model(model.inputs, model.outputs[0])
     trainer.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    target = np.random.default_rng(1).normal(size=tuple(int(d) for d in trainer(x).shape)).astype("float32")
+    first = keras.Model(model.inputs, model.outputs[0])(x)
+    target = np.random.default_rng(1).normal(size=tuple(int(d) for d in first.shape)).astype("float32")
     trainer.fit(x, target, batch_size=len(target), epochs=args.steps, verbose=0)
     np.savez(os.path.join(args.dir, "trained.npz"), **values(model))
     np.savez(os.path.join(args.dir, "outputs.npz"), *outputs(model, x))
     owner = model if hasattr(model, "save_lora_weights") else model.backbone
-    owner.save_lora_weights(os.path.join(args.dir, "adapters.lora.h5"))
-    print(json.dumps({"order": [layer.name for layer in owner.layers]}))
+    save_error = None
+    try:
+        owner.save_lora_weights(os.path.join(args.dir, "adapters.lora.h5"))
+    except Exception as exc:
+        save_error = f"{type(exc).__name__}: {exc}"[:500]
+    print(json.dumps({"order": [layer.name for layer in owner.layers], "save_error": save_error}))
 
 
-def classify(path, held, base, trained):
+def classify(path, held, before, trained):
     if np.array_equal(held, trained[path]):
         return "survived"
-    if np.array_equal(held, base[path]):  # first: untrained variables share values (zero biases)
+    if np.array_equal(held, before[path]):  # first: untrained variables share values (zero biases)
         return "not_loaded"
     for other in trained.files:
         if other != path and trained[other].shape == held.shape and np.array_equal(held, trained[other]):
@@ -101,15 +110,16 @@ def classify(path, held, base, trained):
 def load_phase(args):
     model = build(args.factory)
     base, trained = np.load(os.path.join(args.dir, "base.npz")), np.load(os.path.join(args.dir, "trained.npz"))
-    for v in model.weights:
-        v.assign(base[v.path])
     owner = model if hasattr(model, "save_lora_weights") else model.backbone
+    for v in owner.weights:
+        v.assign(base[v.path])
+    before = values(model)
     load_error = None
     try:
         owner.load_lora_weights(os.path.join(args.dir, "adapters.lora.h5"))
     except Exception as exc:  # reported, and the state it left is still classified
         load_error = f"{type(exc).__name__}: {exc}"[:500]
-    verdicts = {path: classify(path, held, base, trained) for path, held in values(model).items()}
+    verdicts = {path: classify(path, held, before, trained) for path, held in values(model).items()}
     saved = np.load(os.path.join(args.dir, "outputs.npz"))
     got = outputs(model, probe(model))
     diff = max(float(np.max(np.abs(a - saved[f"arr_{i}"]))) for i, a in enumerate(got))
@@ -122,7 +132,8 @@ def load_phase(args):
 def child(args, phase, hash_seed):
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
     done = subprocess.run([sys.executable, __file__, args.factory, "--phase", phase, "--dir", args.dir,
-                           "--steps", str(args.steps)], capture_output=True, text=True, env=env)
+                           "--steps", str(args.steps), "--scale", str(args.scale)],
+                          capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.exit(f"{phase} process failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -132,6 +143,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("factory", help="module:callable")
     p.add_argument("--steps", type=int, default=2, help="fine-tuning steps (one batch each)")
+    p.add_argument("--scale", type=float, default=1.0, help="scale of the fine-tuning data's features")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--phase", choices=("save", "load"), help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
@@ -143,6 +155,9 @@ def main(argv=None):
     args.dir = tempfile.mkdtemp(prefix="lora-truth")
     try:
         saved = child(args, "save", SAVE_HASH_SEED)
+        if saved["save_error"]:
+            print(json.dumps({"factory": args.factory, "save_error": saved["save_error"]}))
+            return None
         loaded = child(args, "load", LOAD_HASH_SEED)
     finally:
         if not args.keep:
@@ -151,7 +166,7 @@ def main(argv=None):
     for verdict in loaded["verdicts"].values():
         key = verdict.split(":")[0]
         counts[key] = counts.get(key, 0) + 1
-    print(json.dumps({"factory": args.factory, "counts": counts, **loaded,
+    print(json.dumps({"factory": args.factory, "save_error": None, "counts": counts, **loaded,
                       "orders_differ": saved["order"] != loaded["order"],
                       "dir": args.dir if args.keep else None}))
 

@@ -61,3 +61,13 @@ def test_a_long_message_is_cut_but_keeps_the_unknown_class():
     name, message = describe(ValueError("{'config': " + "x" * 900 + "} " + UNKNOWN))
     assert name == "ValueError" and len(message) < 1000 and "Could not locate class 'MyBlock'" in message
     assert one_line(ValueError("a\n  b")) == "ValueError: a b"
+
+
+def test_first_line_drops_colour_codes_and_keeps_the_cause_keras_wraps():
+    from pytest_ckpt.framework.messages import first_line
+
+    wrapped = RuntimeError("Exception encountered when calling Guard.call().\n\n\x1b[1mnever in training\x1b[0m"
+                           "\n\nArguments received by Guard.call():\n  • x=jnp.ndarray(shape=(25")
+    assert first_line(wrapped) == ("RuntimeError: Exception encountered when calling Guard.call(). "
+                                   "never in training")
+    assert first_line(ValueError("")) == "ValueError"

@@ -1,7 +1,7 @@
 """Failure reports from typed results (no TensorFlow: results are built by hand)."""
 
 from pytest_ckpt.checks.comparison import NOT_LOADED, SWAPPED, VariableOutcome
-from pytest_ckpt.checks.outcomes import Facts, RoundTripResult
+from pytest_ckpt.checks.outcomes import AdapterLoss, Facts, RoundTripResult
 from pytest_ckpt.framework.probe import OutputDifference
 from pytest_ckpt.report.diagnosis import diagnose, render
 from pytest_ckpt.search.masks import FreezeMask
@@ -163,22 +163,32 @@ def test_an_adapter_file_that_moved_adapters_blames_its_layer_index_keys():
     assert "load_lora_weights" in remedy
 
 
-def test_trained_state_outside_an_adapter_file_is_named_and_biases_only_when_lora_layers_lost_them():
-    cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("head/kernel")]))
-    assert "1 variable that training changes (head/kernel) is not in the adapter file" in cause
-    assert "biases" not in cause and "freeze what the adapter file does not hold" in remedy
-    cause, _ = diagnose(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("q/bias"), lost("v/bias")],
-                               facts=Facts(lora=["q", "v"])))
-    assert "2 variables" in cause and "biases trainable" in cause
-
-
-def test_an_adapter_file_never_holds_the_optimizer():
+def test_what_an_adapter_file_lost_is_named_by_why_with_one_remedy_each():
+    losses = {AdapterLoss.OUTSIDE_BASE: ["logits/kernel"]}
+    cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("logits/kernel")],
+                                    facts=Facts(adapter_losses=losses)))
+    assert "1 variable of the fine-tuned model is not in the adapter file" in cause
+    assert "outside the backbone (logits/kernel" in cause and "biases" not in cause
+    assert "task.save_to_preset" in remedy
+    losses = {AdapterLoss.BIAS: ["q/bias", "v/bias"], AdapterLoss.STATE: ["bn/moving_mean"],
+              AdapterLoss.ADAPTER: ["pool/lora_kernel_a"]}
     cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING,
-                                    outcomes=[lost("optimizer/q/lora_kernel_a/momentum", kind="optimizer")]))
-    assert "never the optimizer's state" in cause and "model.save or save_weights" in remedy
+                                    outcomes=[lost(k) for names in losses.values() for k in names],
+                                    facts=Facts(adapter_losses=losses)))
+    assert "4 variables" in cause and "leaves them trainable" in cause and "batch statistics" in cause
+    assert "adapters of layers backbone.enable_lora did not adapt (pool/lora_kernel_a)" in cause
+    assert "layer.bias.trainable = False" in remedy and "layer.trainable = False" in remedy
+    assert "target_layer_names" in remedy
+
+
+def test_an_adapter_file_that_cannot_save_an_embeddings_adapter_says_so():
+    cause, remedy = diagnose(result(fmt="keras-hub-lora", save=NOTHING, save_error=("AttributeError", "..."),
+                                    facts=Facts(unsavable_adapters=["token_embedding"])))
+    assert "cannot save the adapters of token_embedding" in cause and "Dense and EinsumDense" in remedy
 
 
 def test_an_adapter_file_report_says_no_mask_was_drawn():
-    text = render(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("head/kernel")], factory_flags=True),
+    text = render(result(fmt="keras-hub-lora", save=NOTHING, outcomes=[lost("head/kernel")], factory_flags=True,
+                         facts=Facts(adapter_losses={AdapterLoss.OUTSIDE_BASE: ["head/kernel"]})),
                   seed=1, reproduce="pytest ...")
     assert "save mask: none drawn: the flags the factory set" in text and "nothing frozen" not in text
