@@ -263,3 +263,28 @@ class InferenceOnly(keras.layers.Layer):
 def inference_only_lora():
     """A model that refuses training-mode calls: the check cannot tell what fine-tuning changes."""
     return _one_query(InferenceOnly(name="guard"))
+
+
+def _loss_counting_backbone():
+    import keras_hub
+
+    class LossCounting(keras_hub.models.Backbone):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            steps = self.get_layer("anneal").steps
+            steps.assign(steps.value + 1.0)
+            return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    features = keras.Input((4,), name="features")
+    hidden = Annealed(name="anneal")(keras.layers.Dense(4, name="query")(features))
+    backbone = LossCounting(inputs=features, outputs=hidden)
+    backbone.enable_lora(2, target_layer_names=["query"])
+    _freeze_adapted_biases(backbone)
+    backbone.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    return backbone
+
+
+def loss_counting_lora():
+    """Known-bad (JAX): the count advanced by the class's own compute_loss, which fit runs and
+    no call does."""
+    return _loss_counting_backbone()
+

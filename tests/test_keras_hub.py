@@ -184,11 +184,16 @@ def test_an_adapter_file_of_a_model_where_only_adapters_train_passes(factory):
 
 
 @needs_keras_hub
-@pytest.mark.skipif(BACKEND != "jax", reason="the factory's train_step has JAX's signature")
-def test_state_only_a_custom_train_step_advances_is_found_by_a_real_fit_step():
-    failure = check_format(f"{H}:step_counting_lora", "keras-hub-lora", examples=1, seed=0).failure
+@pytest.mark.skipif(BACKEND != "jax", reason="the factories' train_step has JAX's signature")
+@pytest.mark.parametrize("factory", ["step_counting_lora", "loss_counting_lora"])
+def test_state_only_a_models_own_training_code_advances_is_found_by_a_real_fit_step(factory):
+    failure = check_format(f"{H}:{factory}", "keras-hub-lora", examples=1, seed=0).failure
     assert failure is not None and failure.facts.adapter_losses == {AdapterLoss.STATE: ["anneal/steps"]}
-    with pytest.raises(FormatNotApplicable, match=r"its own train_step .* compile the model in the factory"):
+
+
+@needs_keras_hub
+def test_own_training_code_the_check_cannot_run_uncompiled_is_skipped_with_the_reason():
+    with pytest.raises(FormatNotApplicable, match=r"its own code .*train_step.* compile the model in the factory"):
         check_format(f"{H}:step_counting_uncompiled_lora", "keras-hub-lora", examples=1, seed=0)
 
 

@@ -411,6 +411,8 @@ EXACT, KINDS, COVERS = "exact", "kinds", "covers"
     ("set_ordered_lora", False, KINDS, ()),  # another process numbers the layers otherwise
     pytest.param("step_counting_lora", False, EXACT, (), marks=pytest.mark.skipif(
         BACKEND != "jax", reason="its train_step has JAX's signature")),
+    pytest.param("loss_counting_lora", False, EXACT, (), marks=pytest.mark.skipif(
+        BACKEND != "jax", reason="measured on JAX")),
 ])
 def test_keras_hub_adapter_file_verdicts_match_plain_keras_fine_tuning(factory, safe, compare, extra):
     failure = check_format(f"tests.cases_hub:{factory}", "keras-hub-lora", examples=1, seed=0).failure

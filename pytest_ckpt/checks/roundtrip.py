@@ -35,7 +35,7 @@ from pytest_ckpt.checks.loading import LoadReport, LoadRequest, Structure, refre
 from pytest_ckpt.checks.optimizer_state import OptimizerCheck, fresh_optimizer, is_compiled
 from pytest_ckpt.checks.outcomes import AdapterLoss, CheckOutcome, Facts, Matching, RoundTripResult
 from pytest_ckpt.checks.tolerance import OUTPUT_TOLERANCE
-from pytest_ckpt.checks.training import custom_train_step, trained_keys
+from pytest_ckpt.checks.training import own_training_code, trained_keys
 from pytest_ckpt.errors import FactoryError
 from pytest_ckpt.framework import compat, probe
 from pytest_ckpt.framework.bulk import read
@@ -437,6 +437,8 @@ class RoundTrip:
             base = {id(v) for v in self.save_format.base_of(self.pair.saver.model).weights}
             self.owned = {e.key for e in self.pair.saved if id(e.variable) in base}
             self.trained = self._trained_keys()
+            # Only the base: a head one process draws like another (seeded) is not taken as
+            # rebuilt alike, since long-lived processes carry seeded RNG state from check to check.
             self.base_keys = self.owned - self.trained
 
     @property
@@ -449,11 +451,11 @@ class RoundTrip:
         """What training changes; run again once every variable holds a distinct value (a
         cache that follows trainable weights shows only when they differ from it)."""
         pair, model = self.pair, self.pair.saver.model
-        custom = custom_train_step(model)
+        custom = own_training_code(model)
         if custom is not None and not is_compiled(model):
             raise FormatNotApplicable(
                 f"format {self.format_name} holds only what fine-tuning changes; the model of factory "
-                f"{pair.name} trains with its own train_step ({custom}), which may update more, and "
+                f"{pair.name} trains through its own code ({custom}), which may update more, and "
                 "only fit can run it: compile the model in the factory")
         try:
             first = probe.probe_inputs(model, tokens=pair.structure.tokens)
@@ -467,7 +469,7 @@ class RoundTrip:
             with framework_chatter():
                 return trained_keys(pair.saver, probes, batches)
         except Exception as exc:
-            step = " and one fit step (its class has its own train_step)" if custom else ""
+            step = f" and one fit step (it trains through {custom})" if custom else ""
             raise FactoryError(
                 f"format {self.format_name} holds only what fine-tuning changes; to tell which "
                 f"variables that is, the check calls the model of factory {pair.name} in training "

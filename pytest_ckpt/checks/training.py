@@ -97,14 +97,22 @@ def restore(model: Any, values: list[np.ndarray]) -> None:
 
 
 
-def custom_train_step(model: Any) -> str | None:
-    """The class whose own ``train_step`` ``fit`` runs, when it is not Keras's (None)."""
-    for cls in type(model).__mro__:
-        if "train_step" in vars(cls):
-            if cls.__module__.startswith(("keras.src.backend", "keras.src.trainers", "tf_keras")):
-                return None
-            return f"{cls.__module__}.{cls.__qualname__}"
+# What fit runs besides the layers' calls: code there may update state no call updates.
+_TRAINING_HOOKS = ("train_step", "compute_loss", "stateless_compute_loss", "compute_metrics")
+
+
+def own_training_code(model: Any) -> str | None:
+    """``Class.method`` of the first of fit's hooks the model's class overrides (None: Keras's own)."""
+    for hook in _TRAINING_HOOKS:
+        for cls in type(model).__mro__:
+            if hook in vars(cls):
+                if not cls.__module__.startswith(("keras.", "keras_hub.", "tf_keras.")):
+                    return f"{cls.__module__}.{cls.__qualname__}.{hook}"
+                break
     return None
+
+
+CALLS_PER_PROBE = 4
 
 
 def trained_keys(tree: LayerTree, probes: list[Any], batches: list[Batch] | None = None) -> set[str]:
@@ -122,8 +130,10 @@ def trained_keys(tree: LayerTree, probes: list[Any], batches: list[Batch] | None
         updated.update(e.key for e, digest in zip(entries, held) if fingerprint(read(e.variable)) != digest)
 
     try:
+        # A few calls each: state may start to move only after some (a warm-up count).
         for inputs in probes:
-            model(inputs, training=True)
+            for _ in range(CALLS_PER_PROBE):
+                model(inputs, training=True)
             seen()
         if batches is not None:
             fit_steps(model, batches)

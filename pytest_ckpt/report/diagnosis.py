@@ -176,7 +176,8 @@ _ADAPTER_LOSSES: dict[AdapterLoss, tuple[str, str]] = {
     AdapterLoss.TRAINED: ("other trainable variables of the backbone ({})",
                           "freeze them before fine-tuning"),
     AdapterLoss.OUTSIDE_BASE: ("variables outside the backbone ({}; a task's head): neither the "
-                               "backbone's preset nor the adapter file holds them, trained or not",
+                               "backbone's preset nor the adapter file holds them, and fine-tuning "
+                               "changes them or a fresh process's build draws them anew",
                                "save them too (task.save_to_preset, or save_weights)"),
 }
 

@@ -10,7 +10,8 @@ Two fresh interpreters with different hash seeds, as users run:
 * save: build the model; record every variable (``base.npz``); fine-tune it for real with
   ``fit`` under the flags the factory set: Adam, mean squared error on the first output,
   random data (features times ``--scale``), through the model's own ``fit`` when its class
-  has its own ``train_step``, else through a model wrapping its first output; record every
+  has its own ``train_step`` or ``compute_loss`` (or the like), else through a model wrapping
+  its first output; record every
   variable again (``trained.npz``) and the outputs on a fixed probe; ``save_lora_weights``.
 * load: build the model; give the backbone's variables their base values by path (what
   ``from_preset`` of the same backbone preset gives; a Task's head is not in it); record
@@ -78,8 +79,9 @@ def save_phase(args):
     model = build(args.factory)
     x = probe(model, scale=args.scale)
     np.savez(os.path.join(args.dir, "base.npz"), **values(model))
-    own_step = "train_step" in vars(type(model)) or any(
-        "train_step" in vars(c) for c in type(model).__mro__[1:] if not c.__module__.startswith("keras"))
+    hooks = ("train_step", "compute_loss", "stateless_compute_loss", "compute_metrics")
+    own_step = any(hook in vars(c) for hook in hooks for c in type(model).__mro__
+                   if not c.__module__.startswith("keras"))
     trainer = model if own_step else keras.Model(model.inputs, model.outputs[0])
     trainer.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     first = keras.Model(model.inputs, model.outputs[0])(x)
