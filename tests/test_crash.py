@@ -42,6 +42,9 @@ def test_two_files_replaced_one_after_the_other_mix_old_and_new():
     assert "mixes the old state with the new" in render_crash(outcome)
 
 
+# The whole --ckpt-crash session (70 s on 2 cores) runs in CI's slow step, keeping the README's
+# command under its 5 minutes; the check's known-bad kinds stay in it.
+@pytest.mark.slow
 def test_crash_items_run_beside_the_rest_and_leave_nothing_behind(pytester, project_on_path):
     pytester.makeini(f"""
         [pytest]
