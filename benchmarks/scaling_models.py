@@ -31,3 +31,11 @@ def params_30m_compiled():
     from pytest_ckpt.models import compiled_resnet50_nested
 
     return compiled_resnet50_nested()  # 31.6M + Adam's two slots per trainable variable
+
+
+def compiled_resnet50_built():
+    """The compiled ResNet50 with its optimizer built, as resume code prepares it: compile()
+    alone builds it only at the first step, so load_weights would skip its saved state."""
+    model = params_30m_compiled()
+    model.optimizer.build(model.trainable_variables)
+    return model
