@@ -463,7 +463,7 @@ class RoundTrip:
             probes = [first, probe.scaled(first, 100.0)]
             batches = None
             if custom is not None:
-                from pytest_ckpt.checks.resume import synthetic_batches
+                from pytest_ckpt.checks.resume import synthetic_batches  # resume imports this module
 
                 batches = synthetic_batches(model, 1)
             with framework_chatter():

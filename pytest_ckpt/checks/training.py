@@ -96,7 +96,6 @@ def restore(model: Any, values: list[np.ndarray]) -> None:
         v.assign(value)
 
 
-
 # What fit runs besides the layers' calls: code there may update state no call updates.
 _TRAINING_HOOKS = ("train_step", "compute_loss", "stateless_compute_loss", "compute_metrics")
 
@@ -119,7 +118,8 @@ def trained_keys(tree: LayerTree, probes: list[Any], batches: list[Batch] | None
     """The variables training can change under the flags the model has now: the trainable
     ones (the optimizer moves them), those a training-mode call on any of ``probes`` updates
     (batch statistics, caches), and, given ``batches``, those a real ``fit`` step on them
-    updates (a custom ``train_step``).  Every model variable is put back afterwards."""
+    updates (the model's own ``train_step`` or ``compute_loss``).  Every model variable is put
+    back afterwards."""
     model = tree.model
     before = snapshot(model)
     entries = tree.variables()
