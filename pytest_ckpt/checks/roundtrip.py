@@ -684,9 +684,9 @@ def check_format(factory: Callable[[], Any] | str, format_name: str, *, examples
         engine = RoundTrip(pair, format_name, wd)  # raises if the format does not apply
         outputs = check_outputs(pair, format_name, wd, engine.base_keys)
         pair.fill()
-        fixed = fixed_pairs(pair.saver, pair.load_outline, policy, translate=pair.translate)
-        if engine.as_found:  # one example: the flags the factory set
-            fixed = [(current_mask(pair.saver),) * 2]
+        # An adapters-only format: one example, the flags the factory set.
+        fixed = ([(current_mask(pair.saver),) * 2] if engine.as_found
+                 else fixed_pairs(pair.saver, pair.load_outline, policy, translate=pair.translate))
         strategy = mask_pairs(pair.saver, pair.load_outline, policy=policy, translate=pair.translate)
         found = driver.search(lambda masks: engine.run(*masks),
                               fixed=[{"masks": p} for p in fixed], strategies={"masks": strategy},
